@@ -1,0 +1,355 @@
+"""The BigQuery destination: tables, load jobs, stage + MERGE, and what its errors mean.
+
+Every job id is deterministic per export, window, attempt and step, so a job resubmitted after
+a lost response is recognised (409 Already Exists) and awaited instead of run twice.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import requests
+from google.api_core import exceptions as api_errors
+from google.api_core.retry import Retry
+from google.auth import exceptions as auth_errors
+from google.cloud import bigquery
+from google.cloud.bigquery.retry import DEFAULT_RETRY
+from google.oauth2 import service_account
+
+from .errors import DestinationError
+from .keyfile import ServiceAccountKey
+from .models.base import ExportModel, ModelField
+from .permissions import describe_api_error
+
+log = logging.getLogger(__name__)
+
+BIGQUERY_SCOPE = "https://www.googleapis.com/auth/bigquery"
+STAGE_TABLE_TTL = timedelta(hours=12)
+DEFAULT_RETRY_DEADLINE = 120.0
+JOB_TIMEOUT = 6 * 3600.0
+TRANSIENT_NETWORK_ERRORS = (
+    ConnectionError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.Timeout,
+)
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """What a run writes to: the table's fields that the model knows, and their types."""
+
+    table_ref: str
+    fields: list[ModelField]  # model fields the table has, in model order
+    json_fields: set[str]  # of those, the ones stored as JSON in the table
+    missing_fields: list[str]  # model fields the table lacks (left out)
+    created: bool = False
+    table_type_by_field: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def source_fields(self) -> list[ModelField]:
+        return [f for f in self.fields if f.from_source]
+
+
+def _is_transient(error: Exception) -> bool:
+    if isinstance(error, TRANSIENT_NETWORK_ERRORS):
+        return True
+    if isinstance(error, api_errors.Forbidden):  # quotaExceeded passes; accessDenied does not
+        return getattr(error, "reason", None) in ("quotaExceeded", "rateLimitExceeded")
+    return DEFAULT_RETRY._predicate(error)
+
+
+def make_retry(deadline: float) -> Retry:
+    return Retry(predicate=_is_transient, initial=1.0, maximum=30.0, timeout=deadline)
+
+
+def job_labels(export_name: str, export_uid: str, window: str) -> dict[str, str]:
+    # Label values: lowercase letters, digits, '_' and '-', at most 63 characters.
+    def clean(value: str) -> str:
+        return "".join(c if c.isalnum() or c in "_-" else "_" for c in value.lower())[:63]
+
+    return {
+        "bqtui_export": clean(export_name),
+        "bqtui_export_uid": clean(export_uid),
+        "bqtui_window": clean(window),
+    }
+
+
+class BigQueryDestination:
+    """One BigQuery project reached with a service-account key."""
+
+    def __init__(
+        self,
+        key: ServiceAccountKey,
+        *,
+        project_id: str | None = None,
+        endpoint: str | None = None,
+        location: str | None = None,
+        retry_deadline: float = DEFAULT_RETRY_DEADLINE,
+    ):
+        self.project = project_id or key.project_id
+        self.location = location
+        self.endpoint = endpoint
+        self.retry = make_retry(retry_deadline)
+        credentials = service_account.Credentials.from_service_account_info(
+            key.info, scopes=[BIGQUERY_SCOPE]
+        )
+        self.client = bigquery.Client(
+            project=self.project,
+            credentials=credentials,
+            client_options={"api_endpoint": endpoint} if endpoint else None,
+        )
+        self.service_account_email = key.client_email
+
+    def close(self) -> None:
+        self.client.close()
+
+    def table_ref(self, dataset_id: str, table_id: str) -> str:
+        return f"{self.project}.{dataset_id}.{table_id}"
+
+    def translate(self, error: Exception, doing: str, dataset_id: str | None = None):
+        """A user-facing error for a failed API call (permission problems are precise)."""
+        return describe_api_error(
+            error,
+            doing=doing,
+            project=self.project,
+            dataset=dataset_id,
+            service_account=self.service_account_email,
+        )
+
+    # -- tables -----------------------------------------------------------------------------
+
+    def prepare_table(
+        self, dataset_id: str, table_id: str, model: ExportModel, json_type: bool
+    ) -> TablePlan:
+        """Create the table with the model's schema if missing; else use the fields it has."""
+        ref = self.table_ref(dataset_id, table_id)
+        created = False
+        try:
+            try:
+                table = self.client.get_table(ref, retry=self.retry)
+            except api_errors.NotFound:
+                self._require_dataset(dataset_id)
+                table = bigquery.Table(ref, schema=model.schema(json_type))
+                if model.partition_field:
+                    table.time_partitioning = bigquery.TimePartitioning(
+                        type_=bigquery.TimePartitioningType.DAY, field=model.partition_field
+                    )
+                try:
+                    table = self.client.create_table(table, retry=self.retry)
+                    created = True
+                except api_errors.Conflict:  # created meanwhile by another client
+                    table = self.client.get_table(ref, retry=self.retry)
+        except (
+            api_errors.GoogleAPIError,
+            auth_errors.GoogleAuthError,
+            *TRANSIENT_NETWORK_ERRORS,
+        ) as error:
+            raise self.translate(error, f"preparing table {ref}", dataset_id) from None
+        return self._plan(ref, table.schema, model, json_type, created)
+
+    def _require_dataset(self, dataset_id: str) -> None:
+        try:
+            self.client.get_dataset(f"{self.project}.{dataset_id}", retry=self.retry)
+        except api_errors.NotFound:
+            raise DestinationError(
+                f"Dataset {dataset_id} does not exist in project {self.project}. Create it "
+                f"(bq mk --dataset {self.project}:{dataset_id}) or fix the dataset ID."
+            ) from None
+
+    @staticmethod
+    def _plan(ref, schema, model: ExportModel, json_type: bool, created: bool) -> TablePlan:
+        table_types = {f.name: (f.field_type, f.mode) for f in schema}
+        fields, json_fields, missing = [], set(), []
+        for model_field in model.fields:
+            if model_field.name not in table_types:
+                missing.append(model_field.name)
+                continue
+            table_type, mode = table_types[model_field.name]
+            expected = {"JSON", "STRING"} if model_field.json_capable else {model_field.bq_type}
+            aliases = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
+            table_type = aliases.get(table_type, table_type)
+            if table_type not in expected or (model_field.repeated != (mode == "REPEATED")):
+                raise DestinationError(
+                    f"Column {model_field.name} of {ref} is {mode} {table_type}, but the "
+                    f"{model.model.value} model writes "
+                    f"{model_field.schema_field(json_type).mode} "
+                    f"{model_field.destination_type(json_type)}. Fix the column or export to "
+                    "a new table."
+                )
+            fields.append(model_field)
+            if table_type == "JSON":
+                json_fields.add(model_field.name)
+        return TablePlan(ref, fields, json_fields, missing, created)
+
+    def create_stage_table(self, plan: TablePlan, stage_table_id: str) -> str:
+        """A fresh, unpartitioned, expiring stage table; JSON columns are STRING here."""
+        dataset_id = plan.table_ref.split(".")[1]
+        ref = self.table_ref(dataset_id, stage_table_id)
+        schema = [
+            bigquery.SchemaField(f.name, f.bq_type, mode="REPEATED" if f.repeated else "NULLABLE")
+            for f in plan.source_fields
+        ]
+        table = bigquery.Table(ref, schema=schema)
+        table.expires = datetime.now(UTC) + STAGE_TABLE_TTL
+        try:
+            self.client.delete_table(ref, not_found_ok=True, retry=self.retry)
+            self.client.create_table(table, retry=self.retry)
+        except (
+            api_errors.GoogleAPIError,
+            auth_errors.GoogleAuthError,
+            *TRANSIENT_NETWORK_ERRORS,
+        ) as error:
+            raise self.translate(error, f"creating stage table {ref}", dataset_id) from None
+        return ref
+
+    def drop_table(self, ref: str) -> Exception | None:
+        """Drop a table; return the error instead of raising (the table expires anyway)."""
+        try:
+            self.client.delete_table(ref, not_found_ok=True, retry=self.retry)
+        except (
+            api_errors.GoogleAPIError,
+            auth_errors.GoogleAuthError,
+            *TRANSIENT_NETWORK_ERRORS,
+        ) as error:
+            return self.translate(error, f"dropping stage table {ref}", ref.split(".")[1])
+        return None
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def _await_job(self, submit, job_id: str, doing: str, dataset_id: str):
+        """Submit a job with retries; a 409 means an earlier submission took effect."""
+        try:
+            try:
+                job = self.retry(submit)()
+            except api_errors.Conflict:
+                log.info("job %s was already submitted; waiting for it", job_id)
+                job = self.client.get_job(job_id, project=self.project, retry=self.retry)
+            job.result(retry=self.retry, timeout=JOB_TIMEOUT)
+        except (
+            api_errors.GoogleAPIError,
+            auth_errors.GoogleAuthError,
+            *TRANSIENT_NETWORK_ERRORS,
+        ) as error:
+            raise self.translate(error, doing, dataset_id) from None
+        return job
+
+    def load_file(self, path, stage_ref: str, job_id: str, labels: dict[str, str]):
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+            create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
+            labels=labels,
+        )
+        parquet_options = bigquery.ParquetOptions()
+        parquet_options.enable_list_inference = True  # REPEATED fields from Parquet LISTs
+        config.parquet_options = parquet_options
+
+        def submit():
+            with open(path, "rb") as file:
+                return self.client.load_table_from_file(
+                    file, stage_ref, job_id=job_id, job_config=config, num_retries=0
+                )
+
+        return self._await_job(submit, job_id, f"loading into {stage_ref}", stage_ref.split(".")[1])
+
+    def merge(
+        self,
+        plan: TablePlan,
+        stage_ref: str,
+        model: ExportModel,
+        job_id: str,
+        labels: dict[str, str],
+        timestamp_range: tuple[datetime, datetime] | None = None,
+    ):
+        sql = merge_statement(plan, stage_ref, model, timestamp_range)
+        config = bigquery.QueryJobConfig(labels=labels, use_legacy_sql=False)
+
+        def submit():
+            return self.client.query(
+                sql, job_config=config, job_id=job_id, job_retry=None, retry=None
+            )
+
+        return self._await_job(
+            submit, job_id, f"merging into {plan.table_ref}", plan.table_ref.split(".")[1]
+        )
+
+
+def _quote(ref: str) -> str:
+    return f"`{ref}`"
+
+
+def _timestamp_literal(value: datetime) -> str:
+    return f"TIMESTAMP '{value.astimezone(UTC).isoformat(timespec='microseconds')}'"
+
+
+def merge_statement(
+    plan: TablePlan,
+    stage_ref: str,
+    model: ExportModel,
+    timestamp_range: tuple[datetime, datetime] | None = None,
+) -> str:
+    """The MERGE of a stage table into the final table.
+
+    The stage may hold several rows per key; the newest versions win, ties broken by the
+    remaining columns so the outcome is deterministic.
+    """
+
+    def value(name: str) -> str:
+        if name == "bq_ingested_timestamp":
+            return "CURRENT_TIMESTAMP()"
+        if name in plan.json_fields:
+            # Text that still is not JSON is kept as a JSON string rather than dropped.
+            return (
+                f"IF(stage.`{name}` IS NULL, NULL, COALESCE(SAFE.PARSE_JSON(stage.`{name}`, "
+                f"wide_number_mode => 'round'), TO_JSON(stage.`{name}`)))"
+            )
+        return f"stage.`{name}`"
+
+    names = [f.name for f in plan.fields]
+    source_names = [f.name for f in plan.source_fields]
+    key = [k for k in model.merge_key if k in source_names]
+    versions = [v for v in model.version_fields if v in source_names]
+    tie_breakers = [n for n in source_names if n not in key and n not in versions]
+    order = [f"`{v}` DESC" for v in versions] + [f"TO_JSON_STRING(`{n}`)" for n in tie_breakers[:3]]
+    order_by = ", ".join(order) or "1"
+    partition_by = ", ".join(f"`{k}`" for k in key)
+    deduplicated = (
+        f"SELECT * EXCEPT (_bqtui_rank) FROM (SELECT *, ROW_NUMBER() OVER "
+        f"(PARTITION BY {partition_by} ORDER BY {order_by}) AS _bqtui_rank "
+        f"FROM {_quote(stage_ref)}) WHERE _bqtui_rank = 1"
+    )
+    on = " AND ".join(f"final.`{k}` = stage.`{k}`" for k in key)
+    if timestamp_range and model.partition_field in names:
+        low, high = timestamp_range
+        on += (
+            f" AND final.`{model.partition_field}` BETWEEN {_timestamp_literal(low)} "
+            f"AND {_timestamp_literal(high)}"
+        )
+    column_list = ", ".join(f"`{n}`" for n in names)
+    values = ", ".join(value(n) for n in names)
+    statement = (
+        f"MERGE {_quote(plan.table_ref)} AS final\nUSING ({deduplicated}) AS stage\nON {on}\n"
+    )
+    if not model.insert_only and versions:
+        comparison = ">=" if model.update_on_equal_version else ">"
+        newer = _lexicographic_newer(versions, comparison)
+        updates = ", ".join(f"`{n}` = {value(n)}" for n in names if n not in key)
+        statement += f"WHEN MATCHED AND ({newer}) THEN UPDATE SET {updates}\n"
+    statement += f"WHEN NOT MATCHED THEN INSERT ({column_list}) VALUES ({values})"
+    return statement
+
+
+def _lexicographic_newer(versions: list[str], last_comparison: str) -> str:
+    """(a, b) newer than (x, y): a > x OR (a = x AND b > y); a missing stored value is oldest."""
+
+    def stored(name: str) -> str:
+        return f"final.`{name}`"
+
+    clauses = []
+    for index, name in enumerate(versions):
+        equal_before = [f"stage.`{v}` = {stored(v)}" for v in versions[:index]]
+        comparison = last_comparison if index == len(versions) - 1 else ">"
+        newer = f"({stored(name)} IS NULL OR stage.`{name}` {comparison} {stored(name)})"
+        clauses.append(" AND ".join([*equal_before, newer]))
+    return " OR ".join(f"({c})" for c in clauses)

@@ -1,0 +1,377 @@
+"""The headless command line: parses, calls the core, prints, sets the exit code.
+
+Exit codes: 0 success, 1 a window or check failed, 2 usage or configuration error.
+"""
+
+import argparse
+import json
+import logging
+import sys
+
+from . import __version__, secrets
+from .config import (
+    MODEL_DESCRIPTIONS,
+    ExportConfig,
+    parse_event_names,
+    parse_interval,
+    parse_model,
+    parse_team_id,
+    parse_timestamp,
+    validate_export,
+)
+from .errors import BqtuiError, ConfigError, SecretsError
+from .keyfile import load_key_file
+from .paths import default_db_path, default_source_dsn
+from .runner import ExportRunner, LogEvent, RunResult
+from .schedule import first_window_start, next_run_at
+from .source import redact_dsn, split_password
+from .store import Store, to_iso, utcnow
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _db_option() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--db",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="the SQLite config/run-state file (default: $BQTUI_DB or the user data dir)",
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    db = _db_option()
+    parser = argparse.ArgumentParser(
+        prog="bqtui",
+        description="Export product-analytics data from ClickHouse to BigQuery. "
+        "Without a command, opens the TUI.",
+        parents=[db],
+    )
+    parser.add_argument("--version", action="version", version=f"bqtui {__version__}")
+    parser.add_argument(
+        "--run-all",
+        action="store_true",
+        help="run every due window of every enabled export (for cron/CI); logs on stderr, a "
+        "summary on stdout; exit 0 if all succeeded, 1 if any window failed",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    add = commands.add_parser("add", parents=[db], help="create an export")
+    add.add_argument("--name", required=True, help="a short unique name for the export")
+    add.add_argument("--key-file", required=True, help="the service-account JSON key file")
+    add.add_argument("--dataset-id", required=True, help="bare BigQuery dataset ID")
+    add.add_argument("--table-id", required=True, help="bare BigQuery table ID")
+    add.add_argument(
+        "--model",
+        default="events",
+        help="; ".join(f"{m.value}: {d}" for m, d in MODEL_DESCRIPTIONS.items()),
+    )
+    add.add_argument(
+        "--json-type",
+        action="store_true",
+        help="store properties, set and set_once as BigQuery JSON instead of STRING",
+    )
+    add.add_argument("--interval", default="hour", help="5m, hour, day or week (default hour)")
+    add.add_argument(
+        "--start",
+        help="first window start (ISO 8601, UTC if no zone); default: the next period boundary",
+    )
+    add.add_argument("--team-id", default="1", help="the ClickHouse team_id to export")
+    add.add_argument(
+        "--source-dsn",
+        help="ClickHouse DSN, e.g. http://user:pass@host:8123/db (password goes to the "
+        "keyring); default: the embedded ClickHouse",
+    )
+    add.add_argument("--bigquery-endpoint", help="BigQuery API URL (emulators, private endpoints)")
+    add.add_argument("--project-id", help="BigQuery project (default: the key file's project)")
+    add.add_argument("--include-events", help="only these event names, comma-separated")
+    add.add_argument("--exclude-events", help="all but these event names, comma-separated")
+
+    listing = commands.add_parser("list", parents=[db], help="list exports")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    show = commands.add_parser("show", parents=[db], help="show an export and its recent runs")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    for name, text in (
+        ("pause", "stop scheduling an export"),
+        ("resume", "schedule a paused export again"),
+        ("remove", "delete an export, its history and its keyring entries"),
+    ):
+        commands.add_parser(name, parents=[db], help=text).add_argument("name")
+    set_key = commands.add_parser("set-key", parents=[db], help="replace an export's key")
+    set_key.add_argument("name")
+    set_key.add_argument("--key-file", required=True)
+
+    run = commands.add_parser(
+        "run", parents=[db], help="run an export's due windows now, or backfill a range"
+    )
+    run.add_argument("name")
+    run.add_argument("--start", help="backfill from (ISO 8601); requires --end")
+    run.add_argument("--end", help="backfill until (exclusive, ISO 8601)")
+
+    check = commands.add_parser(
+        "check", parents=[db], help="check the key and every BigQuery permission an export needs"
+    )
+    check.add_argument("name")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _open_store(args) -> Store:
+    return Store(getattr(args, "db", None) or default_db_path())
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def cmd_add(args, store: Store) -> int:
+    key = load_key_file(args.key_file)
+    source_dsn, password = split_password(args.source_dsn or default_source_dsn())
+    interval = parse_interval(args.interval)
+    start = parse_timestamp(args.start, "start") if args.start else None
+    config = validate_export(
+        ExportConfig(
+            name=args.name,
+            dataset_id=args.dataset_id,
+            table_id=args.table_id,
+            model=parse_model(args.model),
+            interval=interval,
+            json_type=args.json_type,
+            team_id=parse_team_id(args.team_id),
+            source_dsn=source_dsn,
+            bigquery_endpoint=args.bigquery_endpoint,
+            project_id=args.project_id or None,
+            include_events=parse_event_names(args.include_events),
+            exclude_events=parse_event_names(args.exclude_events),
+            start_at=first_window_start(utcnow(), interval, start),
+        )
+    )
+    if store.find_export(config.name):
+        raise ConfigError(
+            f'An export named "{config.name}" exists already; choose another name or remove '
+            f"it first (bqtui remove {config.name})."
+        )
+    secrets.check_backend()
+    export = store.add_export(config)
+    try:
+        secrets.store_service_account_key(export.uid, key.to_json())
+        if password:
+            secrets.store_clickhouse_password(export.uid, password)
+    except SecretsError:
+        store.remove_export(export.id)  # nothing half written
+        raise
+    print(
+        f'Added export "{export.name}": {export.model} from team {export.team_id} to '
+        f"{export.project_id or key.project_id}.{export.destination_label}, every "
+        f"{export.interval}, first window from {export.start_at:%Y-%m-%d %H:%M} UTC."
+    )
+    print(f"Key for {key.client_email} stored in the keyring ({secrets.backend_name()}).")
+    print(f"Check permissions with: bqtui check {export.name}")
+    return EXIT_OK
+
+
+def export_summary(store: Store, export: ExportConfig) -> dict:
+    last = store.last_run(export.id)
+    done = store.done_window_starts(export.id)
+    return {
+        "name": export.name,
+        "model": export.model.value,
+        "dataset_id": export.dataset_id,
+        "table_id": export.table_id,
+        "project_id": export.project_id,
+        "interval": export.interval.value,
+        "json_type": export.json_type,
+        "team_id": export.team_id,
+        "source_dsn": redact_dsn(export.source_dsn),
+        "bigquery_endpoint": export.bigquery_endpoint,
+        "include_events": list(export.include_events),
+        "exclude_events": list(export.exclude_events),
+        "start_at": to_iso(export.start_at),
+        "enabled": export.enabled,
+        "windows_done": len(done),
+        "last_run": None
+        if last is None
+        else {
+            "status": last.status,
+            "rows": last.rows,
+            "windows_done": last.windows_done,
+            "started_at": to_iso(last.started_at),
+            "finished_at": to_iso(last.finished_at),
+            "error": last.error,
+        },
+        "next_run_at": to_iso(next_run_at(export.start_at, utcnow(), export.interval, done))
+        if export.enabled
+        else None,
+    }
+
+
+def cmd_list(args, store: Store) -> int:
+    summaries = [export_summary(store, e) for e in store.list_exports()]
+    if args.json:
+        print(json.dumps(summaries, indent=2))
+        return EXIT_OK
+    if not summaries:
+        print("No exports yet. Create one with: bqtui add --help (or run bqtui for the wizard).")
+        return EXIT_OK
+    header = f"{'NAME':<20} {'MODEL':<9} {'DESTINATION':<32} {'EVERY':<5} {'STATE':<7} LAST RUN"
+    print(header)
+    for s in summaries:
+        last = s["last_run"]
+        last_text = (
+            f"{last['status']} {last['rows']:,} rows {last['started_at'][:16]}" if last else "never"
+        )
+        print(
+            f"{s['name']:<20} {s['model']:<9} {s['dataset_id'] + '.' + s['table_id']:<32} "
+            f"{s['interval']:<5} {'enabled' if s['enabled'] else 'paused':<7} {last_text}"
+        )
+    return EXIT_OK
+
+
+def cmd_show(args, store: Store) -> int:
+    export = store.require_export(args.name)
+    summary = export_summary(store, export)
+    runs = store.list_runs(export.id, limit=10)
+    summary["runs"] = [
+        {
+            "id": r.id,
+            "trigger": r.trigger,
+            "status": r.status,
+            "started_at": to_iso(r.started_at),
+            "finished_at": to_iso(r.finished_at),
+            "windows": f"{r.windows_done}/{r.windows_total}",
+            "rows": r.rows,
+            "bytes": r.bytes,
+            "error": r.error,
+        }
+        for r in runs
+    ]
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return EXIT_OK
+    for key, value in summary.items():
+        if key not in ("runs", "last_run"):
+            print(f"{key:<18} {value}")
+    print("recent runs:")
+    for run in summary["runs"] or [{"status": "none yet"}]:
+        print("  " + "  ".join(f"{k}={v}" for k, v in run.items() if v is not None))
+    return EXIT_OK
+
+
+def cmd_pause_resume(args, store: Store) -> int:
+    export = store.require_export(args.name)
+    enabled = args.command == "resume"
+    store.set_enabled(export.id, enabled)
+    print(f'Export "{export.name}" {"resumed" if enabled else "paused"}.')
+    return EXIT_OK
+
+
+def cmd_remove(args, store: Store) -> int:
+    export = store.require_export(args.name)
+    secrets.delete_export_secrets(export.uid)
+    store.remove_export(export.id)
+    print(f'Removed export "{export.name}" and its keyring entries. BigQuery data is untouched.')
+    return EXIT_OK
+
+
+def cmd_set_key(args, store: Store) -> int:
+    export = store.require_export(args.name)
+    key = load_key_file(args.key_file)
+    secrets.store_service_account_key(export.uid, key.to_json())
+    print(f'Key for {key.client_email} stored for export "{export.name}".')
+    return EXIT_OK
+
+
+def _log_to_stderr(event) -> None:
+    if isinstance(event, LogEvent):
+        stamp = event.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        print(
+            f"{stamp} [{event.export_name}] {event.level.upper()} {event.message}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _print_summary(results: list[RunResult]) -> None:
+    for r in results:
+        line = (
+            f"{r.export_name}: {r.status}, {r.windows_done}/{r.windows_total} windows, "
+            f"{r.rows:,} rows, {r.seconds:.1f}s"
+        )
+        if r.error and r.status != "succeeded":
+            line += f" — {r.error.splitlines()[0]}"
+        print(line)
+
+
+def cmd_run(args, store: Store) -> int:
+    export = store.require_export(args.name)
+    runner = ExportRunner(store, on_event=_log_to_stderr)
+    if args.start or args.end:
+        if not (args.start and args.end):
+            raise ConfigError("A backfill needs both --start and --end.")
+        start, end = parse_timestamp(args.start, "start"), parse_timestamp(args.end, "end")
+        if end <= start:
+            raise ConfigError("--end must be after --start.")
+        result = runner.backfill(export, start, end)
+    else:
+        result = runner.run_export(export)
+    _print_summary([result])
+    return EXIT_FAILED if result.status in ("failed", "busy") else EXIT_OK
+
+
+def cmd_run_all(args, store: Store) -> int:
+    results = ExportRunner(store, on_event=_log_to_stderr).run_all()
+    _print_summary(results)
+    if not results:
+        print("No enabled exports.")
+    return EXIT_FAILED if any(r.failed for r in results) else EXIT_OK
+
+
+def cmd_check(args, store: Store) -> int:
+    from .permission_check import run_check_command
+
+    return run_check_command(store, store.require_export(args.name), as_json=args.json)
+
+
+COMMANDS = {
+    "add": cmd_add,
+    "list": cmd_list,
+    "show": cmd_show,
+    "pause": cmd_pause_resume,
+    "resume": cmd_pause_resume,
+    "remove": cmd_remove,
+    "set-key": cmd_set_key,
+    "run": cmd_run,
+    "check": cmd_check,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if not args.command and not args.run_all:
+        from .tui.app import run_tui  # Textual is imported only for the TUI
+
+        return run_tui(db_path=getattr(args, "db", None))
+    if args.command and args.run_all:
+        parser.error("--run-all takes no command")
+    try:
+        store = _open_store(args)
+        if args.run_all:
+            return cmd_run_all(args, store)
+        return COMMANDS[args.command](args, store)
+    except ConfigError as error:
+        print(f"bqtui: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except SecretsError as error:
+        print(f"bqtui: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except BqtuiError as error:
+        print(f"bqtui: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Typed export configuration and its validation."""
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from .errors import ConfigError
+from .ids import validate_dataset_id, validate_table_id
+
+EXPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+EVENT_NAME_LIST_LIMIT = 1000
+
+
+class Model(StrEnum):
+    EVENTS = "events"
+    PERSONS = "persons"
+    SESSIONS = "sessions"
+
+    @property
+    def is_mutable(self) -> bool:
+        return self is not Model.EVENTS
+
+
+class Interval(StrEnum):
+    FIVE_MINUTES = "5m"
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+
+
+MODEL_DESCRIPTIONS = {
+    Model.EVENTS: "Every event, appended once per uuid (properties, person $set, ip, time).",
+    Model.PERSONS: "One row per distinct_id with its person's latest properties, kept up to date.",
+    Model.SESSIONS: "One row per session: entry/exit URLs, UTM, counts, duration, channel.",
+}
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """An export as the user configured it. Secrets are referenced, never held."""
+
+    name: str
+    dataset_id: str
+    table_id: str
+    model: Model = Model.EVENTS
+    interval: Interval = Interval.HOUR
+    json_type: bool = False
+    team_id: int = 1
+    source_dsn: str = ""
+    bigquery_endpoint: str | None = None
+    project_id: str | None = None  # None: the key file's project
+    include_events: tuple[str, ...] = ()
+    exclude_events: tuple[str, ...] = ()
+    start_at: datetime | None = None
+    enabled: bool = True
+    id: int | None = None
+    uid: str = ""  # stable random id: names keyring entries, job ids and stage tables
+    created_at: datetime | None = None
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def with_changes(self, **changes) -> "ExportConfig":
+        return replace(self, **changes)
+
+    @property
+    def destination_label(self) -> str:
+        return f"{self.dataset_id}.{self.table_id}"
+
+
+def validate_export_name(name: str) -> str:
+    name = (name or "").strip()
+    if not EXPORT_NAME.match(name):
+        raise ConfigError(
+            f'"{name}" is not a valid export name: start with a letter or digit and use '
+            "letters, digits, '-', '_' or '.' (at most 63)."
+        )
+    return name
+
+
+def parse_model(value: str) -> Model:
+    try:
+        return Model(value.strip().lower())
+    except ValueError:
+        choices = ", ".join(m.value for m in Model)
+        raise ConfigError(f'Unknown model "{value}". Choose one of: {choices}.') from None
+
+
+def parse_interval(value: str) -> Interval:
+    aliases = {"5min": "5m", "5-minutes": "5m", "hourly": "hour", "daily": "day", "weekly": "week"}
+    value = value.strip().lower()
+    try:
+        return Interval(aliases.get(value, value))
+    except ValueError:
+        choices = ", ".join(i.value for i in Interval)
+        raise ConfigError(f'Unknown interval "{value}". Choose one of: {choices}.') from None
+
+
+def parse_timestamp(value: str, what: str = "time") -> datetime:
+    """Parse an ISO 8601 time; a time without zone is UTC."""
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f'The {what} "{value}" is not an ISO 8601 time; use e.g. 2024-05-01 or '
+            "2024-05-01T13:00:00Z."
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_event_names(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    names = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    if len(names) > EVENT_NAME_LIST_LIMIT:
+        raise ConfigError(f"At most {EVENT_NAME_LIST_LIMIT} event names may be listed.")
+    return names
+
+
+def parse_team_id(value) -> int:
+    try:
+        team_id = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f'Team ID must be a whole number, not "{value}".') from None
+    if team_id < 0:
+        raise ConfigError("Team ID cannot be negative.")
+    return team_id
+
+
+def validate_export(config: ExportConfig) -> ExportConfig:
+    """Return the config with normalised fields, or raise ``ConfigError``."""
+    include, exclude = set(config.include_events), set(config.exclude_events)
+    both = sorted(include & exclude)
+    if both:
+        raise ConfigError(
+            f"Events listed both to include and to exclude: {', '.join(both)}. Pick one."
+        )
+    endpoint = (config.bigquery_endpoint or "").strip() or None
+    if endpoint and not re.match(r"^https?://[^/\s]+", endpoint):
+        raise ConfigError(
+            f'BigQuery endpoint "{endpoint}" is not an http(s) URL, e.g. http://127.0.0.1:9050.'
+        )
+    return replace(
+        config,
+        name=validate_export_name(config.name),
+        dataset_id=validate_dataset_id(config.dataset_id),
+        table_id=validate_table_id(config.table_id),
+        model=parse_model(str(config.model)),
+        interval=parse_interval(str(config.interval)),
+        team_id=parse_team_id(config.team_id),
+        bigquery_endpoint=endpoint,
+    )

@@ -1,0 +1,141 @@
+"""Service-account key files: parse, validate, and describe what is wrong with a bad one.
+
+Messages never quote the private key or any other secret field.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from .errors import KeyFileError
+
+# A real key is ~2.3 KB; anything far larger is the wrong file (and is not read into memory).
+MAX_KEY_FILE_BYTES = 64 * 1024
+REQUIRED_FIELDS = ("project_id", "client_email", "private_key", "token_uri")
+HOW_TO_GET_A_KEY = (
+    "Create one in the Google Cloud console: IAM & Admin > Service Accounts > "
+    "(your account) > Keys > Add key > Create new key > JSON."
+)
+OTHER_CREDENTIAL_TYPES = {
+    "authorized_user": "a user's login credential (from gcloud auth application-default login)",
+    "external_account": "a workload identity federation configuration",
+    "impersonated_service_account": "an impersonation configuration",
+    "external_account_authorized_user": "a workforce identity federation credential",
+}
+
+
+@dataclass(frozen=True)
+class ServiceAccountKey:
+    """A validated service-account key. ``info`` holds the secret; it is kept out of repr."""
+
+    project_id: str
+    client_email: str
+    token_uri: str
+    private_key_id: str
+    info: dict = field(repr=False, compare=False)
+
+    def to_json(self) -> str:
+        return json.dumps(self.info)
+
+
+def load_key_file(path: str | Path) -> ServiceAccountKey:
+    """Read and validate a key file, or raise ``KeyFileError`` saying what is wrong."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise KeyFileError(f"Key file not found: {path}. Check the path. {HOW_TO_GET_A_KEY}")
+    if path.is_dir():
+        raise KeyFileError(f"{path} is a folder; choose the service-account key's .json file.")
+    size = path.stat().st_size
+    if size > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(
+            f"Key file {path} is {size:,} bytes; a service-account key is about 2-3 KB "
+            f"(limit {MAX_KEY_FILE_BYTES // 1024} KB). Choose the JSON key file itself."
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise KeyFileError(
+            f"Key file {path} is not text (not UTF-8). Choose the .json key, not a .p12 key. "
+            f"{HOW_TO_GET_A_KEY}"
+        ) from None
+    except OSError as error:
+        raise KeyFileError(f"Cannot read key file {path}: {error.strerror}.") from None
+    return parse_key_text(text)
+
+
+def parse_key_text(text: str) -> ServiceAccountKey:
+    """Validate the JSON text of a service-account key."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(
+            f"The key is larger than {MAX_KEY_FILE_BYTES // 1024} KB; a service-account key "
+            "is about 2-3 KB. Choose the JSON key file itself."
+        )
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise KeyFileError(
+            f"The key file is not valid JSON (line {error.lineno}, column {error.colno}: "
+            f"{error.msg}). Use the file exactly as downloaded. {HOW_TO_GET_A_KEY}"
+        ) from None
+    if not isinstance(info, dict):
+        raise KeyFileError(
+            f"The key file holds a JSON {type(info).__name__}, not an object. "
+            f"A service-account key is a JSON object. {HOW_TO_GET_A_KEY}"
+        )
+    credential_type = info.get("type")
+    if credential_type != "service_account":
+        if credential_type is None:
+            raise KeyFileError(
+                'The key file has no "type" field; a service-account key has '
+                f'"type": "service_account". {HOW_TO_GET_A_KEY}'
+            )
+        what = OTHER_CREDENTIAL_TYPES.get(str(credential_type))
+        described = f" ({what})" if what else ""
+        raise KeyFileError(
+            f'The key file is of type "{credential_type}"{described}, not a service-account key '
+            f'("service_account"). {HOW_TO_GET_A_KEY}'
+        )
+    for name in REQUIRED_FIELDS:
+        value = info.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise KeyFileError(
+                f'The key file is missing the field "{name}". Use the file exactly as '
+                f"downloaded. {HOW_TO_GET_A_KEY}"
+            )
+    if "@" not in info["client_email"]:
+        raise KeyFileError(
+            f'The key\'s "client_email" ({info["client_email"]}) is not an email address.'
+        )
+    token_uri = urlparse(info["token_uri"])
+    if token_uri.scheme not in ("https", "http") or not token_uri.netloc:
+        raise KeyFileError(
+            f'The key\'s "token_uri" ({info["token_uri"]}) is not an http(s) URL; '
+            "for Google it is https://oauth2.googleapis.com/token."
+        )
+    _check_private_key(info["private_key"])
+    return ServiceAccountKey(
+        project_id=info["project_id"],
+        client_email=info["client_email"],
+        token_uri=info["token_uri"],
+        private_key_id=str(info.get("private_key_id", "")),
+        info=info,
+    )
+
+
+def _check_private_key(pem: str) -> None:
+    if "-----BEGIN" not in pem:
+        raise KeyFileError(
+            'The key\'s "private_key" is not a PEM private key (no "-----BEGIN" line). '
+            f"Download a new key; do not edit the file by hand. {HOW_TO_GET_A_KEY}"
+        )
+    try:
+        load_pem_private_key(pem.encode("utf-8"), password=None)
+    except (ValueError, TypeError):
+        # cryptography's messages do not include key material, but they are not helpful either.
+        raise KeyFileError(
+            'The key\'s "private_key" cannot be read: the PEM is damaged or truncated. '
+            f"Download a new key; do not edit the file by hand. {HOW_TO_GET_A_KEY}"
+        ) from None

@@ -1,0 +1,85 @@
+"""What every export model declares: destination fields, the ClickHouse query, merge rules."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+from google.cloud.bigquery import SchemaField
+
+from ..config import ExportConfig, Model
+
+# The export window's bounds, as server-side query parameters.
+WINDOW_PARAMETERS = "{window_start:DateTime64(6, 'UTC')}", "{window_end:DateTime64(6, 'UTC')}"
+# Ingestion time of an event: when it reached ClickHouse (late events land in later windows).
+INGESTED_AT = "COALESCE(inserted_at, toDateTime64(_timestamp, 6, 'UTC'))"
+
+ARROW_TYPES = {
+    "STRING": pa.string(),
+    "JSON": pa.string(),  # JSON travels as text and is parsed by BigQuery in the MERGE
+    "INT64": pa.int64(),
+    "FLOAT64": pa.float64(),
+    "BOOL": pa.bool_(),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+}
+
+
+@dataclass(frozen=True)
+class ModelField:
+    name: str
+    bq_type: str  # STRING, INT64, FLOAT64, BOOL, TIMESTAMP
+    json_capable: bool = False  # STRING or JSON, per the export's choice
+    repeated: bool = False
+    from_source: bool = True  # False: filled in BigQuery at load time
+
+    def destination_type(self, json_type: bool) -> str:
+        return "JSON" if self.json_capable and json_type else self.bq_type
+
+    def schema_field(self, json_type: bool) -> SchemaField:
+        mode = "REPEATED" if self.repeated else "NULLABLE"
+        return SchemaField(self.name, self.destination_type(json_type), mode=mode)
+
+    def arrow_type(self) -> pa.DataType:
+        value_type = ARROW_TYPES[self.bq_type]
+        return pa.list_(value_type) if self.repeated else value_type
+
+
+@dataclass(frozen=True)
+class ExportModel:
+    model: Model
+    fields: tuple[ModelField, ...]
+    merge_key: tuple[str, ...]
+    # Compared in order; a staged row replaces a stored one only when its versions are newer.
+    version_fields: tuple[str, ...]
+    # Sessions are re-exported with the same end_timestamp when a late event changes them.
+    update_on_equal_version: bool
+    insert_only: bool  # events: append new uuids, never update
+    partition_field: str | None
+    build_query: Callable[[ExportConfig], str]
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    def field(self, name: str) -> ModelField:
+        for model_field in self.fields:
+            if model_field.name == name:
+                return model_field
+        raise KeyError(name)
+
+    def schema(self, json_type: bool) -> list[SchemaField]:
+        return [f.schema_field(json_type) for f in self.fields]
+
+    def query_parameters(
+        self, export: ExportConfig, window_start: datetime, window_end: datetime
+    ) -> dict:
+        parameters = {
+            "team_id": export.team_id,
+            "window_start": window_start,
+            "window_end": window_end,
+        }
+        if export.include_events:
+            parameters["include_events"] = list(export.include_events)
+        if export.exclude_events:
+            parameters["exclude_events"] = list(export.exclude_events)
+        return parameters

@@ -1,0 +1,170 @@
+"""Sessions: one row per (team_id, $session_id), built from the session's events.
+
+A session is exported in the window in which its last event was ingested; the version that
+decides a MERGE is end_timestamp.
+"""
+
+from ..config import ExportConfig, Model
+from .base import INGESTED_AT, WINDOW_PARAMETERS, ExportModel, ModelField
+
+FIELDS = (
+    ModelField("session_id", "STRING"),
+    ModelField("team_id", "INT64"),
+    ModelField("distinct_id", "STRING"),
+    ModelField("start_timestamp", "TIMESTAMP"),
+    ModelField("end_timestamp", "TIMESTAMP"),
+    ModelField("urls", "STRING", repeated=True),
+    ModelField("num_uniq_urls", "INT64"),
+    ModelField("entry_current_url", "STRING"),
+    ModelField("entry_pathname", "STRING"),
+    ModelField("entry_hostname", "STRING"),
+    ModelField("end_current_url", "STRING"),
+    ModelField("end_pathname", "STRING"),
+    ModelField("end_hostname", "STRING"),
+    ModelField("exit_current_url", "STRING"),
+    ModelField("exit_pathname", "STRING"),
+    ModelField("entry_utm_source", "STRING"),
+    ModelField("entry_utm_campaign", "STRING"),
+    ModelField("entry_utm_medium", "STRING"),
+    ModelField("entry_utm_term", "STRING"),
+    ModelField("entry_utm_content", "STRING"),
+    ModelField("entry_referring_domain", "STRING"),
+    ModelField("entry_gclid", "STRING"),
+    ModelField("entry_fbclid", "STRING"),
+    ModelField("entry_gad_source", "STRING"),
+    ModelField("entry_msclkid", "STRING"),
+    ModelField("pageview_count", "INT64"),
+    ModelField("autocapture_count", "INT64"),
+    ModelField("screen_count", "INT64"),
+    ModelField("session_duration", "INT64"),
+    ModelField("duration", "INT64"),
+    ModelField("is_bounce", "BOOL"),
+    ModelField("channel_type", "STRING"),
+    ModelField("last_external_click_url", "STRING"),
+    ModelField("vitals_lcp", "FLOAT64"),
+)
+
+SEARCH_ENGINES = (
+    "google", "bing", "duckduckgo", "yahoo", "yandex", "baidu", "ecosia", "qwant", "naver",
+    "search.brave.com", "startpage",
+)  # fmt: skip
+SOCIAL_SITES = (
+    "facebook", "instagram", "twitter", "t.co", "x.com", "linkedin", "lnkd.in", "reddit",
+    "pinterest", "tiktok", "youtube", "threads.net", "bsky.app", "mastodon",
+)  # fmt: skip
+
+
+def _matches_any(column: str, needles: tuple[str, ...]) -> str:
+    listed = ", ".join(f"'{n}'" for n in needles)
+    return f"multiSearchAny(lower({column}), [{listed}])"
+
+
+# Channel from the entry event's referrer, UTM and click ids; first match wins.
+CHANNEL_TYPE = f"""multiIf(
+        entry_gclid IS NOT NULL OR entry_gad_source IS NOT NULL OR entry_msclkid IS NOT NULL,
+            'Paid Search',
+        entry_fbclid IS NOT NULL, 'Paid Social',
+        lower(ifNull(entry_utm_medium, '')) IN ('cpc', 'ppc', 'paid', 'paidsearch', 'paid_search'),
+            if({_matches_any("ifNull(entry_referring_domain, '')", SOCIAL_SITES)},
+               'Paid Social', 'Paid Search'),
+        lower(ifNull(entry_utm_medium, '')) IN ('display', 'banner', 'cpm'), 'Display',
+        lower(ifNull(entry_utm_medium, '')) = 'email'
+            OR lower(ifNull(entry_utm_source, '')) = 'email', 'Email',
+        lower(ifNull(entry_utm_medium, '')) = 'affiliate', 'Affiliate',
+        lower(ifNull(entry_utm_medium, '')) IN ('social', 'social-network', 'sm')
+            OR {_matches_any("ifNull(entry_referring_domain, '')", SOCIAL_SITES)},
+            'Organic Social',
+        {_matches_any("ifNull(entry_referring_domain, '')", SEARCH_ENGINES)}, 'Organic Search',
+        entry_utm_source IS NOT NULL OR entry_utm_medium IS NOT NULL
+            OR entry_utm_campaign IS NOT NULL, 'Unknown',
+        entry_referring_domain IS NULL OR entry_referring_domain = '$direct', 'Direct',
+        'Referral'
+    )"""
+
+
+def _prop(name: str) -> str:
+    return f"nullIf(JSONExtractString(properties, '{name}'), '')"
+
+
+def _entry(name: str) -> str:
+    """A property of the session's first event (NULL when it lacks it)."""
+    return f"argMin({_prop(name)}, (timestamp, uuid))"
+
+
+def build_query(export: ExportConfig) -> str:
+    start, end = WINDOW_PARAMETERS
+    session_id = "JSONExtractString(properties, '$session_id')"
+    url = "JSONExtractString(properties, '$current_url')"
+    has_url = f"{url} != ''"
+    is_view = "event IN ('$pageview', '$screen')"
+    return f"""
+WITH sessions_in_window AS (
+    SELECT {session_id} AS session_id
+    FROM events
+    WHERE team_id = {{team_id:Int64}} AND {INGESTED_AT} >= {start} AND {session_id} != ''
+    GROUP BY session_id
+    HAVING max({INGESTED_AT}) < {end}
+)
+SELECT
+    *,
+    toInt64(length(urls)) AS num_uniq_urls,
+    toInt64(pageview_count + screen_count = 1 AND autocapture_count = 0
+        AND session_duration < 10) = 1 AS is_bounce,
+    {CHANNEL_TYPE} AS channel_type
+FROM (
+    SELECT
+        {session_id} AS session_id,
+        toInt64(any(team_id)) AS team_id,
+        argMin(distinct_id, (timestamp, uuid)) AS distinct_id,
+        min(timestamp) AS start_timestamp,
+        max(timestamp) AS end_timestamp,
+        arrayDistinct(arrayFilter(u -> u != '',
+            arrayMap(t -> t.3, arraySort(groupArray((timestamp, uuid, {url})))))) AS urls,
+        nullIf(argMinIf({url}, (timestamp, uuid), {has_url}), '') AS entry_current_url,
+        argMinIf({_prop("$pathname")}, (timestamp, uuid), {has_url}) AS entry_pathname,
+        argMinIf({_prop("$host")}, (timestamp, uuid), {has_url}) AS entry_hostname,
+        nullIf(argMaxIf({url}, (timestamp, uuid), {has_url}), '') AS end_current_url,
+        argMaxIf({_prop("$pathname")}, (timestamp, uuid), {has_url}) AS end_pathname,
+        argMaxIf({_prop("$host")}, (timestamp, uuid), {has_url}) AS end_hostname,
+        argMaxIf({_prop("$current_url")}, (timestamp, uuid), {is_view}) AS exit_current_url,
+        argMaxIf({_prop("$pathname")}, (timestamp, uuid), {is_view}) AS exit_pathname,
+        {_entry("utm_source")} AS entry_utm_source,
+        {_entry("utm_campaign")} AS entry_utm_campaign,
+        {_entry("utm_medium")} AS entry_utm_medium,
+        {_entry("utm_term")} AS entry_utm_term,
+        {_entry("utm_content")} AS entry_utm_content,
+        {_entry("$referring_domain")} AS entry_referring_domain,
+        {_entry("gclid")} AS entry_gclid,
+        {_entry("fbclid")} AS entry_fbclid,
+        {_entry("gad_source")} AS entry_gad_source,
+        {_entry("msclkid")} AS entry_msclkid,
+        toInt64(countIf(event = '$pageview')) AS pageview_count,
+        toInt64(countIf(event = '$autocapture')) AS autocapture_count,
+        toInt64(countIf(event = '$screen')) AS screen_count,
+        toInt64(dateDiff('second', min(timestamp), max(timestamp))) AS session_duration,
+        session_duration AS duration,
+        argMaxIf({_prop("$external_click_url")}, (timestamp, uuid),
+            {_prop("$external_click_url")} IS NOT NULL) AS last_external_click_url,
+        argMinIf(JSONExtractFloat(properties, '$web_vitals_LCP_value'), (timestamp, uuid),
+            JSONHas(properties, '$web_vitals_LCP_value')) AS vitals_lcp
+    FROM (
+        SELECT uuid, event, properties, timestamp, team_id, distinct_id
+        FROM events
+        WHERE team_id = {{team_id:Int64}} AND {session_id} IN sessions_in_window
+        LIMIT 1 BY uuid
+    )
+    GROUP BY session_id
+)
+"""
+
+
+SESSIONS = ExportModel(
+    model=Model.SESSIONS,
+    fields=FIELDS,
+    merge_key=("team_id", "session_id"),
+    version_fields=("end_timestamp",),
+    update_on_equal_version=True,
+    insert_only=False,
+    partition_field=None,
+    build_query=build_query,
+)

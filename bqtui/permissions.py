@@ -1,0 +1,176 @@
+"""BigQuery permissions: which an export needs, where each is granted, and how to fix a gap.
+
+``describe_api_error`` turns any failed BigQuery or token call into one precise, user-facing
+error; the permission check (``check_permissions``) reuses the same findings.
+"""
+
+import re
+from dataclasses import dataclass
+
+import requests
+from google.api_core import exceptions as api_errors
+from google.auth import exceptions as auth_errors
+
+from .config import Model
+from .errors import DestinationError, PermissionProblem
+
+REQUIRED_PERMISSIONS = (
+    "bigquery.datasets.get",
+    "bigquery.jobs.create",
+    "bigquery.tables.create",
+    "bigquery.tables.get",
+    "bigquery.tables.getData",
+    "bigquery.tables.list",
+    "bigquery.tables.updateData",
+)
+MUTABLE_MODEL_PERMISSIONS = ("bigquery.tables.delete",)
+PROJECT_LEVEL_PERMISSIONS = {"bigquery.jobs.create"}
+JOB_USER_ROLE = ("roles/bigquery.jobUser", "BigQuery Job User")
+DATA_EDITOR_ROLE = ("roles/bigquery.dataEditor", "BigQuery Data Editor")
+PERMISSION_IN_MESSAGE = re.compile(r"\b(bigquery\.[A-Za-z]+\.[A-Za-z]+)\b")
+
+
+def required_permissions(model: Model) -> tuple[str, ...]:
+    extra = MUTABLE_MODEL_PERMISSIONS if Model(model).is_mutable else ()
+    return tuple(sorted(REQUIRED_PERMISSIONS + extra))
+
+
+@dataclass(frozen=True)
+class Fix:
+    """How to grant one permission: where, which role, and commands to paste."""
+
+    permission: str
+    level: str  # "project" or "dataset"
+    role: str
+    role_title: str
+    commands: tuple[str, ...]
+
+    def lines(self) -> list[str]:
+        where = "project" if self.level == "project" else "dataset"
+        return [
+            f"Grant {self.permission} on the {where}: the built-in role {self.role_title} "
+            f"({self.role}) includes it, or add it to your custom role.",
+            *self.commands,
+        ]
+
+
+def fix_for(permission: str, project: str, dataset: str | None, member: str) -> Fix:
+    principal = f"serviceAccount:{member}"
+    custom_role = (
+        f"# or, with a custom role: gcloud iam roles update ROLE_ID --project={project} "
+        f"--add-permissions={permission}"
+    )
+    if permission in PROJECT_LEVEL_PERMISSIONS:
+        role, title = JOB_USER_ROLE
+        return Fix(
+            permission,
+            "project",
+            role,
+            title,
+            (
+                f"gcloud projects add-iam-policy-binding {project} --member={principal} "
+                f"--role={role}",
+                custom_role,
+            ),
+        )
+    role, title = DATA_EDITOR_ROLE
+    dataset_name = dataset or "DATASET"
+    return Fix(
+        permission,
+        "dataset",
+        role,
+        title,
+        (
+            f"bq query --nouse_legacy_sql 'GRANT `{role}` ON SCHEMA "
+            f'`{project}.{dataset_name}` TO "{principal}"\'',
+            custom_role,
+        ),
+    )
+
+
+def _api_message(error: api_errors.GoogleAPICallError) -> str:
+    return getattr(error, "message", None) or str(error)
+
+
+def _reason(error: Exception) -> str | None:
+    errors = getattr(error, "errors", None) or []
+    if errors and isinstance(errors[0], dict):
+        return errors[0].get("reason")
+    return None
+
+
+def describe_token_error(error: Exception, token_uri: str | None = None) -> str:
+    """Why Google refused to give the key an access token, and what to do."""
+    text = str(error)
+    if "Invalid JWT Signature" in text:
+        return (
+            "Google rejected the key's signature (invalid_grant: Invalid JWT Signature): the "
+            "key was revoked or deleted. Create a new JSON key for the service account and "
+            "set it on the export."
+        )
+    if "account not found" in text.lower() or "invalid_client" in text:
+        return (
+            "Google does not know this service account (invalid_grant: account not found): it "
+            "was deleted or disabled. Create a service account and a new key."
+        )
+    if "iat" in text or "short-lived" in text or "timeframe" in text:
+        return (
+            "Google refused the key's token request because this machine's clock is off "
+            "(invalid_grant: JWT iat/exp out of range). Synchronise the clock (NTP) and retry."
+        )
+    if isinstance(error, auth_errors.TransportError) or "Max retries" in text:
+        where = f" ({token_uri})" if token_uri else ""
+        return (
+            f"Cannot reach the key's token endpoint{where}. Check the network, and that the "
+            '"token_uri" in the key file is https://oauth2.googleapis.com/token.'
+        )
+    first = text.strip().splitlines()[0][:300] if text.strip() else type(error).__name__
+    return f"Google refused to give the key an access token: {first}"
+
+
+def describe_api_error(
+    error: Exception,
+    *,
+    doing: str,
+    project: str,
+    dataset: str | None,
+    service_account: str,
+    token_uri: str | None = None,
+) -> DestinationError:
+    """One precise, user-facing error for a failed BigQuery call."""
+    if isinstance(error, auth_errors.GoogleAuthError):
+        return PermissionProblem(f"While {doing}: {describe_token_error(error, token_uri)}")
+    if isinstance(error, api_errors.Forbidden) and _reason(error) == "accessDenied":
+        message = _api_message(error)
+        match = PERMISSION_IN_MESSAGE.search(message)
+        permission = match.group(1) if match else None
+        if permission:
+            fix = fix_for(permission, project, dataset, service_account)
+            text = (
+                f"While {doing}: BigQuery denied {permission} to {service_account} on the "
+                f"{fix.level} {project if fix.level == 'project' else f'{project}:{dataset}'}.\n"
+                + "\n".join(fix.lines())
+            )
+            return PermissionProblem(text, finding=fix)
+        return PermissionProblem(f"While {doing}: BigQuery denied access: {message}")
+    if isinstance(error, api_errors.NotFound):
+        message = _api_message(error)
+        if "Project" in message:
+            return PermissionProblem(
+                f"While {doing}: project {project} does not exist, or {service_account} cannot "
+                "see it. Check the key's project_id or the export's project override."
+            )
+        if "Dataset" in message:
+            return DestinationError(
+                f"While {doing}: dataset {dataset} does not exist in project {project}. Create "
+                f"it (bq mk --dataset {project}:{dataset}) or fix the dataset ID."
+            )
+        return DestinationError(f"While {doing}: not found: {message}")
+    if isinstance(error, api_errors.GoogleAPICallError):
+        return DestinationError(f"While {doing}: BigQuery error: {_api_message(error)}")
+    if isinstance(error, requests.exceptions.RequestException | ConnectionError):
+        return DestinationError(
+            f"While {doing}: cannot reach BigQuery ({type(error).__name__}); retried until the "
+            "deadline. The window will be retried on the next run."
+        )
+    return DestinationError(f"While {doing}: {type(error).__name__}: {error}")

@@ -1,0 +1,113 @@
+"""The keyring: the only place where service-account keys and ClickHouse passwords live.
+
+Entries are named by the export's ``uid`` so renaming an export keeps its secrets.
+"""
+
+import contextlib
+import os
+from pathlib import Path
+
+import keyring
+import keyring.errors
+import keyring.util.platform_
+from keyring.backends import fail
+
+from .errors import SecretsError
+
+SERVICE = "bqtui"
+NO_BACKEND_HELP = (
+    "No keyring backend is available, so bqtui cannot store the service-account key safely. "
+    "On a desktop, install or unlock a Secret Service keyring (GNOME Keyring, KWallet) or use "
+    "macOS Keychain / Windows Credential Locker. On a server or in cron, use a file keyring "
+    "from keyrings.alt (installed with bqtui): set "
+    "PYTHON_KEYRING_BACKEND=keyrings.alt.file.PlaintextKeyring (a file readable only by you) "
+    "or PYTHON_KEYRING_BACKEND=keyrings.alt.file.EncryptedKeyring (asks for a password). "
+    "See the README, section 'Servers and cron'."
+)
+
+
+def _key_entry(export_uid: str) -> str:
+    return f"export:{export_uid}:service-account-key"
+
+
+def _password_entry(export_uid: str) -> str:
+    return f"export:{export_uid}:clickhouse-password"
+
+
+def backend_name() -> str:
+    backend = keyring.get_keyring()
+    return f"{type(backend).__module__}.{type(backend).__name__}"
+
+
+def _backend_chosen_explicitly() -> bool:
+    config = Path(keyring.util.platform_.config_root()) / "keyringrc.cfg"
+    return bool(os.environ.get("PYTHON_KEYRING_BACKEND")) or config.exists()
+
+
+def check_backend() -> None:
+    """Raise ``SecretsError`` naming the options when no usable keyring exists.
+
+    keyrings.alt's file backends register themselves as a last resort; a key must not land
+    in a plain file unless the user chose that backend.
+    """
+    backend = keyring.get_keyring()
+    children = getattr(backend, "backends", None)
+    if isinstance(backend, fail.Keyring) or children == []:
+        raise SecretsError(NO_BACKEND_HELP)
+    if type(backend).__module__.startswith("keyrings.alt") and not _backend_chosen_explicitly():
+        raise SecretsError(NO_BACKEND_HELP)
+
+
+def _set(entry: str, secret: str) -> None:
+    check_backend()
+    try:
+        keyring.set_password(SERVICE, entry, secret)
+    except keyring.errors.KeyringError as error:
+        # The error names the backend's problem, never the secret.
+        raise SecretsError(
+            f"The keyring ({backend_name()}) refused to store a secret: {error}. " + NO_BACKEND_HELP
+        ) from None
+
+
+def _get(entry: str) -> str | None:
+    check_backend()
+    try:
+        return keyring.get_password(SERVICE, entry)
+    except keyring.errors.KeyringError as error:
+        raise SecretsError(f"The keyring ({backend_name()}) could not be read: {error}.") from None
+
+
+def _delete(entry: str) -> None:
+    # Already absent is fine: removing is idempotent.
+    with contextlib.suppress(keyring.errors.PasswordDeleteError):
+        keyring.delete_password(SERVICE, entry)
+
+
+def store_service_account_key(export_uid: str, key_json: str) -> None:
+    _set(_key_entry(export_uid), key_json)
+
+
+def load_service_account_key(export_uid: str, export_name: str = "") -> str:
+    secret = _get(_key_entry(export_uid))
+    if secret is None:
+        label = f'export "{export_name}"' if export_name else "this export"
+        raise SecretsError(
+            f"The service-account key of {label} is not in the keyring ({backend_name()}). "
+            "It may have been stored under another keyring backend or user. Set it again: "
+            f"bqtui set-key {export_name or 'NAME'} --key-file KEY.json"
+        )
+    return secret
+
+
+def store_clickhouse_password(export_uid: str, password: str) -> None:
+    _set(_password_entry(export_uid), password)
+
+
+def load_clickhouse_password(export_uid: str) -> str | None:
+    return _get(_password_entry(export_uid))
+
+
+def delete_export_secrets(export_uid: str) -> None:
+    check_backend()
+    _delete(_key_entry(export_uid))
+    _delete(_password_entry(export_uid))

@@ -1,0 +1,482 @@
+"""Config and run state in SQLite (sqlite-utils): schema, migrations and queries.
+
+Secrets never reach this database: exports hold only a reference (their ``uid``) to the
+keyring entries.
+"""
+
+import json
+import os
+import socket
+import sqlite3
+import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlite_utils
+
+from .config import ExportConfig, Interval, Model
+from .errors import ConfigError, ExportBusy
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat(timespec="microseconds") if value else None
+
+
+def from_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db["exports"].create(
+        {
+            "id": int,
+            "uid": str,
+            "name": str,
+            "model": str,
+            "dataset_id": str,
+            "table_id": str,
+            "project_id": str,
+            "interval": str,
+            "json_type": int,
+            "team_id": int,
+            "source_dsn": str,
+            "bigquery_endpoint": str,
+            "include_events": str,
+            "exclude_events": str,
+            "start_at": str,
+            "enabled": int,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"uid", "name", "model", "dataset_id", "table_id", "interval"},
+    )
+    db["exports"].create_index(["name"], unique=True)
+    db["exports"].create_index(["uid"], unique=True)
+    db["windows"].create(
+        {
+            "export_id": int,
+            "window_start": str,
+            "window_end": str,
+            "status": str,  # running | done | failed | cancelled
+            "attempt": int,
+            "rows": int,
+            "bytes": int,
+            "job_ids": str,
+            "error": str,
+            "started_at": str,
+            "finished_at": str,
+            "run_id": int,
+        },
+        pk=("export_id", "window_start"),
+        foreign_keys=[("export_id", "exports", "id")],
+    )
+    db["runs"].create(
+        {
+            "id": int,
+            "export_id": int,
+            "trigger": str,  # schedule | manual | backfill
+            "status": str,  # running | succeeded | failed | cancelled
+            "started_at": str,
+            "finished_at": str,
+            "windows_total": int,
+            "windows_done": int,
+            "rows": int,
+            "bytes": int,
+            "error": str,
+        },
+        pk="id",
+        foreign_keys=[("export_id", "exports", "id")],
+    )
+    db["runs"].create_index(["export_id", "started_at"])
+    db["run_logs"].create(
+        {"id": int, "run_id": int, "logged_at": str, "level": str, "message": str},
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["run_logs"].create_index(["run_id"])
+    db["locks"].create(
+        {"export_id": int, "owner": str, "acquired_at": str, "expires_at": str},
+        pk="export_id",
+    )
+
+
+# Each migration takes the schema from version N-1 to N; never edit one that has shipped.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+SCHEMA_VERSION = len(MIGRATIONS)
+LOCK_TTL = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class WindowState:
+    export_id: int
+    window_start: datetime
+    window_end: datetime
+    status: str
+    attempt: int
+    rows: int
+    bytes: int
+    job_ids: list
+    error: str | None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    export_id: int
+    trigger: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    windows_total: int
+    windows_done: int
+    rows: int
+    bytes: int
+    error: str | None
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file readable by its owner only, before SQLite opens it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+class Store:
+    """All reads and writes of bqtui's SQLite database."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path).expanduser()
+        if str(path) != ":memory:":
+            if self.path.exists() and self.path.is_dir():
+                raise ConfigError(f"--db {self.path} is a folder; give a file path.")
+            _create_private_file(self.path)
+        try:
+            # Autocommit mode: multi-statement writes use explicit BEGIN IMMEDIATE (below).
+            conn = sqlite3.connect(
+                str(self.path), timeout=30, check_same_thread=False, isolation_level=None
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as error:
+            raise ConfigError(f"Cannot open the database {self.path}: {error}.") from None
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        self.db = sqlite_utils.Database(conn)
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"The database {self.path} was written by a newer bqtui (schema {version}); "
+                "upgrade bqtui."
+            )
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            with self.db.conn:
+                MIGRATIONS[number - 1](self.db)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    @contextmanager
+    def _transaction(self):
+        """An immediate write transaction: serialises concurrent writers across processes.
+
+        Only raw SQL inside: sqlite-utils' own ``with conn:`` would commit it early.
+        """
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- exports --------------------------------------------------------------------------
+
+    def add_export(self, config: ExportConfig) -> ExportConfig:
+        if self.find_export(config.name):
+            raise ConfigError(
+                f'An export named "{config.name}" exists already; choose another name or '
+                f"remove it first (bqtui remove {config.name})."
+            )
+        now = utcnow()
+        uid = config.uid or uuid.uuid4().hex
+        row = self._export_row(config.with_changes(uid=uid, created_at=now))
+        row["created_at"] = row["updated_at"] = to_iso(now)
+        with self.db.conn:
+            export_id = self.db["exports"].insert(row).last_pk
+        return self.get_export(export_id)
+
+    def update_export(self, config: ExportConfig) -> ExportConfig:
+        row = self._export_row(config)
+        row["updated_at"] = to_iso(utcnow())
+        with self.db.conn:
+            self.db["exports"].update(config.id, row)
+        return self.get_export(config.id)
+
+    def set_enabled(self, export_id: int, enabled: bool) -> None:
+        with self.db.conn:
+            self.db["exports"].update(
+                export_id, {"enabled": int(enabled), "updated_at": to_iso(utcnow())}
+            )
+
+    def remove_export(self, export_id: int) -> None:
+        with self._transaction():
+            self.db.execute(
+                "DELETE FROM run_logs WHERE run_id IN (SELECT id FROM runs WHERE export_id = ?)",
+                [export_id],
+            )
+            for table in ("runs", "windows", "locks"):
+                self.db.execute(f"DELETE FROM {table} WHERE export_id = ?", [export_id])
+            self.db.execute("DELETE FROM exports WHERE id = ?", [export_id])
+
+    def list_exports(self) -> list[ExportConfig]:
+        return [self._export_from_row(r) for r in self.db["exports"].rows_where(order_by="name")]
+
+    def find_export(self, name: str) -> ExportConfig | None:
+        rows = list(self.db["exports"].rows_where("name = ?", [name]))
+        return self._export_from_row(rows[0]) if rows else None
+
+    def get_export(self, export_id: int) -> ExportConfig:
+        return self._export_from_row(self.db["exports"].get(export_id))
+
+    def require_export(self, name: str) -> ExportConfig:
+        export = self.find_export(name)
+        if export is None:
+            known = ", ".join(e.name for e in self.list_exports()) or "none yet"
+            raise ConfigError(f'No export named "{name}". Exports: {known}.')
+        return export
+
+    @staticmethod
+    def _export_row(config: ExportConfig) -> dict:
+        return {
+            "uid": config.uid,
+            "name": config.name,
+            "model": config.model.value,
+            "dataset_id": config.dataset_id,
+            "table_id": config.table_id,
+            "project_id": config.project_id,
+            "interval": config.interval.value,
+            "json_type": int(config.json_type),
+            "team_id": config.team_id,
+            "source_dsn": config.source_dsn,
+            "bigquery_endpoint": config.bigquery_endpoint,
+            "include_events": json.dumps(list(config.include_events)),
+            "exclude_events": json.dumps(list(config.exclude_events)),
+            "start_at": to_iso(config.start_at),
+            "enabled": int(config.enabled),
+        }
+
+    @staticmethod
+    def _export_from_row(row: dict) -> ExportConfig:
+        return ExportConfig(
+            id=row["id"],
+            uid=row["uid"],
+            name=row["name"],
+            model=Model(row["model"]),
+            dataset_id=row["dataset_id"],
+            table_id=row["table_id"],
+            project_id=row["project_id"],
+            interval=Interval(row["interval"]),
+            json_type=bool(row["json_type"]),
+            team_id=row["team_id"],
+            source_dsn=row["source_dsn"] or "",
+            bigquery_endpoint=row["bigquery_endpoint"],
+            include_events=tuple(json.loads(row["include_events"] or "[]")),
+            exclude_events=tuple(json.loads(row["exclude_events"] or "[]")),
+            start_at=from_iso(row["start_at"]),
+            enabled=bool(row["enabled"]),
+            created_at=from_iso(row["created_at"]),
+        )
+
+    # -- windows --------------------------------------------------------------------------
+
+    def done_window_starts(self, export_id: int) -> set[datetime]:
+        rows = self.db.execute(
+            "SELECT window_start FROM windows WHERE export_id = ? AND status = 'done'",
+            [export_id],
+        ).fetchall()
+        return {from_iso(r[0]) for r in rows}
+
+    def get_window(self, export_id: int, window_start: datetime) -> WindowState | None:
+        rows = list(
+            self.db["windows"].rows_where(
+                "export_id = ? AND window_start = ?", [export_id, to_iso(window_start)]
+            )
+        )
+        return self._window_from_row(rows[0]) if rows else None
+
+    def begin_window(
+        self, export_id: int, start: datetime, end: datetime, run_id: int | None
+    ) -> int:
+        """Record a window as running and return its new attempt number."""
+        with self._transaction():
+            previous = self.get_window(export_id, start)
+            attempt = (previous.attempt if previous else 0) + 1
+            self.db.execute(
+                "INSERT OR REPLACE INTO windows (export_id, window_start, window_end, status,"
+                " attempt, rows, bytes, job_ids, error, started_at, finished_at, run_id)"
+                " VALUES (?, ?, ?, 'running', ?, 0, 0, '[]', NULL, ?, NULL, ?)",
+                [export_id, to_iso(start), to_iso(end), attempt, to_iso(utcnow()), run_id],
+            )
+        return attempt
+
+    def finish_window(
+        self,
+        export_id: int,
+        start: datetime,
+        status: str,
+        *,
+        rows: int = 0,
+        bytes_: int = 0,
+        job_ids: list | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self.db.conn:
+            self.db["windows"].update(
+                (export_id, to_iso(start)),
+                {
+                    "status": status,
+                    "rows": rows,
+                    "bytes": bytes_,
+                    "job_ids": json.dumps(job_ids or []),
+                    "error": error,
+                    "finished_at": to_iso(utcnow()),
+                },
+            )
+
+    def list_windows(self, export_id: int, limit: int = 200) -> list[WindowState]:
+        rows = self.db["windows"].rows_where(
+            "export_id = ?", [export_id], order_by="window_start desc", limit=limit
+        )
+        return [self._window_from_row(r) for r in rows]
+
+    @staticmethod
+    def _window_from_row(row: dict) -> WindowState:
+        return WindowState(
+            export_id=row["export_id"],
+            window_start=from_iso(row["window_start"]),
+            window_end=from_iso(row["window_end"]),
+            status=row["status"],
+            attempt=row["attempt"],
+            rows=row["rows"] or 0,
+            bytes=row["bytes"] or 0,
+            job_ids=json.loads(row["job_ids"] or "[]"),
+            error=row["error"],
+        )
+
+    # -- runs and logs ----------------------------------------------------------------------
+
+    def start_run(self, export_id: int, trigger: str, windows_total: int) -> int:
+        with self.db.conn:
+            return (
+                self.db["runs"]
+                .insert(
+                    {
+                        "export_id": export_id,
+                        "trigger": trigger,
+                        "status": "running",
+                        "started_at": to_iso(utcnow()),
+                        "windows_total": windows_total,
+                        "windows_done": 0,
+                        "rows": 0,
+                        "bytes": 0,
+                    }
+                )
+                .last_pk
+            )
+
+    def update_run(self, run_id: int, **fields) -> None:
+        if "finished_at" in fields:
+            fields["finished_at"] = to_iso(fields["finished_at"])
+        with self.db.conn:
+            self.db["runs"].update(run_id, fields)
+
+    def list_runs(self, export_id: int | None = None, limit: int = 50) -> list[RunRecord]:
+        where, args = ("export_id = ?", [export_id]) if export_id is not None else (None, None)
+        rows = self.db["runs"].rows_where(where, args, order_by="id desc", limit=limit)
+        return [self._run_from_row(r) for r in rows]
+
+    def last_run(self, export_id: int) -> RunRecord | None:
+        runs = self.list_runs(export_id, limit=1)
+        return runs[0] if runs else None
+
+    @staticmethod
+    def _run_from_row(row: dict) -> RunRecord:
+        return RunRecord(
+            id=row["id"],
+            export_id=row["export_id"],
+            trigger=row["trigger"],
+            status=row["status"],
+            started_at=from_iso(row["started_at"]),
+            finished_at=from_iso(row["finished_at"]),
+            windows_total=row["windows_total"] or 0,
+            windows_done=row["windows_done"] or 0,
+            rows=row["rows"] or 0,
+            bytes=row["bytes"] or 0,
+            error=row["error"],
+        )
+
+    def add_logs(self, run_id: int, entries: list[tuple[datetime, str, str]]) -> None:
+        with self.db.conn:
+            self.db["run_logs"].insert_all(
+                {"run_id": run_id, "logged_at": to_iso(t), "level": level, "message": message}
+                for t, level, message in entries
+            )
+
+    def run_logs(self, run_id: int) -> list[tuple[datetime, str, str]]:
+        rows = self.db["run_logs"].rows_where("run_id = ?", [run_id], order_by="id")
+        return [(from_iso(r["logged_at"]), r["level"], r["message"]) for r in rows]
+
+    # -- locks ------------------------------------------------------------------------------
+
+    def acquire_lock(self, export_id: int, ttl: timedelta = LOCK_TTL) -> str:
+        """Take the export's lock for this process, or raise ``ExportBusy``.
+
+        A lock whose holder stopped renewing it (crashed runner) expires after ``ttl``.
+        """
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        now = utcnow()
+        with self._transaction():
+            held = list(self.db["locks"].rows_where("export_id = ?", [export_id]))
+            if held and from_iso(held[0]["expires_at"]) > now:
+                raise ExportBusy(
+                    f"Another bqtui runner ({held[0]['owner']}) is running this export since "
+                    f"{held[0]['acquired_at']}; it was not started twice."
+                )
+            self.db.execute(
+                "INSERT OR REPLACE INTO locks (export_id, owner, acquired_at, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                [export_id, owner, to_iso(now), to_iso(now + ttl)],
+            )
+        return owner
+
+    def renew_lock(self, export_id: int, owner: str, ttl: timedelta = LOCK_TTL) -> None:
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE locks SET expires_at = ? WHERE export_id = ? AND owner = ?",
+                [to_iso(utcnow() + ttl), export_id, owner],
+            )
+
+    def release_lock(self, export_id: int, owner: str) -> None:
+        with self.db.conn:
+            self.db.execute(
+                "DELETE FROM locks WHERE export_id = ? AND owner = ?", [export_id, owner]
+            )
