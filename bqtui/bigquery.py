@@ -91,12 +91,13 @@ class BigQueryDestination:
         self.location = location
         self.endpoint = endpoint
         self.retry = make_retry(retry_deadline)
-        credentials = service_account.Credentials.from_service_account_info(
+        self.credentials = service_account.Credentials.from_service_account_info(
             key.info, scopes=[BIGQUERY_SCOPE]
         )
         self.client = bigquery.Client(
             project=self.project,
-            credentials=credentials,
+            credentials=self.credentials,
+            location=location,
             client_options={"api_endpoint": endpoint} if endpoint else None,
         )
         self.service_account_email = key.client_email
@@ -246,6 +247,8 @@ class BigQueryDestination:
         config.parquet_options = parquet_options
 
         def submit():
+            # Retries are ours (the whole upload again): a job created by a lost final
+            # request is then recognised by its id. No size: resumable uploads for any size.
             with open(path, "rb") as file:
                 return self.client.load_table_from_file(
                     file, stage_ref, job_id=job_id, job_config=config, num_retries=0

@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--bigquery-endpoint", help="BigQuery API URL (emulators, private endpoints)")
     add.add_argument("--project-id", help="BigQuery project (default: the key file's project)")
+    add.add_argument(
+        "--location", help="BigQuery location of the dataset, e.g. US or EU (default: inferred)"
+    )
     add.add_argument("--include-events", help="only these event names, comma-separated")
     add.add_argument("--exclude-events", help="all but these event names, comma-separated")
 
@@ -143,6 +146,7 @@ def cmd_add(args, store: Store) -> int:
             source_dsn=source_dsn,
             bigquery_endpoint=args.bigquery_endpoint,
             project_id=args.project_id or None,
+            location=args.location or None,
             include_events=parse_event_names(args.include_events),
             exclude_events=parse_event_names(args.exclude_events),
             start_at=first_window_start(utcnow(), interval, start),
@@ -181,6 +185,7 @@ def export_summary(store: Store, export: ExportConfig) -> dict:
         "dataset_id": export.dataset_id,
         "table_id": export.table_id,
         "project_id": export.project_id,
+        "location": export.location,
         "interval": export.interval.value,
         "json_type": export.json_type,
         "team_id": export.team_id,
@@ -331,7 +336,7 @@ def cmd_run_all(args, store: Store) -> int:
 def cmd_check(args, store: Store) -> int:
     from .permission_check import run_check_command
 
-    return run_check_command(store, store.require_export(args.name), as_json=args.json)
+    return run_check_command(store.require_export(args.name), as_json=args.json)
 
 
 COMMANDS = {

@@ -50,6 +50,7 @@ class ExportConfig:
     source_dsn: str = ""
     bigquery_endpoint: str | None = None
     project_id: str | None = None  # None: the key file's project
+    location: str | None = None  # None: BigQuery infers it from the dataset
     include_events: tuple[str, ...] = ()
     exclude_events: tuple[str, ...] = ()
     start_at: datetime | None = None

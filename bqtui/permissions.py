@@ -128,6 +128,11 @@ def describe_token_error(error: Exception, token_uri: str | None = None) -> str:
     return f"Google refused to give the key an access token: {first}"
 
 
+def _retry_seconds(error: Exception) -> str:
+    match = re.search(r"Timeout of ([\d.]+)s", str(error))
+    return f"{float(match.group(1)):.0f} s" if match else "the retry deadline"
+
+
 def describe_api_error(
     error: Exception,
     *,
@@ -138,6 +143,22 @@ def describe_api_error(
     token_uri: str | None = None,
 ) -> DestinationError:
     """One precise, user-facing error for a failed BigQuery call."""
+    if isinstance(error, api_errors.RetryError):
+        last = error.cause
+        if last is None or isinstance(
+            last, api_errors.GoogleAPICallError | requests.RequestException
+        ):
+            seconds = _retry_seconds(error)
+            detail = (
+                _api_message(last) if isinstance(last, api_errors.GoogleAPICallError) else str(last)
+            )
+            status = getattr(last, "code", None)
+            return DestinationError(
+                f"While {doing}: BigQuery kept failing for {seconds} (last error"
+                f"{f' {status}' if status else ''}: {detail}). Nothing was written; the window "
+                "is retried on the next run."
+            )
+        error = last
     if isinstance(error, auth_errors.GoogleAuthError):
         return PermissionProblem(f"While {doing}: {describe_token_error(error, token_uri)}")
     if isinstance(error, api_errors.Forbidden) and _reason(error) == "accessDenied":

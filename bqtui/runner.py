@@ -281,6 +281,7 @@ class _Run:
             key,
             project_id=export.project_id,
             endpoint=export.bigquery_endpoint,
+            location=export.location,
             retry_deadline=self.runner.retry_deadline,
         )
         password = secrets.load_clickhouse_password(export.uid)
@@ -307,6 +308,8 @@ class _Run:
                 ) as batches,
             ):
                 counted = counter.count(batches, lambda rows: self.progress(window, rows))
+                if model.repair_batch:
+                    counted = map(model.repair_batch, counted)
                 files = write_parquet_files(
                     counted, plan.source_fields, plan.json_fields, Path(tmp)
                 )

@@ -108,8 +108,12 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_2(db: sqlite_utils.Database) -> None:
+    db["exports"].add_column("location", str)
+
+
 # Each migration takes the schema from version N-1 to N; never edit one that has shipped.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 LOCK_TTL = timedelta(minutes=10)
 
@@ -273,6 +277,7 @@ class Store:
             "dataset_id": config.dataset_id,
             "table_id": config.table_id,
             "project_id": config.project_id,
+            "location": config.location,
             "interval": config.interval.value,
             "json_type": int(config.json_type),
             "team_id": config.team_id,
@@ -294,6 +299,7 @@ class Store:
             dataset_id=row["dataset_id"],
             table_id=row["table_id"],
             project_id=row["project_id"],
+            location=row.get("location"),
             interval=Interval(row["interval"]),
             json_type=bool(row["json_type"]),
             team_id=row["team_id"],

@@ -56,6 +56,8 @@ class ExportModel:
     insert_only: bool  # events: append new uuids, never update
     partition_field: str | None
     build_query: Callable[[ExportConfig], str]
+    # Fixes a batch where ClickHouse could not compute a field (see events).
+    repair_batch: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None
 
     @property
     def field_names(self) -> tuple[str, ...]:

@@ -1,6 +1,12 @@
 """Events: every event once per uuid, selected by ingestion time."""
 
+import json
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from ..config import ExportConfig, Model
+from ..encode import SUSPICIOUS_JSON
 from .base import INGESTED_AT, WINDOW_PARAMETERS, ExportModel, ModelField
 
 FIELDS = (
@@ -50,6 +56,44 @@ WHERE team_id = {{team_id:Int64}}
 """
 
 
+def _extract(properties: dict, name: str, as_json: bool):
+    value = properties.get(name)
+    if value is None:
+        return None
+    if as_json:  # ASCII escapes keep even unpaired surrogates exactly
+        return json.dumps(value, separators=(",", ":"))
+    return value if isinstance(value, str) and value else None
+
+
+def reextract_unparsed(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Re-extract $set, $set_once and $ip where ClickHouse could not parse the properties.
+
+    ClickHouse's JSON functions give up on text with raw control characters or unpaired
+    surrogate escapes and return nothing; Python's parser reads them, so the event keeps them.
+    """
+    suspicious = pc.fill_null(
+        pc.match_substring_regex(batch.column("properties"), SUSPICIOUS_JSON), False
+    )
+    if not pc.any(suspicious).as_py():
+        return batch
+    columns = {name: batch.column(name).to_pylist() for name in ("set", "set_once", "ip")}
+    properties = batch.column("properties")
+    for index in pc.indices_nonzero(suspicious).to_pylist():
+        try:
+            parsed = json.loads(properties[index].as_py(), strict=False)
+        except ValueError:
+            continue
+        if not isinstance(parsed, dict):
+            continue
+        columns["set"][index] = _extract(parsed, "$set", as_json=True)
+        columns["set_once"][index] = _extract(parsed, "$set_once", as_json=True)
+        columns["ip"][index] = _extract(parsed, "$ip", as_json=False)
+    for name, values in columns.items():
+        position = batch.schema.get_field_index(name)
+        batch = batch.set_column(position, name, pa.array(values, type=pa.string()))
+    return batch
+
+
 EVENTS = ExportModel(
     model=Model.EVENTS,
     fields=FIELDS,
@@ -59,4 +103,5 @@ EVENTS = ExportModel(
     insert_only=True,
     partition_field="timestamp",
     build_query=build_query,
+    repair_batch=reextract_unparsed,
 )

@@ -18,7 +18,8 @@ FIELDS = (
 def build_query(export: ExportConfig) -> str:
     start, end = WINDOW_PARAMETERS
     # Rows whose person or distinct-id mapping changed in the window; the latest versions of
-    # both are read with argMax because ReplacingMergeTree may not have merged yet.
+    # both are read with argMax because ReplacingMergeTree may not have merged yet. Aliases
+    # reuse column names, hence prefer_column_name_to_alias.
     return f"""
 WITH
     touched_distinct_ids AS (
@@ -62,7 +63,7 @@ SELECT
     (m.is_deleted = 1 OR ifNull(p.is_deleted, 0) = 1) AS is_deleted
 FROM latest_mappings AS m
 LEFT JOIN latest_persons AS p ON p.id = m.person_id
-SETTINGS join_use_nulls = 1
+SETTINGS join_use_nulls = 1, prefer_column_name_to_alias = 1
 """
 
 

@@ -93,10 +93,13 @@ def _entry(name: str) -> str:
 
 def build_query(export: ExportConfig) -> str:
     start, end = WINDOW_PARAMETERS
+    # Aliases reuse source column names (distinct_id, team_id), hence
+    # prefer_column_name_to_alias: inside aggregates the names mean the source columns.
     session_id = "JSONExtractString(properties, '$session_id')"
     url = "JSONExtractString(properties, '$current_url')"
     has_url = f"{url} != ''"
     is_view = "event IN ('$pageview', '$screen')"
+    has_lcp = "JSONHas(properties, '$web_vitals_LCP_value')"
     return f"""
 WITH sessions_in_window AS (
     SELECT {session_id} AS session_id
@@ -145,8 +148,9 @@ FROM (
         session_duration AS duration,
         argMaxIf({_prop("$external_click_url")}, (timestamp, uuid),
             {_prop("$external_click_url")} IS NOT NULL) AS last_external_click_url,
-        argMinIf(JSONExtractFloat(properties, '$web_vitals_LCP_value'), (timestamp, uuid),
-            JSONHas(properties, '$web_vitals_LCP_value')) AS vitals_lcp
+        if(countIf({has_lcp}) = 0, NULL,
+            argMinIf(JSONExtractFloat(properties, '$web_vitals_LCP_value'), (timestamp, uuid),
+                {has_lcp})) AS vitals_lcp
     FROM (
         SELECT uuid, event, properties, timestamp, team_id, distinct_id
         FROM events
@@ -155,6 +159,7 @@ FROM (
     )
     GROUP BY session_id
 )
+SETTINGS prefer_column_name_to_alias = 1
 """
 
 

@@ -1,0 +1,294 @@
+"""Events, end to end: ClickHouse (chdb) → bqtui → BigQuery (emulator behind the fake Google)."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from bqtui.source import ClickHouseSource
+from bqtui.store import Store
+from tests.harness.bq_proxy import BACKEND_ERROR, INTERNAL_ERROR
+from tests.integration.conftest import DEMO_END, DEMO_START, PROJECT, add_export, run_cli
+
+
+def aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def source_events(dsn, start, end, team_id=1, include=(), exclude=()) -> dict[str, dict]:
+    """The events a window must export, computed here in Python from the raw rows."""
+    result = ClickHouseSource(dsn).client.query(
+        "SELECT toString(uuid), event, properties, elements_chain, distinct_id, team_id, "
+        "timestamp, inserted_at, _timestamp FROM events WHERE team_id = {t:Int64}",
+        parameters={"t": team_id},
+    )
+    expected = {}
+    for (
+        uuid,
+        event,
+        props,
+        elements,
+        distinct_id,
+        team,
+        ts,
+        inserted_at,
+        ingested,
+    ) in result.result_rows:
+        arrived = aware(inserted_at) or aware(ingested)
+        if not (start <= arrived < end) or uuid in expected:
+            continue
+        if (include and event not in include) or event in exclude:
+            continue
+        parsed = json.loads(props, strict=False)
+        expected[uuid] = {
+            "uuid": uuid,
+            "event": event,
+            "properties": props,
+            "elements": elements,
+            "set": parsed.get("$set"),
+            "set_once": parsed.get("$set_once"),
+            "distinct_id": distinct_id,
+            "team_id": team,
+            "ip": parsed.get("$ip") or None,
+            "site_url": "",
+            "timestamp": aware(ts),
+        }
+    return expected
+
+
+def without_lone_surrogates(value):
+    """What BigQuery's JSON can hold: unpaired surrogates become U+FFFD."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {without_lone_surrogates(k): without_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_lone_surrogates(v) for v in value]
+    return value
+
+
+def backfill(db_path, name="ev", start=DEMO_START, end=DEMO_END) -> int:
+    return run_cli(
+        "run", name, "--db", str(db_path), "--start", start.isoformat(), "--end", end.isoformat()
+    )
+
+
+def test_string_columns_match_the_source_field_by_field(db_path, destination, demo_dsn):
+    add_export(db_path, destination, demo_dsn)
+    assert backfill(db_path) == 0
+
+    expected = source_events(demo_dsn, DEMO_START, DEMO_END)
+    rows = destination.rows("events_export", "uuid")
+    assert len(rows) == len(expected) > 1000
+    for row in rows:
+        want = expected[row["uuid"]]
+        assert row.pop("bq_ingested_timestamp").tzinfo is not None
+        for name in ("set", "set_once"):
+            value = row.pop(name)
+            assert (None if value is None else json.loads(value)) == want[name], row["uuid"]
+        assert row == {k: want[k] for k in row}, row["uuid"]
+
+
+def test_json_columns_hold_parsed_json_and_nasty_properties_survive(db_path, destination, demo_dsn):
+    add_export(db_path, destination, demo_dsn, "--json-type")
+    assert backfill(db_path) == 0
+
+    expected = source_events(demo_dsn, DEMO_START, DEMO_END)
+    schema = {f.name: f.field_type for f in destination.admin.get_table(
+        f"{PROJECT}.{destination.dataset}.events_export").schema}  # fmt: skip
+    assert schema["properties"] == schema["set"] == schema["set_once"] == "JSON"
+    rows = destination.rows("events_export", "uuid")
+    assert {r["uuid"] for r in rows} == set(expected)
+    surrogate_events = 0
+    for row in rows:
+        want = expected[row["uuid"]]
+        source_properties = json.loads(want["properties"], strict=False)
+        assert row["properties"] == without_lone_surrogates(source_properties), row["uuid"]
+        assert row["set"] == without_lone_surrogates(want["set"])
+        assert row["set_once"] == without_lone_surrogates(want["set_once"])
+        surrogate_events += "\\ud" in want["properties"].lower()
+    assert surrogate_events > 0  # the demo data does hold the nasty cases
+
+
+def test_rerunning_a_window_adds_no_duplicates(db_path, destination, demo_dsn):
+    add_export(db_path, destination, demo_dsn)
+    assert backfill(db_path) == 0
+    assert backfill(db_path) == 0  # the same windows again
+
+    counts = destination.query(
+        f"SELECT COUNT(*) AS n, COUNT(DISTINCT uuid) AS u FROM `{PROJECT}.{destination.dataset}.events_export`"
+    )[0]
+    assert counts["n"] == counts["u"] == len(source_events(demo_dsn, DEMO_START, DEMO_END))
+
+
+def test_lost_responses_and_server_errors_are_retried_without_duplicates(
+    db_path, destination, demo_dsn
+):
+    add_export(db_path, destination, demo_dsn)
+    proxy = destination.google.proxy
+    # The upload's last request creates the load job and the merge's jobs.insert creates the
+    # query job, but both answers are lost: the retries see 409 Already Exists and wait for
+    # the jobs instead of running them twice.
+    proxy.inject("PUT", r"^/upload/bigquery/v2/projects/[^/]+/jobs$", "drop_after", times=1)
+    proxy.inject("POST", r"^/bigquery/v2/projects/[^/]+/jobs$", "drop_after", times=1)
+    # And the first upload attempt is refused with a 503.
+    proxy.inject("POST", r"^/upload/bigquery/v2/projects/[^/]+/jobs$", BACKEND_ERROR, times=1)
+    assert backfill(db_path, end=DEMO_START + timedelta(days=1)) == 0
+
+    starts = [
+        (c.path.startswith("/upload"), c.status, c.fault)
+        for c in proxy.calls
+        if c.operation == "jobs.insert"
+    ]
+    assert starts == [
+        (True, 503, "503 backendError"),
+        (True, 200, None),  # the upload session whose last request is answered with nothing
+        (True, 409, None),  # the whole upload again: the job exists already
+        (False, 200, "drop_after"),
+        (False, 409, None),
+    ]
+    counts = destination.query(
+        f"SELECT COUNT(*) AS n, COUNT(DISTINCT uuid) AS u FROM `{PROJECT}.{destination.dataset}.events_export`"
+    )[0]
+    expected = source_events(demo_dsn, DEMO_START, DEMO_START + timedelta(days=1))
+    assert counts["n"] == counts["u"] == len(expected)
+
+
+def test_a_run_that_dies_before_the_merge_is_completed_exactly_once_later(
+    db_path, destination, demo_dsn
+):
+    export = add_export(db_path, destination, demo_dsn)
+    proxy = destination.google.proxy
+    # Every query job fails: the stage table is loaded but the MERGE never happens.
+    proxy.inject("POST", r"^/bigquery/v2/projects/[^/]+/jobs$", INTERNAL_ERROR, times=1000)
+    one_day = DEMO_START + timedelta(days=1)
+    assert backfill(db_path, end=one_day) == 1
+    proxy.clear_faults()
+    window = Store(db_path).get_window(export.id, DEMO_START)
+    assert window.status == "failed" and window.attempt == 1
+    assert "BigQuery kept failing" in window.error
+    assert destination.rows("events_export") == []
+
+    assert backfill(db_path, end=one_day) == 0
+    window = Store(db_path).get_window(export.id, DEMO_START)
+    assert (window.status, window.attempt) == ("done", 2)
+    uuids = [r["uuid"] for r in destination.rows("events_export")]
+    assert sorted(uuids) == sorted(source_events(demo_dsn, DEMO_START, one_day))
+    assert not [t for t in destination.table_names() if "stage" in t]
+
+
+def test_late_events_land_in_the_window_they_arrived_in(db_path, destination, fresh_source):
+    client = ClickHouseSource(fresh_source).client
+    client.command(
+        "INSERT INTO events (uuid, event, properties, timestamp, team_id, distinct_id, elements_chain,"
+        " created_at, person_id, inserted_at, _timestamp) VALUES"
+        " ('00000000-0000-4000-8000-000000000001', 'on_time', '{}', '2024-05-01 10:00:00', 1, 'a', '',"
+        "  '2024-05-01 10:00:00', generateUUIDv4(), '2024-05-01 10:00:01', '2024-05-01 10:00:01'),"
+        " ('00000000-0000-4000-8000-000000000002', 'late', '{}', '2024-05-01 11:00:00', 1, 'a', '',"
+        "  '2024-05-01 11:00:00', generateUUIDv4(), '2024-05-02 09:00:00', '2024-05-02 09:00:00'),"
+        " ('00000000-0000-4000-8000-000000000003', 'no_inserted_at', '{}', '2024-04-30 23:00:00', 1,"
+        "  'a', '', '2024-04-30 23:00:00', generateUUIDv4(), NULL, '2024-05-02 10:00:00')"
+    )
+    export = add_export(db_path, destination, fresh_source)
+    assert backfill(db_path, end=datetime(2024, 5, 2, tzinfo=UTC)) == 0
+    assert [r["event"] for r in destination.rows("events_export")] == ["on_time"]
+
+    assert (
+        backfill(
+            db_path, start=datetime(2024, 5, 2, tzinfo=UTC), end=datetime(2024, 5, 3, tzinfo=UTC)
+        )
+        == 0
+    )
+    rows = destination.rows("events_export", "event")
+    assert [r["event"] for r in rows] == ["late", "no_inserted_at", "on_time"]
+    windows = {w.window_start.day: w.rows for w in Store(db_path).list_windows(export.id)}
+    assert windows == {1: 1, 2: 2}
+
+
+def test_include_and_exclude_filters(db_path, destination, demo_dsn):
+    add_export(
+        db_path,
+        destination,
+        demo_dsn,
+        "--include-events",
+        "$pageview,$autocapture",
+        name="inc",
+        table="inc",
+    )
+    add_export(
+        db_path, destination, demo_dsn, "--exclude-events", "$pageview", name="exc", table="exc"
+    )
+    assert backfill(db_path, "inc") == 0
+    assert backfill(db_path, "exc") == 0
+
+    included = {r["uuid"] for r in destination.rows("inc")}
+    excluded = {r["uuid"] for r in destination.rows("exc")}
+    assert included == set(
+        source_events(demo_dsn, DEMO_START, DEMO_END, include=("$pageview", "$autocapture"))
+    )
+    assert excluded == set(source_events(demo_dsn, DEMO_START, DEMO_END, exclude=("$pageview",)))
+    assert {r["event"] for r in destination.rows("inc")} == {"$pageview", "$autocapture"}
+
+
+def test_a_table_with_fewer_fields_gets_only_those(db_path, destination, demo_dsn, capsys):
+    from google.cloud import bigquery
+
+    table = bigquery.Table(
+        f"{PROJECT}.{destination.dataset}.narrow",
+        schema=[
+            bigquery.SchemaField(n, t)
+            for n, t in (("uuid", "STRING"), ("event", "STRING"), ("timestamp", "TIMESTAMP"))
+        ],
+    )
+    destination.admin.create_table(table)
+    add_export(db_path, destination, demo_dsn, table="narrow")
+    assert backfill(db_path) == 0
+
+    assert (
+        "lacks model fields properties, elements, set, set_once, distinct_id, team_id, ip, "
+        "site_url, bq_ingested_timestamp; they are left out" in capsys.readouterr().err
+    )
+    rows = destination.rows("narrow", "uuid")
+    expected = source_events(demo_dsn, DEMO_START, DEMO_END)
+    assert [(r["uuid"], r["event"], r["timestamp"]) for r in rows] == [
+        (u, e["event"], e["timestamp"]) for u, e in sorted(expected.items())
+    ]
+
+
+def test_table_stage_and_jobs_are_made_as_bigquery_expects(db_path, destination, demo_dsn):
+    export = add_export(db_path, destination, demo_dsn)
+    assert backfill(db_path, end=DEMO_START + timedelta(days=1)) == 0
+
+    calls = destination.google.proxy.calls
+    created = [c.json for c in calls if c.operation == "tables.insert"]
+    final = next(t for t in created if t["tableReference"]["tableId"] == "events_export")
+    assert final["timePartitioning"] == {"type": "DAY", "field": "timestamp"}
+    stage = next(t for t in created if "_bqtui_stage_" in t["tableReference"]["tableId"])
+    assert "timePartitioning" not in stage
+    expires = datetime.fromtimestamp(int(stage["expirationTime"]) / 1000, UTC)
+    assert timedelta(hours=11) < expires - datetime.now(UTC) <= timedelta(hours=12)
+    jobs = [c.json for c in calls if c.operation == "jobs.insert" and c.json]
+    prefix = f"bqtui_{export.uid[:12]}_20240501T000000_a1_"
+    assert sorted(j["jobReference"]["jobId"] for j in jobs) == [prefix + "load0", prefix + "merge"]
+    assert all(j["configuration"]["labels"]["bqtui_export"] == "ev" for j in jobs)
+    assert not [t for t in destination.table_names() if "stage" in t]
+
+
+def test_run_all_exports_every_due_window_and_reports(db_path, destination, fresh_source, capsys):
+    from bqtui import demo_data
+
+    now = datetime.now(UTC)
+    start = (now - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
+    demo_data.generate(
+        ClickHouseSource(fresh_source).client, seed=3, start=start, end=now - timedelta(hours=1)
+    )
+    add_export(db_path, destination, fresh_source, start=start.isoformat())
+    capsys.readouterr()
+    assert run_cli("--db", str(db_path), "--run-all") == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith("ev: succeeded, 2/2 windows")
+    today = start + timedelta(days=2)
+    assert len(destination.rows("events_export")) == len(source_events(fresh_source, start, today))
+    assert run_cli("--db", str(db_path), "--run-all") == 0  # nothing due now
+    assert "ev: nothing_due" in capsys.readouterr().out
