@@ -119,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("name")
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    demo = commands.add_parser(
+        "demo",
+        help="start the demo (embedded ClickHouse with demo data, a local BigQuery emulator, "
+        "demo exports) and open the TUI on it",
+    )
+    demo.add_argument("--folder", help="where the demo keeps its data (default: data dir/demo)")
+    demo.add_argument(
+        "--run", action="store_true", help="run the demo exports headless instead of the TUI"
+    )
     return parser
 
 
@@ -339,6 +348,23 @@ def cmd_check(args, store: Store) -> int:
     return run_check_command(store.require_export(args.name), as_json=args.json)
 
 
+def cmd_demo(args) -> int:
+    from .demo import start_demo
+
+    environment = start_demo(args.folder, log=lambda text: print(text, file=sys.stderr))
+    try:
+        if args.run:
+            store = Store(environment.db_path)
+            results = ExportRunner(store, on_event=_log_to_stderr).run_all()
+            _print_summary(results)
+            return EXIT_FAILED if any(r.failed for r in results) else EXIT_OK
+        from .tui.app import run_tui
+
+        return run_tui(db_path=environment.db_path, demo=environment)
+    finally:
+        environment.stop()
+
+
 COMMANDS = {
     "add": cmd_add,
     "list": cmd_list,
@@ -363,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command and args.run_all:
         parser.error("--run-all takes no command")
     try:
+        if args.command == "demo":
+            return cmd_demo(args)
         store = _open_store(args)
         if args.run_all:
             return cmd_run_all(args, store)
