@@ -14,6 +14,15 @@ WINDOW_PARAMETERS = "{window_start:DateTime64(6, 'UTC')}", "{window_end:DateTime
 # Ingestion time of an event: when it reached ClickHouse (late events land in later windows).
 INGESTED_AT = "COALESCE(inserted_at, toDateTime64(_timestamp, 6, 'UTC'))"
 
+# ClickHouse's JSON functions read nothing from text with raw control characters or unpaired
+# surrogate escapes. For extracting fields (not for exporting the text itself), such rows are
+# made parseable: control characters become spaces, surrogate escapes become U+FFFD.
+PARSEABLE_PROPERTIES = (
+    r"if(match(properties, '[\x00-\x1f]|\\\\u[dD][89a-fA-F]'), "
+    r"replaceRegexpAll(replaceRegexpAll(properties, '[\x00-\x1f]', ' '), "
+    r"'\\\\u[dD][89a-fA-F][0-9a-fA-F]{2}', '\\\\ufffd'), properties)"
+)
+
 ARROW_TYPES = {
     "STRING": pa.string(),
     "JSON": pa.string(),  # JSON travels as text and is parsed by BigQuery in the MERGE

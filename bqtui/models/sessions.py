@@ -5,7 +5,7 @@ decides a MERGE is end_timestamp.
 """
 
 from ..config import ExportConfig, Model
-from .base import INGESTED_AT, WINDOW_PARAMETERS, ExportModel, ModelField
+from .base import INGESTED_AT, PARSEABLE_PROPERTIES, WINDOW_PARAMETERS, ExportModel, ModelField
 
 FIELDS = (
     ModelField("session_id", "STRING"),
@@ -96,15 +96,16 @@ def build_query(export: ExportConfig) -> str:
     # Aliases reuse source column names (distinct_id, team_id), hence
     # prefer_column_name_to_alias: inside aggregates the names mean the source columns.
     session_id = "JSONExtractString(properties, '$session_id')"
+    raw_session_id = f"JSONExtractString({PARSEABLE_PROPERTIES}, '$session_id')"
     url = "JSONExtractString(properties, '$current_url')"
     has_url = f"{url} != ''"
     is_view = "event IN ('$pageview', '$screen')"
     has_lcp = "JSONHas(properties, '$web_vitals_LCP_value')"
     return f"""
 WITH sessions_in_window AS (
-    SELECT {session_id} AS session_id
+    SELECT {raw_session_id} AS session_id
     FROM events
-    WHERE team_id = {{team_id:Int64}} AND {INGESTED_AT} >= {start} AND {session_id} != ''
+    WHERE team_id = {{team_id:Int64}} AND {INGESTED_AT} >= {start} AND session_id != ''
     GROUP BY session_id
     HAVING max({INGESTED_AT}) < {end}
 )
@@ -144,7 +145,9 @@ FROM (
         toInt64(countIf(event = '$pageview')) AS pageview_count,
         toInt64(countIf(event = '$autocapture')) AS autocapture_count,
         toInt64(countIf(event = '$screen')) AS screen_count,
-        toInt64(dateDiff('second', min(timestamp), max(timestamp))) AS session_duration,
+        -- whole seconds elapsed (dateDiff would count second boundaries crossed)
+        toInt64(intDiv(toUnixTimestamp64Micro(max(timestamp))
+            - toUnixTimestamp64Micro(min(timestamp)), 1000000)) AS session_duration,
         session_duration AS duration,
         argMaxIf({_prop("$external_click_url")}, (timestamp, uuid),
             {_prop("$external_click_url")} IS NOT NULL) AS last_external_click_url,
@@ -152,9 +155,9 @@ FROM (
             argMinIf(JSONExtractFloat(properties, '$web_vitals_LCP_value'), (timestamp, uuid),
                 {has_lcp})) AS vitals_lcp
     FROM (
-        SELECT uuid, event, properties, timestamp, team_id, distinct_id
+        SELECT uuid, event, {PARSEABLE_PROPERTIES} AS properties, timestamp, team_id, distinct_id
         FROM events
-        WHERE team_id = {{team_id:Int64}} AND {session_id} IN sessions_in_window
+        WHERE team_id = {{team_id:Int64}} AND {raw_session_id} IN sessions_in_window
         LIMIT 1 BY uuid
     )
     GROUP BY session_id
