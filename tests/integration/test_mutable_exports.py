@@ -1,7 +1,7 @@
 """Persons and sessions, end to end: stage table → MERGE on versions → stage dropped."""
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 from bqtui.source import ClickHouseSource
@@ -165,7 +165,7 @@ def source_sessions(dsn, team_id=1) -> dict[str, dict]:
         with_url = [e for e in ordered if e[3].get("$current_url")]
         views = [e for e in ordered if e[2] in ("$pageview", "$screen")]
         urls = list(dict.fromkeys(e[3]["$current_url"] for e in with_url))
-        count = lambda name: sum(e[2] == name for e in ordered)  # noqa: E731
+        counts = Counter(e[2] for e in ordered)
         duration = int((last[0] - first[0]).total_seconds())
         lcp = [e[3]["$web_vitals_LCP_value"] for e in ordered if "$web_vitals_LCP_value" in e[3]]
         clicks = [e[3]["$external_click_url"] for e in ordered if e[3].get("$external_click_url")]
@@ -185,13 +185,13 @@ def source_sessions(dsn, team_id=1) -> dict[str, dict]:
             "entry_utm_source": entry.get("utm_source") or None,
             "entry_referring_domain": entry.get("$referring_domain") or None,
             "entry_gclid": entry.get("gclid") or None,
-            "pageview_count": count("$pageview"),
-            "autocapture_count": count("$autocapture"),
-            "screen_count": count("$screen"),
+            "pageview_count": counts["$pageview"],
+            "autocapture_count": counts["$autocapture"],
+            "screen_count": counts["$screen"],
             "session_duration": duration,
             "duration": duration,
-            "is_bounce": count("$pageview") + count("$screen") == 1
-            and count("$autocapture") == 0
+            "is_bounce": counts["$pageview"] + counts["$screen"] == 1
+            and counts["$autocapture"] == 0
             and duration < 10,
             "last_external_click_url": clicks[-1] if clicks else None,
             "vitals_lcp": float(lcp[0]) if lcp else None,
