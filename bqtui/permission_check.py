@@ -301,7 +301,7 @@ class _Checker:
             return False
         except API_ERRORS as error:
             self.denied_or_raise(error, "bigquery.tables.get", "getting the destination table")
-            return False
+            return True  # it may well exist: testIamPermissions will tell
         self.mark("bigquery.tables.get", GRANTED, "read the destination table")
         return True
 
@@ -309,6 +309,8 @@ class _Checker:
         self.step("Asking BigQuery which table permissions are granted (testIamPermissions)")
         try:
             response = self.client.test_iam_permissions(ref, list(TABLE_LEVEL), retry=self.retry)
+        except api_errors.NotFound:
+            return
         except API_ERRORS as error:
             self.report.notes.append(f"testIamPermissions on {ref} failed: {_short(error)}")
             return
@@ -359,7 +361,12 @@ class _Checker:
                 self.check_jobs_create_with_dry_run()
         self.step("Reading the probe table back")
         try:
-            list(self.client.list_rows(ref, max_results=1, retry=self.retry))
+            # With the schema given, list_rows reads rows only (no tables.get).
+            schema = [bigquery.SchemaField("probe", "STRING")]
+            rows = self.client.list_rows(
+                ref, selected_fields=schema, max_results=1, retry=self.retry
+            )
+            list(rows)
             self.mark("bigquery.tables.getData", GRANTED, "read rows of the probe table")
         except API_ERRORS as error:
             self.denied_or_raise(error, "bigquery.tables.getData", "reading rows")

@@ -1,0 +1,183 @@
+"""The bqtui app: a thin face on the core. Screens start core calls; the core does the work."""
+
+import sys
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+
+from textual import events
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from ..config import ExportConfig
+from ..errors import BqtuiError, ConfigError
+from ..paths import default_db_path
+from ..store import Store, utcnow
+from .screens.dialogs import ConfirmDialog, MessageDialog
+from .screens.home import HomeScreen
+
+Clock = Callable[[], datetime]
+
+
+class BqtuiApp(App[None]):
+    TITLE = "bqtui"
+    SUB_TITLE = "ClickHouse → BigQuery exports"
+    CSS_PATH = ["app.tcss", "home.tcss", "wizard.tcss", "run.tcss", "detail.tcss"]
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        demo=None,
+        clock: Clock = utcnow,
+        browse_from: Path | None = None,
+        cursor_blink: bool = True,
+    ):
+        super().__init__()
+        self.store = store
+        self.demo = demo  # a bqtui.demo.DemoEnvironment, or None
+        self.clock = clock
+        self.browse_from = Path(browse_from) if browse_from else Path.cwd()
+        self.cursor_blink = cursor_blink
+
+    def get_default_screen(self) -> Screen:
+        return HomeScreen()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # Tests and screenshots turn the blinking cursor off so every frame is the same.
+        if not self.cursor_blink and hasattr(event.widget, "cursor_blink"):
+            event.widget.cursor_blink = False
+
+    def on_unmount(self) -> None:
+        self.store.close()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        if isinstance(screen, HomeScreen):
+            yield SystemCommand("New export", "Create an export step by step", screen.action_new)
+            if screen.selected_export() is not None:
+                yield SystemCommand(
+                    "Run export now", "Export the selected export's due windows", screen.action_run
+                )
+                yield SystemCommand(
+                    "Check permissions",
+                    "Check the selected export's key and BigQuery permissions",
+                    screen.action_check,
+                )
+                yield SystemCommand(
+                    "Backfill", "Export a date range of the selected export", screen.action_backfill
+                )
+        yield SystemCommand("Help", "The keys of every screen", self.action_help)
+        yield from super().get_system_commands(screen)
+
+    # -- actions shared by the screens ------------------------------------------------------
+
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def show_error(self, title: str, error: BaseException) -> None:
+        """An error for the user: core errors are complete sentences; others get their type."""
+        message = str(error) if isinstance(error, BqtuiError) else f"{type(error).__name__}: {error}"
+        self.push_screen(MessageDialog(title, message, error=True))
+
+    def new_export(self) -> None:
+        from .screens.wizard.screen import NewExportScreen
+
+        def created(export: ExportConfig | None) -> None:
+            if export is not None:
+                self.notify(
+                    f'Export "{export.name}" created. Press r to run it now, or let cron run it '
+                    "(bqtui --run-all).",
+                    title="Created",
+                )
+
+        self.push_screen(NewExportScreen(), created)
+
+    def show_detail(self, export: ExportConfig) -> None:
+        from .screens.detail import ExportDetailScreen
+
+        self.push_screen(ExportDetailScreen(export.id))
+
+    def run_export(self, export: ExportConfig, backfill: tuple[datetime, datetime] | None = None):
+        from .screens.run import RunScreen
+
+        self.push_screen(RunScreen(export.id, backfill=backfill))
+
+    def backfill(self, export: ExportConfig) -> None:
+        from .screens.backfill import BackfillDialog
+
+        def chosen(period: tuple[datetime, datetime] | None) -> None:
+            if period is not None:
+                self.run_export(export, backfill=period)
+
+        self.push_screen(BackfillDialog(export), chosen)
+
+    def check_permissions(self, export: ExportConfig) -> None:
+        from .screens.check import PermissionCheckScreen
+
+        self.push_screen(PermissionCheckScreen(export.id))
+
+    def edit_export(self, export: ExportConfig) -> None:
+        from .screens.edit import EditExportScreen
+
+        self.push_screen(EditExportScreen(export.id))
+
+    def toggle_paused(self, export: ExportConfig) -> None:
+        self.store.set_enabled(export.id, not export.enabled)
+        state = "paused" if export.enabled else "resumed"
+        self.notify(f'Export "{export.name}" {state}.')
+
+    def delete_export(self, export: ExportConfig, on_deleted: Callable[[], None]) -> None:
+        from .. import secrets
+
+        def confirmed(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                secrets.delete_export_secrets(export.uid)
+            except BqtuiError as error:
+                self.show_error("The export was not deleted", error)
+                return
+            self.store.remove_export(export.id)
+            self.notify(f'Export "{export.name}" deleted.')
+            on_deleted()
+
+        self.push_screen(
+            ConfirmDialog(
+                f'Delete export "{export.name}"?',
+                "This removes its configuration, its run history and its keyring entries "
+                "(service-account key, ClickHouse password). Data already in BigQuery is "
+                "untouched.",
+                confirm_label="Delete",
+            ),
+            confirmed,
+        )
+
+
+def create_app(
+    db_path: str | Path | None = None,
+    *,
+    demo=None,
+    clock: Clock = utcnow,
+    browse_from: Path | None = None,
+    cursor_blink: bool = True,
+) -> BqtuiApp:
+    """Build the app on a database file (default: the user's). The app closes the store."""
+    store = Store(db_path or default_db_path())
+    return BqtuiApp(
+        store, demo=demo, clock=clock, browse_from=browse_from, cursor_blink=cursor_blink
+    )
+
+
+def run_tui(db_path: str | Path | None = None, demo=None) -> int:
+    try:
+        app = create_app(db_path, demo=demo)
+    except ConfigError as error:
+        print(f"bqtui: {error}", file=sys.stderr)
+        return 2
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,68 @@
+"""The app's messages: what worker threads tell the screens.
+
+Workers never touch widgets; they post one of these and the screen renders it on the UI thread.
+"""
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from ..permission_check import CheckReport
+from ..runner import LogEvent, ProgressEvent, RunResult, WindowFinished
+
+
+@dataclass
+class RunLogLines(Message):
+    """Log lines of a run, gathered since the last flush (never more than ~10 a second)."""
+
+    lines: list[LogEvent]
+
+
+@dataclass
+class RunProgressed(Message):
+    """The latest progress of a run; older progress was dropped, not queued."""
+
+    progress: ProgressEvent
+
+
+@dataclass
+class RunWindowsFinished(Message):
+    """Windows that finished since the last flush, in order."""
+
+    windows: list[WindowFinished]
+
+
+@dataclass
+class RunCompleted(Message):
+    """The run is over: succeeded, failed, cancelled, busy or nothing due."""
+
+    result: RunResult
+
+
+@dataclass
+class PermissionCheckStep(Message):
+    """What the permission check is doing now (it makes several network calls)."""
+
+    text: str
+
+
+@dataclass
+class PermissionCheckDone(Message):
+    report: CheckReport
+
+
+@dataclass
+class ConnectionTested(Message):
+    """The outcome of "Test connection": a row count, or the source's error message."""
+
+    rows: int | None
+    error: str | None = None
+
+
+@dataclass
+class TableSchemaChecked(Message):
+    """The destination table compared with the model: fields it lacks, or why it is unknown."""
+
+    exists: bool
+    missing_fields: list[str]
+    error: str | None = None

@@ -1,0 +1,210 @@
+"""Export detail: configuration, the destination table against the model, runs, windows, logs."""
+
+from google.api_core import exceptions as api_errors
+from google.auth import exceptions as auth_errors
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, RichLog, Static, TabbedContent, TabPane
+
+from ... import secrets
+from ...bigquery import TRANSIENT_NETWORK_ERRORS, BigQueryDestination
+from ...config import ExportConfig
+from ...errors import BqtuiError
+from ...keyfile import parse_key_text
+from ...models import get_model
+from ...source import redact_dsn
+from ..formatting import bytes_text, duration_text, rows_text, time_text
+from ..messages import TableSchemaChecked
+from ..widgets.exports_table import status_text
+from .base import BqtuiScreen
+
+SCHEMA_RETRY_SECONDS = 15.0  # an unreachable BigQuery shows as an error state, not a long wait
+LEVEL_STYLES = {"warning": "yellow", "error": "bold red"}
+
+
+def configuration_text(export: ExportConfig) -> str:
+    rows = [
+        ("Model", export.model.value),
+        ("Destination", f"{export.project_id or '(key project)'}.{export.destination_label}"),
+        ("Column types", "JSON" if export.json_type else "STRING"),
+        ("Interval", export.interval.value),
+        ("First window", f"{time_text(export.start_at)} UTC"),
+        ("Team ID", str(export.team_id)),
+        ("Include events", ", ".join(export.include_events) or "all"),
+        ("Exclude events", ", ".join(export.exclude_events) or "none"),
+        ("Source", redact_dsn(export.source_dsn)),
+        ("BigQuery endpoint", export.bigquery_endpoint or "Google (default)"),
+        ("Location", export.location or "inferred from the dataset"),
+        ("State", "enabled" if export.enabled else "paused"),
+    ]
+    return "\n".join(f"{label:<18} {value}" for label, value in rows)
+
+
+class ExportDetailScreen(BqtuiScreen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("r", "run", "Run now"),
+        Binding("b", "backfill", "Backfill"),
+        Binding("c", "check", "Check"),
+        Binding("e", "edit", "Edit"),
+    ]
+
+    def __init__(self, export_id: int):
+        super().__init__()
+        self.export_id = export_id
+
+    @property
+    def export(self) -> ExportConfig:
+        return self.bqtui.store.get_export(self.export_id)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="detail-title")
+        with TabbedContent(id="detail-tabs"):
+            with TabPane("Runs and logs", id="tab-runs"):
+                yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+                yield Static("Select a run to see its log.", id="log-title")
+                yield RichLog(id="run-logs", wrap=True, markup=False, highlight=False)
+            with TabPane("Windows", id="tab-windows"):
+                yield DataTable(id="windows", cursor_type="row", zebra_stripes=True)
+            with TabPane("Configuration and table", id="tab-config"):
+                yield Static(id="config")
+                yield Static("Checking the destination table…", id="schema")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#runs", DataTable).add_columns(
+            "Run", "Trigger", "Status", "Started", "Took", "Windows", "Rows", "Bytes", "Error"
+        )
+        self.query_one("#windows", DataTable).add_columns(
+            "Window (UTC)", "Status", "Attempt", "Rows", "Bytes", "BigQuery job IDs", "Error"
+        )
+        self.check_table_schema()
+
+    def on_screen_resume(self) -> None:
+        export = self.export
+        state = "enabled" if export.enabled else "paused"
+        self.query_one("#detail-title", Static).update(
+            f"[b]{export.name}[/b]  {export.model.value} → {export.destination_label}  ({state})"
+        )
+        self.query_one("#config", Static).update(configuration_text(export))
+        self.show_runs()
+        self.show_windows()
+
+    def show_runs(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        table.clear()
+        for run in self.bqtui.store.list_runs(self.export_id):
+            took = run.finished_at - run.started_at if run.finished_at else None
+            table.add_row(
+                str(run.id),
+                run.trigger,
+                status_text(run.status),
+                time_text(run.started_at),
+                duration_text(took),
+                f"{run.windows_done}/{run.windows_total}",
+                rows_text(run.rows),
+                bytes_text(run.bytes),
+                (run.error or "").splitlines()[0] if run.error else "",
+                key=str(run.id),
+            )
+        if table.row_count:
+            self.show_logs(int(table.coordinate_to_cell_key(table.cursor_coordinate)[0].value))
+
+    def show_windows(self) -> None:
+        table = self.query_one("#windows", DataTable)
+        table.clear()
+        for window in self.bqtui.store.list_windows(self.export_id):
+            table.add_row(
+                f"{time_text(window.window_start)} → {time_text(window.window_end)}",
+                status_text(window.status),
+                str(window.attempt),
+                rows_text(window.rows),
+                bytes_text(window.bytes),
+                ", ".join(window.job_ids),
+                (window.error or "").splitlines()[0] if window.error else "",
+            )
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "runs" and event.row_key.value is not None:
+            self.show_logs(int(event.row_key.value))
+
+    def show_logs(self, run_id: int) -> None:
+        self.query_one("#log-title", Static).update(f"Log of run {run_id}")
+        log = self.query_one("#run-logs", RichLog)
+        log.clear()
+        for logged_at, level, message in self.bqtui.store.run_logs(run_id):
+            log.write(
+                Text.assemble(
+                    (f"{logged_at:%H:%M:%S} ", "dim"), (message, LEVEL_STYLES.get(level, ""))
+                )
+            )
+
+    # -- the destination table against the model --------------------------------------------
+
+    @work(thread=True, exclusive=True, group="schema", exit_on_error=False,
+          description="Reading the table's schema")  # fmt: skip
+    def check_table_schema(self) -> None:
+        export = self.bqtui.store.get_export(self.export_id)
+        try:
+            key = parse_key_text(secrets.load_service_account_key(export.uid, export.name))
+        except BqtuiError as error:
+            self.post_message(TableSchemaChecked(False, [], str(error)))
+            return
+        destination = BigQueryDestination(
+            key,
+            project_id=export.project_id,
+            endpoint=export.bigquery_endpoint,
+            location=export.location,
+            retry_deadline=SCHEMA_RETRY_SECONDS,
+        )
+        ref = destination.table_ref(export.dataset_id, export.table_id)
+        try:
+            table = destination.client.get_table(ref, retry=destination.retry)
+        except api_errors.NotFound:
+            self.post_message(TableSchemaChecked(False, []))
+            return
+        except (api_errors.GoogleAPIError, auth_errors.GoogleAuthError,
+                *TRANSIENT_NETWORK_ERRORS) as error:  # fmt: skip
+            problem = destination.translate(error, f"reading table {ref}", export.dataset_id)
+            self.post_message(TableSchemaChecked(False, [], str(problem)))
+            return
+        finally:
+            destination.close()
+        have = {field.name for field in table.schema}
+        missing = [f.name for f in get_model(export.model).fields if f.name not in have]
+        self.post_message(TableSchemaChecked(True, missing))
+
+    def on_table_schema_checked(self, message: TableSchemaChecked) -> None:
+        schema = self.query_one("#schema", Static)
+        schema.set_class(message.error is not None, "error")
+        if message.error:
+            text = Text.assemble(("Cannot read the destination table.\n", "bold"), message.error)
+        elif not message.exists:
+            text = Text("The table does not exist yet: the first run creates it with the model's "
+                        "schema.")  # fmt: skip
+        elif message.missing_fields:
+            text = Text.assemble(
+                ("The table lacks model fields", "bold yellow"),
+                " (left out of every run until you add them to the table): ",
+                ", ".join(message.missing_fields),
+            )
+        else:
+            text = Text("The table has every field of the model.", style="green")
+        schema.update(text)
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def action_run(self) -> None:
+        self.bqtui.run_export(self.export)
+
+    def action_backfill(self) -> None:
+        self.bqtui.backfill(self.export)
+
+    def action_check(self) -> None:
+        self.bqtui.check_permissions(self.export)
+
+    def action_edit(self) -> None:
+        self.bqtui.edit_export(self.export)

@@ -1,0 +1,23 @@
+"""The shape every wizard step has."""
+
+from textual.containers import VerticalScroll
+
+from ...worker_errors import WorkerErrors
+from .draft import WizardDraft
+
+
+class WizardStep(WorkerErrors, VerticalScroll):
+    """One step: ``enter`` when shown, ``commit`` to validate and write into the draft."""
+
+    TITLE = ""
+
+    def enter(self, draft: WizardDraft) -> None:
+        """Called each time the step is shown."""
+
+    def commit(self, draft: WizardDraft) -> bool:
+        """Validate the step, show its errors, and write it into the draft. True: go on."""
+        return True
+
+    def confirmation(self, draft: WizardDraft) -> str | None:
+        """A question the user must confirm before going on, if any."""
+        return None

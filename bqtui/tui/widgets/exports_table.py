@@ -1,0 +1,69 @@
+"""The home screen's table of exports: one row each, keyed by the export's id."""
+
+from datetime import datetime
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from ...config import ExportConfig
+from ...schedule import next_run_at
+from ...store import Store
+from ..formatting import relative_text, rows_text
+
+STATUS_STYLES = {
+    "succeeded": "green",
+    "running": "cyan",
+    "failed": "bold red",
+    "cancelled": "yellow",
+}
+COLUMNS = ("Name", "Model", "Destination", "Every", "State", "Last run", "Rows", "When", "Next run")
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+class ExportsTable(DataTable):
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        self.add_columns(*COLUMNS)
+
+    def show(self, store: Store, now: datetime) -> None:
+        """Fill the table from the store, keeping the cursor on the same export."""
+        selected = self.selected_export_id()
+        self.clear()
+        for export in store.list_exports():
+            self.add_row(*self._cells(store, export, now), key=str(export.id))
+        if selected is not None and str(selected) in self.rows:
+            self.move_cursor(row=self.get_row_index(str(selected)))
+
+    def selected_export_id(self) -> int | None:
+        if not self.row_count:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return int(row_key.value)
+
+    @staticmethod
+    def _cells(store: Store, export: ExportConfig, now: datetime) -> list:
+        last = store.last_run(export.id)
+        if export.enabled:
+            done = store.done_window_starts(export.id)
+            next_at = next_run_at(export.start_at, now, export.interval, done)
+            next_text = Text("due now", style="cyan") if next_at <= now else relative_text(
+                next_at, now
+            )
+            state = Text("enabled", style="green")
+        else:
+            next_text, state = Text("—", style="dim"), Text("paused", style="yellow")
+        return [
+            export.name,
+            export.model.value,
+            export.destination_label,
+            export.interval.value,
+            state,
+            status_text(last.status) if last else Text("never", style="dim"),
+            rows_text(last.rows) if last else "",
+            relative_text(last.started_at, now) if last else "",
+            next_text,
+        ]
