@@ -248,3 +248,28 @@ def test_a_session_that_grows_later_is_updated_not_duplicated(db_path, destinati
     assert (row["pageview_count"], row["is_bounce"], row["duration"]) == (2, False, 3630)
     assert row["urls"] == ["https://example.com/", "https://example.com/pricing"]
     assert row["exit_current_url"] == "https://example.com/pricing"
+
+
+def test_the_seeds_example_query_gives_the_same_counts_as_clickhouse(db_path, destination, demo_dsn):
+    add_export(db_path, destination, demo_dsn, name="ev", table="events")
+    add_export(db_path, destination, demo_dsn, name="people", table="persons", model="persons")
+    assert backfill(db_path, "ev") == 0
+    assert backfill(db_path, "people") == 0
+
+    in_bigquery = destination.query(
+        f"SELECT e.event, COUNT(DISTINCT p.person_id) AS persons "
+        f"FROM `{PROJECT}.{destination.dataset}.events` AS e "
+        f"LEFT JOIN `{PROJECT}.{destination.dataset}.persons` AS p "
+        f"ON e.distinct_id = p.distinct_id AND e.team_id = p.team_id "
+        f"GROUP BY e.event ORDER BY e.event"
+    )
+    in_clickhouse = ClickHouseSource(demo_dsn).client.query(
+        "SELECT e.event, uniqExact(m.person_id) FROM "
+        "(SELECT event, distinct_id, team_id FROM events WHERE team_id = 1 LIMIT 1 BY uuid) AS e "
+        "LEFT JOIN (SELECT team_id, distinct_id, argMax(person_id, version) AS person_id "
+        "  FROM person_distinct_id2 WHERE team_id = 1 GROUP BY team_id, distinct_id) AS m "
+        "ON e.distinct_id = m.distinct_id AND e.team_id = m.team_id "
+        "GROUP BY e.event ORDER BY e.event SETTINGS join_use_nulls = 1"
+    ).result_rows
+    assert [(r["event"], r["persons"]) for r in in_bigquery] == [tuple(r) for r in in_clickhouse]
+    assert len(in_clickhouse) > 5
