@@ -287,6 +287,10 @@ class _Run:
         password = secrets.load_clickhouse_password(export.uid)
         return destination, ClickHouseSource(export.source_dsn, password)
 
+    def _on_batch(self, window: Window, window_rows: int) -> None:
+        self.runner.cancel.raise_if_cancelled()  # a long extraction stops between batches
+        self.progress(window, window_rows)
+
     def _export_window(self, window, destination: BigQueryDestination, source, plan: TablePlan):
         export, model = self.export, self.model
         attempt = self.store.begin_window(export.id, window.start, window.end, self.result.run_id)
@@ -307,7 +311,7 @@ class _Run:
                     model.query_parameters(export, window.start, window.end),
                 ) as batches,
             ):
-                counted = counter.count(batches, lambda rows: self.progress(window, rows))
+                counted = counter.count(batches, lambda rows: self._on_batch(window, rows))
                 if model.repair_batch:
                     counted = map(model.repair_batch, counted)
                 files = write_parquet_files(

@@ -292,3 +292,30 @@ def test_run_all_exports_every_due_window_and_reports(db_path, destination, fres
     assert len(destination.rows("events_export")) == len(source_events(fresh_source, start, today))
     assert run_cli("--db", str(db_path), "--run-all") == 0  # nothing due now
     assert "ev: nothing_due" in capsys.readouterr().out
+
+
+def test_cancel_stops_at_a_safe_point_with_nothing_half_written(db_path, destination, demo_dsn):
+    from bqtui.runner import CancelToken, ExportRunner, LogEvent
+    from bqtui.schedule import windows_between
+
+    export = add_export(db_path, destination, demo_dsn)
+    store = Store(db_path)
+    cancel = CancelToken()
+
+    def on_event(event):
+        # Cancel as the second window's extraction starts; the first window is done by then.
+        if isinstance(event, LogEvent) and event.message.startswith("Window 2024-05-02 00:00"):
+            cancel.cancel()
+
+    windows = list(windows_between(DEMO_START, DEMO_END, export.interval))
+    result = ExportRunner(store, on_event=on_event, cancel=cancel).run_export(
+        export, windows=windows
+    )
+
+    assert (result.status, result.windows_done) == ("cancelled", 1)
+    states = {w.window_start.day: w.status for w in store.list_windows(export.id)}
+    assert states == {1: "done", 2: "cancelled"}
+    assert store.list_runs(export.id)[0].status == "cancelled"
+    exported = {r["uuid"] for r in destination.rows("events_export")}
+    assert exported == set(source_events(demo_dsn, DEMO_START, DEMO_START + timedelta(days=1)))
+    assert not [t for t in destination.table_names() if "stage" in t]
