@@ -184,7 +184,11 @@ class BigQueryDestination:
         return TablePlan(ref, fields, json_fields, missing, created)
 
     def create_stage_table(self, plan: TablePlan, stage_table_id: str) -> str:
-        """A fresh, unpartitioned, expiring stage table; JSON columns are STRING here."""
+        """An unpartitioned, expiring stage table; JSON columns are STRING here.
+
+        A stage left by an earlier attempt is reused: the first load truncates it, which needs
+        no tables.delete (events exports do not require that permission).
+        """
         dataset_id = plan.table_ref.split(".")[1]
         ref = self.table_ref(dataset_id, stage_table_id)
         schema = [
@@ -194,8 +198,7 @@ class BigQueryDestination:
         table = bigquery.Table(ref, schema=schema)
         table.expires = datetime.now(UTC) + STAGE_TABLE_TTL
         try:
-            self.client.delete_table(ref, not_found_ok=True, retry=self.retry)
-            self.client.create_table(table, retry=self.retry)
+            self.client.create_table(table, exists_ok=True, retry=self.retry)
         except (
             api_errors.GoogleAPIError,
             auth_errors.GoogleAuthError,
@@ -235,10 +238,12 @@ class BigQueryDestination:
             raise self.translate(error, doing, dataset_id) from None
         return job
 
-    def load_file(self, path, stage_ref: str, job_id: str, labels: dict[str, str]):
+    def load_file(self, path, stage_ref: str, job_id: str, labels: dict[str, str], *, first: bool):
+        """Load a Parquet file into the stage; the window's first file replaces its contents."""
+        disposition = bigquery.WriteDisposition
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
-            write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+            write_disposition=disposition.WRITE_TRUNCATE if first else disposition.WRITE_APPEND,
             create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
             labels=labels,
         )

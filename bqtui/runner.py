@@ -322,7 +322,9 @@ class _Run:
                     if stage_ref is None:
                         stage_ref = destination.create_stage_table(plan, stage_id)
                     job_id = f"{job_prefix}_load{number}"
-                    destination.load_file(load_file.path, stage_ref, job_id, labels)
+                    destination.load_file(
+                        load_file.path, stage_ref, job_id, labels, first=number == 0
+                    )
                     job_ids.append(job_id)
                     uploaded += load_file.bytes
                     load_file.path.unlink(missing_ok=True)

@@ -319,3 +319,30 @@ def test_cancel_stops_at_a_safe_point_with_nothing_half_written(db_path, destina
     exported = {r["uuid"] for r in destination.rows("events_export")}
     assert exported == set(source_events(demo_dsn, DEMO_START, DEMO_START + timedelta(days=1)))
     assert not [t for t in destination.table_names() if "stage" in t]
+
+
+def test_events_export_with_the_seed_custom_role_leaves_only_an_expiring_stage(
+    db_path, destination, demo_dsn, capsys
+):
+    from tests.harness.google import SEED_CUSTOM_ROLE
+
+    # Events do not require tables.delete: the stage table cannot be dropped and expires.
+    account = destination.account
+    account.revoke(
+        project_permissions={"bigquery.jobs.create"},
+        dataset_permissions={
+            destination.dataset: {"bigquery.tables.delete", "bigquery.tables.update"}
+        },
+    )
+    account.grant(
+        project_permissions={"bigquery.jobs.create"},
+        dataset_permissions={destination.dataset: SEED_CUSTOM_ROLE - {"bigquery.jobs.create"}},
+    )
+    add_export(db_path, destination, demo_dsn)
+    one_day = DEMO_START + timedelta(days=1)
+    assert backfill(db_path, end=one_day) == 0
+    assert backfill(db_path, end=one_day) == 0  # the leftover stage is reused, not duplicated
+
+    assert "will expire by itself within 12 hours" in capsys.readouterr().err
+    uuids = [r["uuid"] for r in destination.rows("events_export")]
+    assert sorted(uuids) == sorted(source_events(demo_dsn, DEMO_START, one_day))
