@@ -187,3 +187,52 @@ def test_a_run_without_a_permission_stops_with_the_precise_finding(
     assert "Traceback" not in err
     uploads = [c for c in fake_google.proxy.calls if c.operation == "jobs.insert"]
     assert len(uploads) == 1  # refused once, not retried
+
+
+def key_problem(report) -> str:
+    assert [p.subject for p in report.problems] == ["key"]
+    assert all(p.status == "unknown" for p in report.permissions)
+    return report.problems[0].detail
+
+
+def test_a_deleted_account_is_its_own_finding(fake_google, dataset):
+    account = account_with(fake_google, dataset, EVERYTHING)
+    account.delete()
+    assert key_problem(check(fake_google, dataset, account)).startswith(
+        "Google does not know this service account (invalid_grant: account not found)"
+    )
+
+
+def test_a_wrong_token_uri_is_its_own_finding(fake_google, dataset):
+    account = fake_google.new_account(
+        PROJECT, key_overrides={"token_uri": "http://127.0.0.1:9/token"}
+    )
+    assert key_problem(check(fake_google, dataset, account)).startswith(
+        "Cannot reach the key's token endpoint (http://127.0.0.1:9/token)."
+    )
+
+
+def test_clock_skew_is_its_own_finding(fake_google, dataset):
+    account = account_with(fake_google, dataset, EVERYTHING)
+    fake_google.token_server.server_time_offset = 2 * 3600  # this machine is two hours behind
+    try:
+        detail = key_problem(check(fake_google, dataset, account))
+    finally:
+        fake_google.token_server.server_time_offset = 0
+    assert detail.startswith(
+        "Google refused the key's token request because this machine's clock is off"
+    )
+
+
+def test_a_dataset_in_another_location_is_its_own_finding(fake_google, dataset):
+    account = account_with(fake_google, dataset, EVERYTHING)
+    fake_google.set_dataset_location(PROJECT, dataset, "EU")
+    export = ExportConfig(
+        name="ev", dataset_id=dataset, table_id="dest", model=Model.EVENTS, location="US",
+        bigquery_endpoint=fake_google.api_endpoint,
+    )  # fmt: skip
+    report = check_permissions(export, parse_key_text(json.dumps(account.key)), retry_deadline=5)
+    assert [(p.subject, p.detail) for p in report.problems] == [
+        ("dataset", f"Dataset {dataset} is in location EU, but the export runs jobs in US. Set the "
+                    f"export's location to EU, or use a dataset in US.")
+    ]  # fmt: skip
