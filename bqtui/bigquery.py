@@ -33,6 +33,8 @@ TRANSIENT_NETWORK_ERRORS = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.Timeout,
 )
+# Everything a BigQuery call can fail with that ``translate`` turns into a user message.
+API_FAILURES = (api_errors.GoogleAPIError, auth_errors.GoogleAuthError, *TRANSIENT_NETWORK_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -141,11 +143,7 @@ class BigQueryDestination:
                     created = True
                 except api_errors.Conflict:  # created meanwhile by another client
                     table = self.client.get_table(ref, retry=self.retry)
-        except (
-            api_errors.GoogleAPIError,
-            auth_errors.GoogleAuthError,
-            *TRANSIENT_NETWORK_ERRORS,
-        ) as error:
+        except API_FAILURES as error:
             raise self.translate(error, f"preparing table {ref}", dataset_id) from None
         return self._plan(ref, table.schema, model, json_type, created)
 
@@ -199,11 +197,7 @@ class BigQueryDestination:
         table.expires = datetime.now(UTC) + STAGE_TABLE_TTL
         try:
             self.client.create_table(table, exists_ok=True, retry=self.retry)
-        except (
-            api_errors.GoogleAPIError,
-            auth_errors.GoogleAuthError,
-            *TRANSIENT_NETWORK_ERRORS,
-        ) as error:
+        except API_FAILURES as error:
             raise self.translate(error, f"creating stage table {ref}", dataset_id) from None
         return ref
 
@@ -211,11 +205,7 @@ class BigQueryDestination:
         """Drop a table; return the error instead of raising (the table expires anyway)."""
         try:
             self.client.delete_table(ref, not_found_ok=True, retry=self.retry)
-        except (
-            api_errors.GoogleAPIError,
-            auth_errors.GoogleAuthError,
-            *TRANSIENT_NETWORK_ERRORS,
-        ) as error:
+        except API_FAILURES as error:
             return self.translate(error, f"dropping stage table {ref}", ref.split(".")[1])
         return None
 
@@ -230,11 +220,7 @@ class BigQueryDestination:
                 log.info("job %s was already submitted; waiting for it", job_id)
                 job = self.client.get_job(job_id, project=self.project, retry=self.retry)
             job.result(retry=self.retry, timeout=JOB_TIMEOUT)
-        except (
-            api_errors.GoogleAPIError,
-            auth_errors.GoogleAuthError,
-            *TRANSIENT_NETWORK_ERRORS,
-        ) as error:
+        except API_FAILURES as error:
             raise self.translate(error, doing, dataset_id) from None
         return job
 
