@@ -17,9 +17,9 @@ from .config import (
     parse_model,
     parse_team_id,
     parse_timestamp,
-    validate_export,
 )
 from .errors import BqtuiError, ConfigError, SecretsError
+from .export_setup import create_export, remove_export
 from .keyfile import load_key_file
 from .paths import default_db_path, default_source_dsn
 from .runner import ExportRunner, LogEvent, RunResult
@@ -143,38 +143,23 @@ def cmd_add(args, store: Store) -> int:
     source_dsn, password = split_password(args.source_dsn or default_source_dsn())
     interval = parse_interval(args.interval)
     start = parse_timestamp(args.start, "start") if args.start else None
-    config = validate_export(
-        ExportConfig(
-            name=args.name,
-            dataset_id=args.dataset_id,
-            table_id=args.table_id,
-            model=parse_model(args.model),
-            interval=interval,
-            json_type=args.json_type,
-            team_id=parse_team_id(args.team_id),
-            source_dsn=source_dsn,
-            bigquery_endpoint=args.bigquery_endpoint,
-            project_id=args.project_id or None,
-            location=args.location or None,
-            include_events=parse_event_names(args.include_events),
-            exclude_events=parse_event_names(args.exclude_events),
-            start_at=first_window_start(utcnow(), interval, start),
-        )
+    config = ExportConfig(
+        name=args.name,
+        dataset_id=args.dataset_id,
+        table_id=args.table_id,
+        model=parse_model(args.model),
+        interval=interval,
+        json_type=args.json_type,
+        team_id=parse_team_id(args.team_id),
+        source_dsn=source_dsn,
+        bigquery_endpoint=args.bigquery_endpoint,
+        project_id=args.project_id or None,
+        location=args.location or None,
+        include_events=parse_event_names(args.include_events),
+        exclude_events=parse_event_names(args.exclude_events),
+        start_at=first_window_start(utcnow(), interval, start),
     )
-    if store.find_export(config.name):
-        raise ConfigError(
-            f'An export named "{config.name}" exists already; choose another name or remove '
-            f"it first (bqtui remove {config.name})."
-        )
-    secrets.check_backend()
-    export = store.add_export(config)
-    try:
-        secrets.store_service_account_key(export.uid, key.to_json())
-        if password:
-            secrets.store_clickhouse_password(export.uid, password)
-    except SecretsError:
-        store.remove_export(export.id)  # nothing half written
-        raise
+    export = create_export(store, config, key, password)
     print(
         f'Added export "{export.name}": {export.model} from team {export.team_id} to '
         f"{export.project_id or key.project_id}.{export.destination_label}, every "
@@ -283,8 +268,7 @@ def cmd_pause_resume(args, store: Store) -> int:
 
 def cmd_remove(args, store: Store) -> int:
     export = store.require_export(args.name)
-    secrets.delete_export_secrets(export.uid)
-    store.remove_export(export.id)
+    remove_export(store, export)
     print(f'Removed export "{export.name}" and its keyring entries. BigQuery data is untouched.')
     return EXIT_OK
 

@@ -17,8 +17,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from . import demo_data, secrets
-from .config import ExportConfig, Interval, Model, validate_export
+from .config import ExportConfig, Interval, Model
 from .emulator import Emulator, default_venv_dir, ensure_installed, start_emulator
+from .export_setup import create_export
 from .keyfile import parse_key_text
 from .paths import data_dir
 from .source import ClickHouseSource
@@ -171,29 +172,27 @@ def _create_dataset(key: dict, endpoint: str) -> None:
 
 def _create_exports(db_path, key: dict, source_dsn: str, endpoint: str, start: datetime):
     store = Store(db_path)
+    parsed_key = parse_key_text(json.dumps(key))
     names = []
     try:
         for name, model, table in DEMO_EXPORTS:
+            config = ExportConfig(
+                name=name,
+                dataset_id=DEMO_DATASET,
+                table_id=table,
+                model=model,
+                interval=Interval.HOUR,
+                team_id=1,
+                source_dsn=source_dsn,
+                bigquery_endpoint=endpoint,
+                start_at=start,
+            )
             export = store.find_export(name)
             if export is None:
-                export = store.add_export(
-                    validate_export(
-                        ExportConfig(
-                            name=name,
-                            dataset_id=DEMO_DATASET,
-                            table_id=table,
-                            model=model,
-                            interval=Interval.HOUR,
-                            team_id=1,
-                            source_dsn=source_dsn,
-                            bigquery_endpoint=endpoint,
-                            start_at=start,
-                        )
-                    )
-                )
-            else:  # the emulator's port changes with each start
-                export = store.update_export(export.with_changes(bigquery_endpoint=endpoint))
-            secrets.store_service_account_key(export.uid, json.dumps(key))
+                create_export(store, config, parsed_key)
+            else:  # the emulator's port and the token endpoint change with each start
+                store.update_export(export.with_changes(bigquery_endpoint=endpoint))
+                secrets.store_service_account_key(export.uid, parsed_key.to_json())
             names.append(name)
     finally:
         store.close()
