@@ -315,11 +315,12 @@ class _Checker:
             self.report.notes.append(f"testIamPermissions on {ref} failed: {_short(error)}")
             return
         granted = set(response.get("permissions", []))
+        table = ref.split(".")[-1]
         for permission in TABLE_LEVEL:
             if permission in granted:
-                self.mark(permission, GRANTED, "granted (testIamPermissions)")
+                self.mark(permission, GRANTED, f"testIamPermissions on {table}")
             else:
-                self.mark(permission, MISSING, "not granted (testIamPermissions)")
+                self.mark(permission, MISSING, f"not granted, per testIamPermissions on {table}")
 
     def create_probe_table(self) -> str | None:
         probe_id = f"_bqtui_permission_probe_{uuid.uuid4().hex[:12]}"
@@ -372,6 +373,8 @@ class _Checker:
             self.denied_or_raise(error, "bigquery.tables.getData", "reading rows")
         if self.result("bigquery.jobs.create").status == UNKNOWN:
             self.check_jobs_create_with_dry_run(f"SELECT probe FROM `{ref}`")
+        # Answers the table-level permissions a failed job could not (e.g. no jobs.create).
+        self.test_iam_on_table(ref)
         self.step("Deleting the probe table")
         try:
             self.client.delete_table(ref, not_found_ok=True, retry=self.retry)

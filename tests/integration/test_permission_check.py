@@ -236,3 +236,14 @@ def test_a_dataset_in_another_location_is_its_own_finding(fake_google, dataset):
         ("dataset", f"Dataset {dataset} is in location EU, but the export runs jobs in US. Set the "
                     f"export's location to EU, or use a dataset in US.")
     ]  # fmt: skip
+
+
+def test_without_jobs_create_and_a_table_the_probe_still_answers_every_table_permission(
+    fake_google, dataset
+):
+    account = account_with(fake_google, dataset, EVERYTHING - {"bigquery.jobs.create"})
+    report = check(fake_google, dataset, account, table=unique_id("not_yet"))
+    statuses = {p.permission: p.status for p in report.permissions}
+    assert statuses == {
+        p: "missing" if p == "bigquery.jobs.create" else "granted" for p in EVERYTHING
+    }
