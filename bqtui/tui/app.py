@@ -12,10 +12,18 @@ from textual.screen import Screen
 
 from ..config import ExportConfig
 from ..errors import BqtuiError, ConfigError
+from ..export_setup import remove_export
 from ..paths import default_db_path
 from ..store import Store, utcnow
+from .screens.backfill import BackfillDialog
+from .screens.check import PermissionCheckScreen
+from .screens.detail import ExportDetailScreen
 from .screens.dialogs import ConfirmDialog, MessageDialog
+from .screens.edit import EditExportScreen
+from .screens.help import HelpScreen
 from .screens.home import HomeScreen
+from .screens.run import RunScreen
+from .screens.wizard.screen import NewExportScreen
 
 Clock = Callable[[], datetime]
 
@@ -74,19 +82,17 @@ class BqtuiApp(App[None]):
     # -- actions shared by the screens ------------------------------------------------------
 
     def action_help(self) -> None:
-        from .screens.help import HelpScreen
-
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
     def show_error(self, title: str, error: BaseException) -> None:
         """An error for the user: core errors are complete sentences; others get their type."""
-        message = str(error) if isinstance(error, BqtuiError) else f"{type(error).__name__}: {error}"
+        message = (
+            str(error) if isinstance(error, BqtuiError) else f"{type(error).__name__}: {error}"
+        )
         self.push_screen(MessageDialog(title, message, error=True))
 
     def new_export(self) -> None:
-        from .screens.wizard.screen import NewExportScreen
-
         def created(export: ExportConfig | None) -> None:
             if export is not None:
                 self.notify(
@@ -98,18 +104,12 @@ class BqtuiApp(App[None]):
         self.push_screen(NewExportScreen(), created)
 
     def show_detail(self, export: ExportConfig) -> None:
-        from .screens.detail import ExportDetailScreen
-
         self.push_screen(ExportDetailScreen(export.id))
 
     def run_export(self, export: ExportConfig, backfill: tuple[datetime, datetime] | None = None):
-        from .screens.run import RunScreen
-
         self.push_screen(RunScreen(export.id, backfill=backfill))
 
     def backfill(self, export: ExportConfig) -> None:
-        from .screens.backfill import BackfillDialog
-
         def chosen(period: tuple[datetime, datetime] | None) -> None:
             if period is not None:
                 self.run_export(export, backfill=period)
@@ -117,13 +117,9 @@ class BqtuiApp(App[None]):
         self.push_screen(BackfillDialog(export), chosen)
 
     def check_permissions(self, export: ExportConfig) -> None:
-        from .screens.check import PermissionCheckScreen
-
         self.push_screen(PermissionCheckScreen(export.id))
 
     def edit_export(self, export: ExportConfig) -> None:
-        from .screens.edit import EditExportScreen
-
         self.push_screen(EditExportScreen(export.id))
 
     def toggle_paused(self, export: ExportConfig) -> None:
@@ -132,17 +128,14 @@ class BqtuiApp(App[None]):
         self.notify(f'Export "{export.name}" {state}.')
 
     def delete_export(self, export: ExportConfig, on_deleted: Callable[[], None]) -> None:
-        from .. import secrets
-
         def confirmed(yes: bool | None) -> None:
             if not yes:
                 return
             try:
-                secrets.delete_export_secrets(export.uid)
+                remove_export(self.store, export)
             except BqtuiError as error:
                 self.show_error("The export was not deleted", error)
                 return
-            self.store.remove_export(export.id)
             self.notify(f'Export "{export.name}" deleted.')
             on_deleted()
 

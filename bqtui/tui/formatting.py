@@ -36,7 +36,7 @@ def duration_text(span: timedelta | None) -> str:
 
 
 def relative_text(moment: datetime, now: datetime) -> str:
-    """"in 12 min" / "3 h ago": for the next and last run, relative to the app's clock."""
+    """ "in 12 min" / "3 h ago": for the next and last run, relative to the app's clock."""
     span = moment - now
     future = span.total_seconds() >= 0
     minutes = abs(span.total_seconds()) // 60

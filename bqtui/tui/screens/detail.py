@@ -49,6 +49,9 @@ class ExportDetailScreen(BqtuiScreen):
         Binding("b", "backfill", "Backfill"),
         Binding("c", "check", "Check"),
         Binding("e", "edit", "Edit"),
+        Binding("1", "show_tab('tab-runs')", "Runs"),
+        Binding("2", "show_tab('tab-windows')", "Windows"),
+        Binding("3", "show_tab('tab-config')", "Config"),
     ]
 
     def __init__(self, export_id: int):
@@ -87,7 +90,10 @@ class ExportDetailScreen(BqtuiScreen):
         export = self.export
         state = "enabled" if export.enabled else "paused"
         self.query_one("#detail-title", Static).update(
-            f"[b]{export.name}[/b]  {export.model.value} → {export.destination_label}  ({state})"
+            Text.assemble(
+                (export.name, "bold"),
+                f"  {export.model.value} → {export.destination_label}  ({state})",
+            )
         )
         self.query_one("#config", Static).update(configuration_text(export))
         self.show_runs()
@@ -196,6 +202,9 @@ class ExportDetailScreen(BqtuiScreen):
         schema.update(text)
 
     # -- actions ----------------------------------------------------------------------------
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
 
     def action_run(self) -> None:
         self.bqtui.run_export(self.export)

@@ -27,11 +27,11 @@ REFRESH_SECONDS = 10  # next-run times move, and cron may run exports meanwhile
 class HomeScreen(BqtuiScreen):
     BINDINGS = [
         Binding("n", "new", "New"),
-        Binding("r", "run", "Run now"),
+        Binding("r", "run", "Run"),
         Binding("b", "backfill", "Backfill"),
         Binding("c", "check", "Check"),
         Binding("e", "edit", "Edit"),
-        Binding("p", "pause", "Pause/resume"),
+        Binding("p", "pause", "Pause"),
         Binding("d", "delete", "Delete"),
         Binding("l", "detail", "Logs"),
         Binding("question_mark", "app.help", "Help", key_display="?"),

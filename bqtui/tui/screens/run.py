@@ -51,7 +51,11 @@ class RunScreen(BqtuiScreen):
             what = "Run now: the due windows"
         yield Header()
         yield Static(
-            f"[b]{export.name}[/b]  {export.model.value} → {export.destination_label}   {what}",
+            Text.assemble(
+                (export.name, "bold"),
+                f"  {export.model.value} → {export.destination_label}   ",
+                what,
+            ),
             id="run-title",
         )
         yield Static("Starting…", id="run-window")
@@ -125,9 +129,14 @@ class RunScreen(BqtuiScreen):
         if result.status == "succeeded":
             detail = f"{result.windows_done} window(s), {rows_text(result.rows)} rows in {elapsed}."
         elif result.status == "cancelled":
+            stopped = (
+                "the window in progress was not written and runs again next time"
+                if self.window_statuses.get("cancelled")
+                else "it stopped between windows; the rest run next time"
+            )
             detail = (
                 f"{result.windows_done} of {result.windows_total} window(s) were exported and "
-                "kept; the window in progress was not written and runs again next time."
+                f"kept; {stopped}."
             )
         elif result.status == "nothing_due":
             detail = "every window that has ended is exported already."

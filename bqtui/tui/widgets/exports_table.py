@@ -16,7 +16,8 @@ STATUS_STYLES = {
     "failed": "bold red",
     "cancelled": "yellow",
 }
-COLUMNS = ("Name", "Model", "Destination", "Every", "State", "Last run", "Rows", "When", "Next run")
+# What matters most comes first: at 80 columns the destination scrolls out of view.
+COLUMNS = ("Name", "State", "Last run", "Rows", "When", "Next run", "Model", "Every", "Destination")
 
 
 def status_text(status: str) -> Text:
@@ -50,20 +51,20 @@ class ExportsTable(DataTable):
         if export.enabled:
             done = store.done_window_starts(export.id)
             next_at = next_run_at(export.start_at, now, export.interval, done)
-            next_text = Text("due now", style="cyan") if next_at <= now else relative_text(
-                next_at, now
+            next_text = (
+                Text("due now", style="cyan") if next_at <= now else relative_text(next_at, now)
             )
             state = Text("enabled", style="green")
         else:
             next_text, state = Text("—", style="dim"), Text("paused", style="yellow")
         return [
             export.name,
-            export.model.value,
-            export.destination_label,
-            export.interval.value,
             state,
             status_text(last.status) if last else Text("never", style="dim"),
             rows_text(last.rows) if last else "",
             relative_text(last.started_at, now) if last else "",
             next_text,
+            export.model.value,
+            export.interval.value,
+            export.destination_label,
         ]

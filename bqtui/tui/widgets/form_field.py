@@ -25,3 +25,14 @@ class FormField(Vertical):
         error.update(message or "")
         error.display = bool(message)
         self.set_class(bool(message), "-invalid")
+
+
+class ErrorLine(Static):
+    """A step's or form's own error (one that spans fields): hidden while there is none."""
+
+    def __init__(self, **kwargs):
+        super().__init__("", classes="step-error", markup=False, **kwargs)
+
+    def show(self, message: str | None) -> None:
+        self.update(message or "")
+        self.display = bool(message)

@@ -1,7 +1,7 @@
 """Step 2: where the data goes and what is exported; each field checked by the core's validators."""
 
 from textual.app import ComposeResult
-from textual.widgets import Checkbox, Collapsible, Input, RadioButton, RadioSet, Select, Static
+from textual.widgets import Checkbox, Collapsible, Input, RadioButton, RadioSet, Select
 
 from ....config import (
     MODEL_DESCRIPTIONS,
@@ -15,7 +15,8 @@ from ....config import (
 )
 from ....errors import ConfigError
 from ....ids import validate_dataset_id, validate_table_id
-from ...widgets.form_field import FormField
+from ...widgets.form_field import ErrorLine, FormField
+from ...widgets.wrapping_checkbox import WrappingCheckbox
 from .draft import WizardDraft
 from .step import WizardStep
 
@@ -59,7 +60,7 @@ class DestinationStep(WizardStep):
                     value=model == d.model,
                     name=model.value,
                 )
-        yield Checkbox(JSON_TYPE_LABEL, d.json_type, id="json-type")
+        yield WrappingCheckbox(JSON_TYPE_LABEL, d.json_type, id="json-type")
         yield FormField(
             "Interval",
             Select(INTERVAL_CHOICES, value=d.interval, allow_blank=False, id="interval"),
@@ -71,9 +72,7 @@ class DestinationStep(WizardStep):
             "The first window's start (ISO 8601, UTC if no zone). Empty: the next boundary.",
             id="field-start",
         )
-        yield FormField(
-            "Team ID", Input(str(d.team_id), id="team-id"), id="field-team-id"
-        )
+        yield FormField("Team ID", Input(str(d.team_id), id="team-id"), id="field-team-id")
         yield FormField(
             "Only these events (optional)",
             Input(placeholder="$pageview, signed_up", id="include-events"),
@@ -94,12 +93,15 @@ class DestinationStep(WizardStep):
         with Collapsible(title="Advanced", collapsed=not d.bigquery_endpoint, id="advanced"):
             yield FormField(
                 "BigQuery endpoint (optional)",
-                Input(d.bigquery_endpoint or "", placeholder="https://bigquery.googleapis.com",
-                      id="bigquery-endpoint"),  # fmt: skip
+                Input(
+                    d.bigquery_endpoint or "",
+                    placeholder="https://bigquery.googleapis.com",
+                    id="bigquery-endpoint",
+                ),  # fmt: skip
                 "Only for emulators and private endpoints; empty: Google's.",
                 id="field-bigquery-endpoint",
             )
-        yield Static("", id="destination-error", classes="step-error")
+        yield ErrorLine(id="destination-error")
 
     def value(self, input_id: str) -> str:
         return self.query_one(f"#{input_id}", Input).value
@@ -133,9 +135,10 @@ class DestinationStep(WizardStep):
             except ConfigError as problem:
                 error, valid = str(problem), False
             self.query_one(f"#field-{input_id}", FormField).show_error(error)
-        step_error = self.query_one("#destination-error", Static)
-        step_error.update("")
+        step_error = self.query_one("#destination-error", ErrorLine)
+        step_error.show(None)
         if not valid:
+            self.query("FormField.-invalid").first(FormField).control.focus()
             return False
         pressed = self.query_one("#model", RadioSet).pressed_button
         draft.dataset_id = values["dataset-id"]
@@ -152,6 +155,6 @@ class DestinationStep(WizardStep):
         try:  # what spans fields: include/exclude overlap, the endpoint's form
             validate_export(draft.export_config(self.app.clock()))
         except ConfigError as problem:
-            step_error.update(str(problem))
+            step_error.show(str(problem))
             return False
         return True

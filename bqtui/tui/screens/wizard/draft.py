@@ -1,19 +1,12 @@
-"""What the wizard has gathered so far, and creating the export from it.
-
-``create_export`` makes the same calls as ``bqtui add`` (``cli.cmd_add``), in the same order,
-so an export made in the TUI is exactly one made on the command line.
-"""
+"""What the wizard has gathered so far: the export's config, its key and password to be."""
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from ... import secrets
-from ...config import ExportConfig, Interval, Model, validate_export
-from ...errors import ConfigError, SecretsError
-from ...keyfile import ServiceAccountKey
-from ...permission_check import CheckReport
-from ...schedule import first_window_start
-from ...store import Store
+from ....config import ExportConfig, Interval, Model
+from ....keyfile import ServiceAccountKey
+from ....permission_check import CheckReport
+from ....schedule import first_window_start
 
 
 @dataclass
@@ -49,24 +42,3 @@ class WizardDraft:
             exclude_events=self.exclude_events,
             start_at=first_window_start(now, self.interval, self.start),
         )
-
-
-def create_export(store: Store, draft: WizardDraft, now: datetime) -> ExportConfig:
-    """Store the export and its secrets, or nothing: a keyring failure removes the export again."""
-    assert draft.key is not None, "the key step comes first"
-    config = validate_export(draft.export_config(now))
-    if store.find_export(config.name):
-        raise ConfigError(
-            f'An export named "{config.name}" exists already; choose another name or remove '
-            f"it first (bqtui remove {config.name})."
-        )
-    secrets.check_backend()
-    export = store.add_export(config)
-    try:
-        secrets.store_service_account_key(export.uid, draft.key.to_json())
-        if draft.source_password:
-            secrets.store_clickhouse_password(export.uid, draft.source_password)
-    except SecretsError:
-        store.remove_export(export.id)  # nothing half written
-        raise
-    return export

@@ -1,0 +1,89 @@
+"""Backfill dialog: a date range, checked by the core's parser, then the Run screen runs it."""
+
+from datetime import datetime
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Static
+
+from ...config import ExportConfig, parse_timestamp
+from ...errors import ConfigError
+from ...schedule import STEP, windows_between
+from ..widgets.form_field import FormField
+
+
+class BackfillDialog(ModalScreen[tuple[datetime, datetime] | None]):
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, export: ExportConfig):
+        super().__init__(classes="dialog-screen")
+        self.export = export
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(f"Backfill {self.export.name}", classes="dialog-title")
+            yield Static(
+                "Export every window in a date range again (or for the first time). Windows "
+                "already exported are replaced without duplicates.",
+                classes="step-intro",
+            )
+            yield FormField(
+                "Start", Input(placeholder="2024-05-01", id="backfill-start"), id="field-start"
+            )
+            yield FormField(
+                "End (exclusive)",
+                Input(placeholder="2024-05-08", id="backfill-end"),
+                id="field-end",
+            )
+            yield Static("", id="backfill-windows")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Backfill", id="backfill", variant="primary")
+
+    def period(self) -> tuple[datetime, datetime] | None:
+        """The parsed range, with each field's error shown; None while something is wrong."""
+        parsed = {}
+        for name in ("start", "end"):
+            value = self.query_one(f"#backfill-{name}", Input).value
+            error = None
+            try:
+                parsed[name] = parse_timestamp(value, name)
+            except ConfigError as problem:
+                error = str(problem) if value.strip() else f"The {name} is required."
+            self.query_one(f"#field-{name}", FormField).show_error(error)
+        if len(parsed) < 2:
+            return None
+        if parsed["end"] <= parsed["start"]:
+            self.query_one("#field-end", FormField).show_error("The end must be after the start.")
+            return None
+        return parsed["start"], parsed["end"]
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """How much work the range is, as the user types (silent until both parse)."""
+        try:
+            start = parse_timestamp(self.query_one("#backfill-start", Input).value, "start")
+            end = parse_timestamp(self.query_one("#backfill-end", Input).value, "end")
+        except ConfigError:
+            self.query_one("#backfill-windows", Static).update("")
+            return
+        count = len(list(windows_between(start, end, self.export.interval))) if end > start else 0
+        step = STEP[self.export.interval]
+        self.query_one("#backfill-windows", Static).update(
+            f"{count} window(s) of {step} ({self.export.interval.value})"
+        )
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "backfill":
+            self.submit()
+        else:
+            self.dismiss(None)
+
+    def submit(self) -> None:
+        period = self.period()
+        if period is not None:
+            self.dismiss(period)

@@ -1,0 +1,138 @@
+"""Edit an export: destination, interval, filters, team and paused state, via the core's checks."""
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Button, Footer, Header, Input, Select, Static, Switch
+
+from ...config import (
+    ExportConfig,
+    Interval,
+    parse_event_names,
+    parse_team_id,
+    validate_export,
+)
+from ...errors import ConfigError
+from ...ids import validate_dataset_id, validate_table_id
+from ...schedule import STEP, floor_to_interval, next_boundary
+from ..formatting import time_text
+from ..widgets.form_field import ErrorLine, FormField
+from .base import BqtuiScreen
+from .wizard.destination_step import INTERVAL_CHOICES
+
+
+def restart_for_interval(export: ExportConfig, done, interval: Interval):
+    """Where windows of a new interval start, so they never overlap windows already exported.
+
+    Returns the new start and, when the switch leaves data between the last exported window
+    and that start, the range to backfill.
+    """
+    if not done:
+        return floor_to_interval(export.start_at, interval), None
+    exported_until = max(done) + STEP[export.interval]
+    start = next_boundary(exported_until, interval)
+    return start, ((exported_until, start) if exported_until < start else None)
+
+
+class EditExportScreen(BqtuiScreen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Cancel"),
+        Binding("ctrl+s", "save", "Save"),
+    ]
+
+    def __init__(self, export_id: int):
+        super().__init__()
+        self.export_id = export_id
+
+    def compose(self) -> ComposeResult:
+        export = self.bqtui.store.get_export(self.export_id)
+        yield Header()
+        yield Static(f"[b]Edit {export.name}[/b]  ({export.model.value})", classes="screen-title")
+        with VerticalScroll(id="edit-form"):
+            with Horizontal(id="enabled-row"):
+                yield Switch(export.enabled, id="enabled")
+                yield Static("Enabled (off: paused, cron skips it)", id="enabled-label")
+            yield FormField("Dataset ID", Input(export.dataset_id, id="dataset-id"),
+                            id="field-dataset-id")  # fmt: skip
+            yield FormField("Table ID", Input(export.table_id, id="table-id"),
+                            id="field-table-id")  # fmt: skip
+            yield FormField(
+                "Interval",
+                Select(INTERVAL_CHOICES, value=export.interval, allow_blank=False, id="interval"),
+                "Windows of a new interval start after the last exported window.",
+                id="field-interval",
+            )
+            yield FormField("Team ID", Input(str(export.team_id), id="team-id"),
+                            id="field-team-id")  # fmt: skip
+            yield FormField(
+                "Only these events",
+                Input(", ".join(export.include_events), placeholder="all", id="include-events"),
+                id="field-include-events",
+            )
+            yield FormField(
+                "All but these events",
+                Input(", ".join(export.exclude_events), placeholder="none", id="exclude-events"),
+                id="field-exclude-events",
+            )
+            yield ErrorLine(id="edit-error")
+        with Horizontal(classes="buttons"):
+            yield Button("Cancel", id="cancel")
+            yield Button("Save (ctrl+s)", id="save", variant="primary")
+        yield Footer()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self.action_save()
+        else:
+            self.app.pop_screen()
+
+    def action_save(self) -> None:
+        store = self.bqtui.store
+        export = store.get_export(self.export_id)
+        parsers = {
+            "dataset-id": validate_dataset_id,
+            "table-id": validate_table_id,
+            "team-id": parse_team_id,
+            "include-events": parse_event_names,
+            "exclude-events": parse_event_names,
+        }
+        values = {}
+        for input_id, parse in parsers.items():
+            error = None
+            try:
+                values[input_id] = parse(self.query_one(f"#{input_id}", Input).value)
+            except ConfigError as problem:
+                error = str(problem)
+            self.query_one(f"#field-{input_id}", FormField).show_error(error)
+        if len(values) < len(parsers):
+            return
+        interval = Interval(self.query_one("#interval", Select).value)
+        start_at, gap = export.start_at, None
+        if interval != export.interval:
+            done = store.done_window_starts(export.id)
+            start_at, gap = restart_for_interval(export, done, interval)
+        try:
+            changed = validate_export(
+                export.with_changes(
+                    dataset_id=values["dataset-id"],
+                    table_id=values["table-id"],
+                    team_id=values["team-id"],
+                    include_events=values["include-events"],
+                    exclude_events=values["exclude-events"],
+                    interval=interval,
+                    start_at=start_at,
+                    enabled=self.query_one("#enabled", Switch).value,
+                )
+            )
+        except ConfigError as problem:
+            self.query_one("#edit-error", ErrorLine).show(str(problem))
+            return
+        store.update_export(changed)
+        message = f'Export "{changed.name}" saved.'
+        if gap:
+            message += (
+                f" Windows of {interval.value} start at {time_text(start_at)} UTC; backfill "
+                f"{time_text(gap[0])} → {time_text(gap[1])} to export the data in between."
+            )
+        self.notify(message, timeout=10 if gap else 4)
+        self.app.pop_screen()

@@ -1,0 +1,49 @@
+"""Help: the keys of every screen."""
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+KEYS = """\
+[b]Exports (home)[/b]
+  n  new export (wizard)          r  run now: the due windows
+  b  backfill a date range        c  check key and permissions
+  e  edit the export              p  pause / resume
+  d  delete (asks first)          l  logs and detail (or Enter)
+  ?  this help                    q  quit
+  ctrl+p  command palette: new export, run, check, quit…
+
+[b]New export wizard[/b]
+  ctrl+n  next step (each step is checked first)
+  escape  previous step; on the first step, leave the wizard
+  tab     next field                enter  load the typed key path
+
+[b]Run[/b]
+  x  cancel: stops at the next safe point, nothing half written
+  escape  close when the run is over
+
+[b]Detail[/b]
+  r  run now   b  backfill   c  check   e  edit   escape  back
+  Select a run to see its log.
+
+Exports run here when you press r, and unattended with cron:
+  bqtui --run-all   (every due window of every enabled export)"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
+
+    def __init__(self):
+        super().__init__(classes="dialog-screen")
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog help"):
+            yield Static("Keys", classes="dialog-title")
+            with VerticalScroll(classes="dialog-body"):
+                yield Static(KEYS)
+            yield Button("Close", id="close", variant="primary")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None)

@@ -1,0 +1,94 @@
+"""TUI test setup: the app on a temporary database with a fixed clock and no blinking cursor,
+demo data in the session's embedded ClickHouse, and helpers that drive the screens."""
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bqtui import demo_data
+from bqtui.source import ClickHouseSource
+from bqtui.tui.app import BqtuiApp, create_app
+from tests.harness.google import DATA_EDITOR, JOB_USER, FakeGoogle, unique_id
+
+PROJECT = "bqtui-test"
+# The demo data spans these days; the clock stands at their end, so "run now" has 3 day windows.
+DEMO_START = datetime(2024, 5, 1, tzinfo=UTC)
+DEMO_END = datetime(2024, 5, 4, tzinfo=UTC)
+NOW = DEMO_END
+SIZE = (120, 40)
+
+
+def fixed_clock() -> datetime:
+    return NOW
+
+
+def make_app(
+    db_path: Path, *, browse_from: Path | None = None, demo=None, clock=fixed_clock
+) -> BqtuiApp:
+    return create_app(db_path, clock=clock, browse_from=browse_from, demo=demo, cursor_blink=False)
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    return tmp_path / "bqtui.db"
+
+
+@pytest.fixture(scope="session")
+def demo_dsn(chdb_dsn_for) -> str:
+    """Demo data (seed 42) for 2024-05-01..04, shared read-only by the tests that run exports."""
+    dsn = chdb_dsn_for("demo")
+    client = ClickHouseSource(dsn).client
+    demo_data.create_source_tables(client)
+    if client.command("SELECT count() FROM events") == 0:
+        demo_data.generate(client, seed=42, start=DEMO_START, end=DEMO_END)
+    return dsn
+
+
+@pytest.fixture
+def dataset(fake_google: FakeGoogle) -> str:
+    """A new, empty dataset in the emulator."""
+    name = unique_id("tui")
+    fake_google.admin_client(PROJECT).create_dataset(f"{PROJECT}.{name}")
+    return name
+
+
+@pytest.fixture
+def key_file(fake_google: FakeGoogle, dataset: str, tmp_path) -> Path:
+    """A key of an account with Job User on the project and Data Editor on ``dataset``."""
+    account = fake_google.new_account(
+        PROJECT, project_permissions=JOB_USER, dataset_permissions={dataset: DATA_EDITOR}
+    )
+    return account.write_key(tmp_path / "keys" / "exporter.json")
+
+
+def count_rows(fake_google: FakeGoogle, dataset: str, table: str) -> int:
+    query = f"SELECT COUNT(*) AS n FROM `{PROJECT}.{dataset}.{table}`"
+    return next(iter(fake_google.admin_client(PROJECT).query(query).result()))["n"]
+
+
+def source_uuids(dsn: str, start: datetime, end: datetime) -> int:
+    """Distinct events of team 1 ingested in [start, end): what an events export must land."""
+    return ClickHouseSource(dsn).scalar(
+        "SELECT uniqExact(uuid) FROM events WHERE team_id = 1 AND "
+        "COALESCE(inserted_at, toDateTime64(_timestamp, 6, 'UTC')) "
+        "BETWEEN {start:DateTime64(6, 'UTC')} AND {end:DateTime64(6, 'UTC')} - INTERVAL 1 MICROSECOND",
+        {"start": start, "end": end},
+    )
+
+
+def key_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+async def wait_until(pilot, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Let the app work until ``condition`` holds (workers run in threads meanwhile)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {condition}")
+        await pilot.pause(0.05)

@@ -1,0 +1,95 @@
+"""Runs started from the home screen: rows reach BigQuery; Cancel stops at a safe point."""
+
+from textual.widgets import DataTable, ProgressBar, RichLog, Static
+
+from bqtui.cli import main
+from bqtui.store import Store
+from bqtui.tui.screens.detail import ExportDetailScreen
+from bqtui.tui.screens.home import HomeScreen
+from bqtui.tui.screens.run import RunScreen
+
+from .conftest import DEMO_END, DEMO_START, SIZE, count_rows, make_app, source_uuids, wait_until
+
+
+def add_export(db_path, key_file, dataset, dsn, endpoint, *, name, interval) -> None:
+    code = main(
+        [
+            "add", "--db", str(db_path), "--name", name, "--key-file", str(key_file),
+            "--dataset-id", dataset, "--table-id", "events", "--interval", interval,
+            "--start", "2024-05-01", "--source-dsn", dsn, "--bigquery-endpoint", endpoint,
+        ]
+    )  # fmt: skip
+    assert code == 0
+
+
+async def test_run_now_exports_the_due_windows_to_bigquery(
+    db_path, key_file, dataset, demo_dsn, fake_google
+):
+    add_export(db_path, key_file, dataset, demo_dsn, fake_google.api_endpoint,
+               name="daily", interval="day")  # fmt: skip
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        await wait_until(pilot, lambda: screen.finished)
+        outcome = str(screen.query_one("#run-outcome", Static).render())
+        assert outcome.startswith("✓ Succeeded: 3 window(s)"), outcome
+        assert screen.query_one(ProgressBar).percentage == 1
+        assert len(screen.query_one(RichLog).lines) >= 5
+        await pilot.press("escape")
+        assert isinstance(app.screen, HomeScreen)
+
+        await pilot.press("l")  # the detail: run history, windows with job IDs, table schema
+        detail = app.screen
+        assert isinstance(detail, ExportDetailScreen)
+        schema = detail.query_one("#schema", Static)
+        await wait_until(pilot, lambda: "Checking" not in str(schema.render()))
+        assert str(schema.render()) == "The table has every field of the model."
+        run_row = detail.query_one("#runs", DataTable).get_row_at(0)
+        assert (run_row[1], str(run_row[2]), run_row[5]) == ("manual", "succeeded", "3/3")
+        job_ids = [
+            row[5] for row in map(detail.query_one("#windows", DataTable).get_row_at, range(3))
+        ]
+        assert all(ids.startswith("bqtui_") and ids.endswith("_merge") for ids in job_ids)
+        assert len(detail.query_one("#run-logs", RichLog).lines) >= 5
+
+    store = Store(db_path)
+    run = store.list_runs()[0]
+    assert (run.status, run.windows_done, run.trigger) == ("succeeded", 3, "manual")
+    assert run.rows > 1000
+    # The run counts rows read; duplicates of a uuid land once.
+    landed = count_rows(fake_google, dataset, "events")
+    assert landed == source_uuids(demo_dsn, DEMO_START, DEMO_END) > 1000
+
+
+async def test_cancel_stops_the_run_at_a_safe_point(
+    db_path, key_file, dataset, demo_dsn, fake_google
+):
+    # Five-minute windows over three days: 864 windows, far more than run before Cancel.
+    add_export(db_path, key_file, dataset, demo_dsn, fake_google.api_endpoint,
+               name="many", interval="5m")  # fmt: skip
+    app = make_app(db_path)
+    watcher = Store(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        screen = app.screen
+        export_id = watcher.require_export("many").id
+        await wait_until(pilot, lambda: watcher.done_window_starts(export_id))
+        await pilot.press("x")
+        await wait_until(pilot, lambda: screen.finished)
+        outcome = str(screen.query_one("#run-outcome", Static).render())
+        assert outcome.startswith("■ Cancelled:"), outcome
+
+    run = watcher.list_runs(export_id)[0]
+    assert run.status == "cancelled"
+    assert 1 <= run.windows_done < run.windows_total == 864
+    windows = watcher.list_windows(export_id, limit=1000)
+    statuses = [w.status for w in windows]
+    assert set(statuses) <= {"done", "cancelled"}  # nothing left running or half written
+    assert statuses.count("done") == run.windows_done
+    assert statuses.count("cancelled") <= 1
+    # Exactly the done windows' events landed: none of the cancelled window's.
+    exported_until = max(w.window_end for w in windows if w.status == "done")
+    landed = count_rows(fake_google, dataset, "events")
+    assert landed == source_uuids(demo_dsn, DEMO_START, exported_until)
