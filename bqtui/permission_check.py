@@ -212,7 +212,8 @@ class _Checker:
             self.check_jobs_create_with_dry_run()
         if table_exists:
             self.test_iam_on_table(
-                self.destination.table_ref(self.export.dataset_id, self.export.table_id)
+                self.destination.table_ref(self.export.dataset_id, self.export.table_id),
+                "the destination table",
             )
         for permission in ALL_CHECKED:
             result = self.result(permission)
@@ -305,22 +306,25 @@ class _Checker:
         self.mark("bigquery.tables.get", GRANTED, "read the destination table")
         return True
 
-    def test_iam_on_table(self, ref: str) -> None:
+    def test_iam_on_table(self, ref: str, which: str) -> None:
         self.step("Asking BigQuery which table permissions are granted (testIamPermissions)")
         try:
             response = self.client.test_iam_permissions(ref, list(TABLE_LEVEL), retry=self.retry)
         except api_errors.NotFound:
             return
         except API_ERRORS as error:
-            self.report.notes.append(f"testIamPermissions on {ref} failed: {_short(error)}")
+            status = getattr(error, "code", None) or type(error).__name__
+            self.report.notes.append(
+                f"BigQuery did not answer testIamPermissions on {which} ({status}); the probes "
+                "decided instead."
+            )
             return
         granted = set(response.get("permissions", []))
-        table = ref.split(".")[-1]
         for permission in TABLE_LEVEL:
             if permission in granted:
-                self.mark(permission, GRANTED, f"testIamPermissions on {table}")
+                self.mark(permission, GRANTED, f"per testIamPermissions on {which}")
             else:
-                self.mark(permission, MISSING, f"not granted, per testIamPermissions on {table}")
+                self.mark(permission, MISSING, f"not granted, per testIamPermissions on {which}")
 
     def create_probe_table(self) -> str | None:
         probe_id = f"_bqtui_permission_probe_{uuid.uuid4().hex[:12]}"
@@ -374,7 +378,7 @@ class _Checker:
         if self.result("bigquery.jobs.create").status == UNKNOWN:
             self.check_jobs_create_with_dry_run(f"SELECT probe FROM `{ref}`")
         # Answers the table-level permissions a failed job could not (e.g. no jobs.create).
-        self.test_iam_on_table(ref)
+        self.test_iam_on_table(ref, "the probe table")
         self.step("Deleting the probe table")
         try:
             self.client.delete_table(ref, not_found_ok=True, retry=self.retry)
