@@ -3,6 +3,7 @@ and the local Google side (token endpoint + BigQuery proxy + emulator) from test
 
 import os
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -43,4 +44,23 @@ def chdb_dsn_for(chdb_path):
         root.client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
         return f"chdb://{chdb_path}?database={database}"
 
+    return dsn
+
+
+# The demo data every end-to-end test reads: seed 42, ingested over 2024-05-01..04.
+DEMO_START = datetime(2024, 5, 1, tzinfo=UTC)
+DEMO_END = datetime(2024, 5, 4, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def demo_dsn(chdb_dsn_for) -> str:
+    """Read-only demo data shared by the tests that do not change their source."""
+    from bqtui import demo_data
+    from bqtui.source import ClickHouseSource
+
+    dsn = chdb_dsn_for("demo")
+    client = ClickHouseSource(dsn).client
+    demo_data.create_source_tables(client)
+    if client.command("SELECT count() FROM events") == 0:
+        demo_data.generate(client, seed=42, start=DEMO_START, end=DEMO_END)
     return dsn

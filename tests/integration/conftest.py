@@ -3,7 +3,6 @@ through the fake Google side, and exports created with the real command line."""
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,19 +14,6 @@ from bqtui.store import Store
 from tests.harness.google import DATA_EDITOR, JOB_USER, FakeGoogle, ServiceAccount, unique_id
 
 PROJECT = "bqtui-test"
-DEMO_START = datetime(2024, 5, 1, tzinfo=UTC)
-DEMO_END = datetime(2024, 5, 4, tzinfo=UTC)
-
-
-@pytest.fixture(scope="session")
-def demo_dsn(chdb_dsn_for) -> str:
-    """Read-only demo data (seed 42) shared by the tests that do not change their source."""
-    dsn = chdb_dsn_for("demo")
-    client = ClickHouseSource(dsn).client
-    demo_data.create_source_tables(client)
-    if client.command("SELECT count() FROM events") == 0:
-        demo_data.generate(client, seed=42, start=DEMO_START, end=DEMO_END)
-    return dsn
 
 
 @pytest.fixture

@@ -17,7 +17,11 @@ def test_demo_run_exports_every_demo_window(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["demo-events", "demo-persons", "demo-sessions"]
+    assert [line.split(":")[0] for line in lines] == [
+        "demo-events",
+        "demo-persons",
+        "demo-sessions",
+    ]
     # Two days of hourly windows (49 when an hour boundary passes during the run).
     done = [re.search(r": succeeded, (\d+)/(\d+) windows", line).groups() for line in lines]
     assert all(d == t and int(t) in (48, 49) for d, t in done), lines

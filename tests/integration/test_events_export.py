@@ -5,8 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 from bqtui.source import ClickHouseSource
 from bqtui.store import Store
+from tests.conftest import DEMO_END, DEMO_START
 from tests.harness.bq_proxy import BACKEND_ERROR, INTERNAL_ERROR
-from tests.integration.conftest import DEMO_END, DEMO_START, PROJECT, add_export, run_cli
+from tests.integration.conftest import PROJECT, add_export, run_cli
 
 
 def aware(value: datetime | None) -> datetime | None:

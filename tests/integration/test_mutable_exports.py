@@ -5,7 +5,8 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 from bqtui.source import ClickHouseSource
-from tests.integration.conftest import DEMO_END, DEMO_START, PROJECT, add_export, run_cli
+from tests.conftest import DEMO_END, DEMO_START
+from tests.integration.conftest import PROJECT, add_export, run_cli
 
 
 def aware(value):
@@ -18,6 +19,11 @@ def backfill(db_path, name, start=DEMO_START, end=DEMO_END) -> int:
     return run_cli(
         "run", name, "--db", str(db_path), "--start", start.isoformat(), "--end", end.isoformat()
     )
+
+
+def may_day(day: int) -> tuple[datetime, datetime]:
+    start = datetime(2024, 5, day, tzinfo=UTC)
+    return start, start + timedelta(days=1)
 
 
 def latest(rows, key, version):
@@ -89,21 +95,13 @@ def test_persons_update_only_when_versions_are_newer(db_path, destination, fresh
     )
     person_row(1, "Ada", "2024-05-01 09:00:00")
     add_export(db_path, destination, fresh_source, name="people", table="persons", model="persons")
-    assert backfill(db_path, "people", end=datetime(2024, 5, 2, tzinfo=UTC)) == 0
+    assert backfill(db_path, "people", *may_day(1)) == 0
     assert [(r["properties"], r["person_version"]) for r in destination.rows("persons")] == [
         ('{"name": "Ada"}', 1)
     ]
 
     person_row(2, "Ada Lovelace", "2024-05-02 09:00:00")  # a version bump, a day later
-    assert (
-        backfill(
-            db_path,
-            "people",
-            start=datetime(2024, 5, 2, tzinfo=UTC),
-            end=datetime(2024, 5, 3, tzinfo=UTC),
-        )
-        == 0
-    )
+    assert backfill(db_path, "people", *may_day(2)) == 0
     assert [(r["properties"], r["person_version"]) for r in destination.rows("persons")] == [
         ('{"name": "Ada Lovelace"}', 2)
     ]
@@ -111,15 +109,7 @@ def test_persons_update_only_when_versions_are_newer(db_path, destination, fresh
     # The table holds a newer version than the source offers: re-running must not go back.
     table = f"`{PROJECT}.{destination.dataset}.persons`"
     destination.query(f"UPDATE {table} SET person_version = 5, properties = 'kept' WHERE TRUE")
-    assert (
-        backfill(
-            db_path,
-            "people",
-            start=datetime(2024, 5, 2, tzinfo=UTC),
-            end=datetime(2024, 5, 3, tzinfo=UTC),
-        )
-        == 0
-    )
+    assert backfill(db_path, "people", *may_day(2)) == 0
     assert [(r["properties"], r["person_version"]) for r in destination.rows("persons")] == [
         ("kept", 5)
     ]
@@ -130,15 +120,7 @@ def test_persons_update_only_when_versions_are_newer(db_path, destination, fresh
         f" version, _timestamp) VALUES ('{person}', '2024-05-01 09:00:00', 1, '{{}}', 1, 1, 105,"
         " '2024-05-03 09:00:00')"
     )
-    assert (
-        backfill(
-            db_path,
-            "people",
-            start=datetime(2024, 5, 3, tzinfo=UTC),
-            end=datetime(2024, 5, 4, tzinfo=UTC),
-        )
-        == 0
-    )
+    assert backfill(db_path, "people", *may_day(3)) == 0
     assert [(r["person_version"], r["is_deleted"]) for r in destination.rows("persons")] == [
         (105, True)
     ]
@@ -250,7 +232,9 @@ def test_a_session_that_grows_later_is_updated_not_duplicated(db_path, destinati
     assert row["exit_current_url"] == "https://example.com/pricing"
 
 
-def test_the_seeds_example_query_gives_the_same_counts_as_clickhouse(db_path, destination, demo_dsn):
+def test_the_seeds_example_query_gives_the_same_counts_as_clickhouse(
+    db_path, destination, demo_dsn
+):
     add_export(db_path, destination, demo_dsn, name="ev", table="events")
     add_export(db_path, destination, demo_dsn, name="people", table="persons", model="persons")
     assert backfill(db_path, "ev") == 0
@@ -263,13 +247,17 @@ def test_the_seeds_example_query_gives_the_same_counts_as_clickhouse(db_path, de
         f"ON e.distinct_id = p.distinct_id AND e.team_id = p.team_id "
         f"GROUP BY e.event ORDER BY e.event"
     )
-    in_clickhouse = ClickHouseSource(demo_dsn).client.query(
-        "SELECT e.event, uniqExact(m.person_id) FROM "
-        "(SELECT event, distinct_id, team_id FROM events WHERE team_id = 1 LIMIT 1 BY uuid) AS e "
-        "LEFT JOIN (SELECT team_id, distinct_id, argMax(person_id, version) AS person_id "
-        "  FROM person_distinct_id2 WHERE team_id = 1 GROUP BY team_id, distinct_id) AS m "
-        "ON e.distinct_id = m.distinct_id AND e.team_id = m.team_id "
-        "GROUP BY e.event ORDER BY e.event SETTINGS join_use_nulls = 1"
-    ).result_rows
+    in_clickhouse = (
+        ClickHouseSource(demo_dsn)
+        .client.query(
+            "SELECT e.event, uniqExact(m.person_id) FROM "
+            "(SELECT event, distinct_id, team_id FROM events WHERE team_id = 1 LIMIT 1 BY uuid) AS e "
+            "LEFT JOIN (SELECT team_id, distinct_id, argMax(person_id, version) AS person_id "
+            "  FROM person_distinct_id2 WHERE team_id = 1 GROUP BY team_id, distinct_id) AS m "
+            "ON e.distinct_id = m.distinct_id AND e.team_id = m.team_id "
+            "GROUP BY e.event ORDER BY e.event SETTINGS join_use_nulls = 1"
+        )
+        .result_rows
+    )
     assert [(r["event"], r["persons"]) for r in in_bigquery] == [tuple(r) for r in in_clickhouse]
     assert len(in_clickhouse) > 5

@@ -4,20 +4,19 @@ demo data in the session's embedded ClickHouse, and helpers that drive the scree
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from bqtui import demo_data
 from bqtui.source import ClickHouseSource
 from bqtui.tui.app import BqtuiApp, create_app
+from tests.conftest import DEMO_END
 from tests.harness.google import DATA_EDITOR, JOB_USER, FakeGoogle, unique_id
 
 PROJECT = "bqtui-test"
 # The demo data spans these days; the clock stands at their end, so "run now" has 3 day windows.
-DEMO_START = datetime(2024, 5, 1, tzinfo=UTC)
-DEMO_END = datetime(2024, 5, 4, tzinfo=UTC)
+
 NOW = DEMO_END
 SIZE = (120, 40)
 
@@ -35,17 +34,6 @@ def make_app(
 @pytest.fixture
 def db_path(tmp_path) -> Path:
     return tmp_path / "bqtui.db"
-
-
-@pytest.fixture(scope="session")
-def demo_dsn(chdb_dsn_for) -> str:
-    """Demo data (seed 42) for 2024-05-01..04, shared read-only by the tests that run exports."""
-    dsn = chdb_dsn_for("demo")
-    client = ClickHouseSource(dsn).client
-    demo_data.create_source_tables(client)
-    if client.command("SELECT count() FROM events") == 0:
-        demo_data.generate(client, seed=42, start=DEMO_START, end=DEMO_END)
-    return dsn
 
 
 @pytest.fixture

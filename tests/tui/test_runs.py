@@ -7,8 +7,9 @@ from bqtui.store import Store
 from bqtui.tui.screens.detail import ExportDetailScreen
 from bqtui.tui.screens.home import HomeScreen
 from bqtui.tui.screens.run import RunScreen
+from tests.conftest import DEMO_END, DEMO_START
 
-from .conftest import DEMO_END, DEMO_START, SIZE, count_rows, make_app, source_uuids, wait_until
+from .conftest import SIZE, count_rows, make_app, source_uuids, wait_until
 
 
 def add_export(db_path, key_file, dataset, dsn, endpoint, *, name, interval) -> None:
