@@ -6,7 +6,6 @@ Python, several times slower, and loses nothing we need. JSON columns travel as 
 parsed by BigQuery in the MERGE, so one file format serves STRING and JSON exports alike.
 """
 
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -14,16 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .json_text import repair_json_column
 from .models.base import ModelField
 
 # A file per ~256 MB of Arrow data bounds local disk use and makes each load job retryable.
 FILE_MAX_BYTES = 256 * 1024 * 1024
 PARQUET_COMPRESSION = "zstd"
-# Raw control characters and \uD800-\uDFFF escapes make BigQuery's JSON parser reject a value.
-SUSPICIOUS_JSON = r"[\x00-\x1f]|\\u[dD][89abcdefABCDEF]"
 
 
 @dataclass(frozen=True)
@@ -31,40 +28,6 @@ class LoadFile:
     path: Path
     rows: int
     bytes: int
-
-
-def repair_json_text(text: str) -> str:
-    """Make JSON text acceptable to BigQuery without losing its content.
-
-    Raw control characters inside strings are re-escaped; unpaired surrogates become U+FFFD.
-    Text that is not JSON at all is returned unchanged (BigQuery then keeps it as a JSON string).
-    """
-    try:
-        value = json.loads(text, strict=False)
-    except ValueError:
-        return text
-    return json.dumps(_fix_surrogates(value), ensure_ascii=False, separators=(",", ":"))
-
-
-def _fix_surrogates(value):
-    if isinstance(value, str):
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(value, dict):
-        return {_fix_surrogates(k): _fix_surrogates(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_fix_surrogates(v) for v in value]
-    return value
-
-
-def repair_json_column(column: pa.Array) -> pa.Array:
-    """Repair only the rare suspicious values; the vectorised scan keeps the common case fast."""
-    suspicious = pc.fill_null(pc.match_substring_regex(column, SUSPICIOUS_JSON), False)
-    if not pc.any(suspicious).as_py():
-        return column
-    values = column.to_pylist()
-    for index in pc.indices_nonzero(suspicious).to_pylist():
-        values[index] = repair_json_text(values[index])
-    return pa.array(values, type=pa.string())
 
 
 def conform_batch(
@@ -105,7 +68,13 @@ def write_parquet_files(
                 handle, name = tempfile.mkstemp(prefix="bqtui-", suffix=".parquet", dir=directory)
                 os.close(handle)
                 path = Path(name)
-                writer = pq.ParquetWriter(str(path), schema, compression=PARQUET_COMPRESSION)
+                writer = pq.ParquetWriter(
+                    str(path),
+                    schema,
+                    compression=PARQUET_COMPRESSION,
+                    # Dictionaries only pay off for repetitive columns (not uuids, JSON, times).
+                    use_dictionary=[f.name for f in fields if f.repetitive],
+                )
                 rows = size = 0
             conformed = conform_batch(batch, fields, json_fields)
             writer.write_batch(conformed)

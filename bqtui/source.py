@@ -4,13 +4,17 @@ Queries use server-side parameters and stream Arrow record batches, so memory do
 with the size of a window.
 """
 
+import atexit
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+import chdb
 import clickhouse_connect
 import pyarrow as pa
+from clickhouse_connect.driver.binding import bind_query
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from .errors import SourceError
@@ -49,6 +53,40 @@ def split_password(dsn: str) -> tuple[str, str | None]:
 
 def redact_dsn(dsn: str) -> str:
     return split_password(dsn)[0]
+
+
+def with_settings(sql: str, settings: dict) -> str:
+    """Add settings to a query, joining a SETTINGS clause that ends it, if any."""
+    listed = ", ".join(f"{name} = {value}" for name, value in settings.items())
+    lines = sql.rstrip().splitlines()
+    if lines and lines[-1].lstrip().upper().startswith("SETTINGS "):
+        return f"{sql.rstrip()}, {listed}"
+    return f"{sql.rstrip()}\nSETTINGS {listed}"
+
+
+_embedded_connections: dict[tuple[str, str | None], object] = {}
+
+
+@atexit.register
+def _close_embedded_connections() -> None:
+    # Closed before chdb's engine shuts down, which otherwise complains on exit.
+    for connection in _embedded_connections.values():
+        with contextlib.suppress(Exception):
+            connection.close()
+    _embedded_connections.clear()
+
+
+def _embedded_connection(dsn: str, path: str):
+    """A chdb connection on the process's engine, in the DSN's database."""
+    database = parse_qs(urlsplit(dsn).query).get("database", [None])[0]
+    key = (path, database)
+    with _clients_lock:
+        if key not in _embedded_connections:
+            connection = chdb.connect(path)
+            if database:
+                connection.query(f"USE `{database}`")
+            _embedded_connections[key] = connection
+        return _embedded_connections[key]
 
 
 def _open_client(dsn: str, password: str | None):
@@ -97,6 +135,10 @@ class ClickHouseSource:
     @contextmanager
     def stream(self, sql: str, parameters: dict) -> Iterator[Iterator[pa.RecordBatch]]:
         """Run a query and yield an iterator of Arrow record batches."""
+        if is_embedded(self.dsn) and self.client.path not in ("", ":memory:"):
+            with self._stream_embedded(sql, parameters) as batches:
+                yield batches
+            return
         with self._lock:
             try:
                 with self.client.query_arrow_stream(
@@ -106,11 +148,32 @@ class ClickHouseSource:
             except ClickHouseError as error:
                 raise SourceError(f"ClickHouse query failed: {_first_line(str(error))}") from None
 
+    @contextmanager
+    def _stream_embedded(self, sql: str, parameters: dict):
+        """chdb's own streaming: clickhouse-connect's chdb backend would read the whole result
+        into memory before the first batch (measured: 3.2× the peak RSS at 10M rows)."""
+        with self._lock:
+            client = self.client  # opens the engine, with a clear message if it is locked
+            connection = _embedded_connection(self.dsn, client.path)
+            bound, bound_parameters = bind_query(sql, parameters, client.server_tz)
+            chdb_parameters = {k.removeprefix("param_"): v for k, v in bound_parameters.items()}
+            try:
+                result = connection.send_query(
+                    with_settings(bound, STREAM_SETTINGS), "Arrow", params=chdb_parameters
+                )
+                reader = result.record_batch(rows_per_batch=STREAM_SETTINGS["max_block_size"])
+            except Exception as error:  # noqa: BLE001 - chdb raises plain RuntimeErrors
+                raise SourceError(f"ClickHouse query failed: {_first_line(str(error))}") from None
+            try:
+                yield self._guarded(reader)
+            finally:
+                result.close()
+
     @staticmethod
     def _guarded(batches) -> Iterator[pa.RecordBatch]:
         try:
             yield from batches
-        except ClickHouseError as error:
+        except (ClickHouseError, RuntimeError, OSError) as error:
             raise SourceError(f"ClickHouse query failed: {_first_line(str(error))}") from None
 
     def scalar(self, sql: str, parameters: dict | None = None):

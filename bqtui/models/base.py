@@ -40,6 +40,7 @@ class ModelField:
     json_capable: bool = False  # STRING or JSON, per the export's choice
     repeated: bool = False
     from_source: bool = True  # False: filled in BigQuery at load time
+    repetitive: bool = True  # few distinct values: worth a Parquet dictionary
 
     def destination_type(self, json_type: bool) -> str:
         return "JSON" if self.json_capable and json_type else self.bq_type

@@ -3,24 +3,23 @@
 import json
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..config import ExportConfig, Model
-from ..encode import SUSPICIOUS_JSON
+from ..json_text import suspicious_rows
 from .base import INGESTED_AT, WINDOW_PARAMETERS, ExportModel, ModelField
 
 FIELDS = (
-    ModelField("uuid", "STRING"),
+    ModelField("uuid", "STRING", repetitive=False),
     ModelField("event", "STRING"),
-    ModelField("properties", "STRING", json_capable=True),
+    ModelField("properties", "STRING", json_capable=True, repetitive=False),
     ModelField("elements", "STRING"),
-    ModelField("set", "STRING", json_capable=True),
-    ModelField("set_once", "STRING", json_capable=True),
+    ModelField("set", "STRING", json_capable=True, repetitive=False),
+    ModelField("set_once", "STRING", json_capable=True, repetitive=False),
     ModelField("distinct_id", "STRING"),
     ModelField("team_id", "INT64"),
     ModelField("ip", "STRING"),
     ModelField("site_url", "STRING"),
-    ModelField("timestamp", "TIMESTAMP"),
+    ModelField("timestamp", "TIMESTAMP", repetitive=False),
     ModelField("bq_ingested_timestamp", "TIMESTAMP", from_source=False),
 )
 
@@ -42,8 +41,11 @@ SELECT
     event,
     properties,
     elements_chain AS elements,
-    nullIf(JSONExtractRaw(properties, '$set'), '') AS set,
-    nullIf(JSONExtractRaw(properties, '$set_once'), '') AS set_once,
+    -- the position test skips parsing the (many) events without $set
+    if(position(properties, '"$set"') > 0,
+        nullIf(JSONExtractRaw(properties, '$set'), ''), NULL) AS set,
+    if(position(properties, '"$set_once"') > 0,
+        nullIf(JSONExtractRaw(properties, '$set_once'), ''), NULL) AS set_once,
     distinct_id,
     team_id,
     nullIf(JSONExtractString(properties, '$ip'), '') AS ip,
@@ -71,14 +73,12 @@ def reextract_unparsed(batch: pa.RecordBatch) -> pa.RecordBatch:
     ClickHouse's JSON functions give up on text with raw control characters or unpaired
     surrogate escapes and return nothing; Python's parser reads them, so the event keeps them.
     """
-    suspicious = pc.fill_null(
-        pc.match_substring_regex(batch.column("properties"), SUSPICIOUS_JSON), False
-    )
-    if not pc.any(suspicious).as_py():
+    rows = suspicious_rows(batch.column("properties"))
+    if not rows:
         return batch
     columns = {name: batch.column(name).to_pylist() for name in ("set", "set_once", "ip")}
     properties = batch.column("properties")
-    for index in pc.indices_nonzero(suspicious).to_pylist():
+    for index in rows:
         try:
             parsed = json.loads(properties[index].as_py(), strict=False)
         except ValueError:

@@ -2,7 +2,7 @@ import json
 
 import pyarrow as pa
 
-from bqtui.encode import repair_json_column, repair_json_text
+from bqtui.json_text import might_need_repair, repair_json_column, repair_json_text
 
 
 def test_lone_surrogate_escape_becomes_replacement_character():
@@ -28,3 +28,13 @@ def test_column_repair_touches_only_suspicious_values():
     assert repaired[1] is None
     assert json.loads(repaired[2]) == {"b": "\ufffd"}
     assert json.loads(repaired[3]) == {"pretty": True}
+
+
+def test_the_byte_scan_finds_what_the_regex_would():
+    clean = pa.array(['{"a": "b"}', '{"emoji": "😀", "path": "C:/x"}', None])
+    assert not might_need_repair(clean)
+    assert might_need_repair(pa.array(['{"a": "tab\there"}']))
+    assert might_need_repair(pa.array(['{"a": "\\ud83d"}']))
+    assert not might_need_repair(pa.array(['{"a": "\\u00e9 and \\n"}']))  # harmless escapes
+    sliced = pa.array(['{"a": "\x01"}', '{"ok": 1}']).slice(1)
+    assert not might_need_repair(sliced)  # only the slice's own bytes count
