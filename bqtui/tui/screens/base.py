@@ -14,3 +14,11 @@ class BqtuiScreen(WorkerErrors, Screen):
     @property
     def bqtui(self) -> "BqtuiApp":
         return self.app  # type: ignore[return-value]
+
+
+class ExportScreen(BqtuiScreen):
+    """A screen about one export, read fresh from the store when needed."""
+
+    def __init__(self, export_id: int):
+        super().__init__()
+        self.export_id = export_id

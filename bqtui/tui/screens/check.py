@@ -9,18 +9,14 @@ from ... import secrets
 from ...errors import BqtuiError
 from ...keyfile import parse_key_text
 from ..widgets.permission_report import PermissionReport
-from .base import BqtuiScreen
+from .base import ExportScreen
 
 
-class PermissionCheckScreen(BqtuiScreen):
+class PermissionCheckScreen(ExportScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("ctrl+r", "recheck", "Re-run check"),
     ]
-
-    def __init__(self, export_id: int):
-        super().__init__()
-        self.export_id = export_id
 
     def compose(self) -> ComposeResult:
         export = self.bqtui.store.get_export(self.export_id)

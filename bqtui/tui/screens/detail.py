@@ -18,7 +18,7 @@ from ...source import redact_dsn
 from ..formatting import bytes_text, duration_text, rows_text, time_text
 from ..messages import TableSchemaChecked
 from ..widgets.exports_table import status_text
-from .base import BqtuiScreen
+from .base import ExportScreen
 
 SCHEMA_RETRY_SECONDS = 15.0  # an unreachable BigQuery shows as an error state, not a long wait
 LEVEL_STYLES = {"warning": "yellow", "error": "bold red"}
@@ -42,7 +42,7 @@ def configuration_text(export: ExportConfig) -> str:
     return "\n".join(f"{label:<18} {value}" for label, value in rows)
 
 
-class ExportDetailScreen(BqtuiScreen):
+class ExportDetailScreen(ExportScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("r", "run", "Run now"),
@@ -53,10 +53,6 @@ class ExportDetailScreen(BqtuiScreen):
         Binding("2", "show_tab('tab-windows')", "Windows"),
         Binding("3", "show_tab('tab-config')", "Config"),
     ]
-
-    def __init__(self, export_id: int):
-        super().__init__()
-        self.export_id = export_id
 
     @property
     def export(self) -> ExportConfig:

@@ -17,7 +17,7 @@ from ...ids import validate_dataset_id, validate_table_id
 from ...schedule import STEP, floor_to_interval, next_boundary
 from ..formatting import time_text
 from ..widgets.form_field import ErrorLine, FormField
-from .base import BqtuiScreen
+from .base import ExportScreen
 from .wizard.destination_step import INTERVAL_CHOICES
 
 
@@ -34,15 +34,11 @@ def restart_for_interval(export: ExportConfig, done, interval: Interval):
     return start, ((exported_until, start) if exported_until < start else None)
 
 
-class EditExportScreen(BqtuiScreen):
+class EditExportScreen(ExportScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Cancel"),
         Binding("ctrl+s", "save", "Save"),
     ]
-
-    def __init__(self, export_id: int):
-        super().__init__()
-        self.export_id = export_id
 
     def compose(self) -> ComposeResult:
         export = self.bqtui.store.get_export(self.export_id)

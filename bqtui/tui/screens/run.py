@@ -15,7 +15,7 @@ from ...store import Store
 from ..formatting import duration_text, rows_text, time_text
 from ..messages import RunCompleted, RunLogLines, RunProgressed, RunWindowsFinished
 from ..run_relay import FLUSH_INTERVAL, RunRelay
-from .base import BqtuiScreen
+from .base import ExportScreen
 
 LEVEL_STYLES = {"warning": "yellow", "error": "bold red"}
 OUTCOMES = {
@@ -27,15 +27,14 @@ OUTCOMES = {
 }
 
 
-class RunScreen(BqtuiScreen):
+class RunScreen(ExportScreen):
     BINDINGS = [
         Binding("x", "cancel_run", "Cancel run"),
         Binding("escape", "close", "Close"),
     ]
 
     def __init__(self, export_id: int, backfill: tuple[datetime, datetime] | None = None):
-        super().__init__()
-        self.export_id = export_id
+        super().__init__(export_id)
         self.backfill = backfill
         self.cancel_token = CancelToken()
         self.relay = RunRelay(self)
