@@ -4,6 +4,7 @@ The one place that knows the order of things. The TUI and the CLI start it and r
 events it emits through ``on_event``; ``CancelToken`` stops it at the next safe point.
 """
 
+import logging
 import os
 import tempfile
 import threading
@@ -26,6 +27,8 @@ from .models import ExportModel, get_model
 from .schedule import Window, due_windows, windows_between
 from .source import ClickHouseSource
 from .store import Store, utcnow
+
+log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 0.25  # seconds between progress events: enough for a live bar
 LOCK_RENEW_INTERVAL = 60.0
@@ -257,6 +260,13 @@ class _Run:
             self.log("error", str(error))
             if isinstance(error, PermissionProblem):
                 self.log("error", "Stopped this export: fix the permission and run it again.")
+        except Exception as error:  # a bug: record it, and let the other exports run
+            log.exception("export %s failed unexpectedly", self.export.name)
+            self.result.status = "failed"
+            self.result.error = (
+                f"Internal error ({type(error).__name__}): {error}. Please report it."
+            )
+            self.log("error", self.result.error)
         self.store.update_run(
             self.result.run_id,
             status=self.result.status,

@@ -347,3 +347,23 @@ def test_events_export_with_the_seed_custom_role_leaves_only_an_expiring_stage(
     assert "will expire by itself within 12 hours" in capsys.readouterr().err
     uuids = [r["uuid"] for r in destination.rows("events_export")]
     assert sorted(uuids) == sorted(source_events(demo_dsn, DEMO_START, one_day))
+
+
+def test_a_broken_source_fails_its_export_with_a_message_and_run_all_goes_on(
+    db_path, destination, demo_dsn, fresh_source, capsys
+):
+    add_export(db_path, destination, demo_dsn, name="a-good", table="good")
+    broken = fresh_source.replace("?database=", "?database=missing_")
+    add_export(db_path, destination, broken, name="b-broken", table="broken")
+    store = Store(db_path)
+    two_days_ago = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
+        days=2
+    )
+    for export in store.list_exports():  # two windows due each
+        store.update_export(export.with_changes(start_at=two_days_ago))
+    capsys.readouterr()
+    assert run_cli("--db", str(db_path), "--run-all") == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("a-good: succeeded")
+    assert out[1].startswith("b-broken: failed, 0/2 windows") and "Database missing_src" in out[1]
+    assert store.list_runs(store.require_export("b-broken").id)[0].status == "failed"
