@@ -86,11 +86,7 @@ class ServiceAccount:
         project: str | None = None,
     ) -> None:
         """Grant permissions on ``project`` (default: the account's) and on its datasets."""
-        project = project or self.project_id
-        proxy = self._google.proxy
-        proxy.grant(self.email, project_permissions, project=project)
-        for dataset, permissions in (dataset_permissions or {}).items():
-            proxy.grant(self.email, permissions, project=project, dataset=dataset)
+        self._change(self._google.proxy.grant, project_permissions, dataset_permissions, project)
 
     def revoke(
         self,
@@ -100,11 +96,13 @@ class ServiceAccount:
         project: str | None = None,
     ) -> None:
         """Take back permissions given with ``grant`` at the same level."""
+        self._change(self._google.proxy.revoke, project_permissions, dataset_permissions, project)
+
+    def _change(self, change, project_permissions, dataset_permissions, project) -> None:
         project = project or self.project_id
-        proxy = self._google.proxy
-        proxy.revoke(self.email, project_permissions, project=project)
+        change(self.email, project_permissions, project=project)
         for dataset, permissions in (dataset_permissions or {}).items():
-            proxy.revoke(self.email, permissions, project=project, dataset=dataset)
+            change(self.email, permissions, project=project, dataset=dataset)
 
     def revoke_key(self) -> None:
         """Delete the key: new token exchanges fail, issued tokens live until they expire."""
