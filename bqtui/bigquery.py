@@ -16,10 +16,11 @@ from google.cloud import bigquery
 from google.cloud.bigquery.retry import DEFAULT_RETRY
 from google.oauth2 import service_account
 
-from .errors import DestinationError
+from . import checkpoints
+from .errors import DestinationError, TransientJobFailure
 from .keyfile import ServiceAccountKey
 from .models.base import ExportModel, ModelField
-from .permissions import describe_api_error
+from .permissions import describe_api_error, error_reason
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,16 @@ BIGQUERY_SCOPE = "https://www.googleapis.com/auth/bigquery"
 STAGE_TABLE_TTL = timedelta(hours=12)
 DEFAULT_RETRY_DEADLINE = 120.0
 JOB_TIMEOUT = 6 * 3600.0
+# Per HTTP request: a stalled connection fails (and is retried) instead of hanging a run.
+REQUEST_TIMEOUT = 300.0
 TRANSIENT_NETWORK_ERRORS = (
     ConnectionError,
     requests.exceptions.ConnectionError,
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.Timeout,
 )
+# BigQuery's reasons that say "try again", whatever HTTP status carries them.
+TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "backendError", "internalError"})
 # Everything a BigQuery call can fail with that ``translate`` turns into a user message.
 API_FAILURES = (api_errors.GoogleAPIError, auth_errors.GoogleAuthError, *TRANSIENT_NETWORK_ERRORS)
 
@@ -54,15 +59,38 @@ class TablePlan:
 
 
 def _is_transient(error: Exception) -> bool:
+    """Worth retrying: BigQuery's transient reasons, 5xx, 429 and dropped connections.
+
+    Not a certificate that does not verify (retrying cannot fix it), not ``quotaExceeded``
+    (it lasts until the quota resets), not a permission.
+    """
+    if isinstance(error, requests.exceptions.SSLError):
+        return False
     if isinstance(error, TRANSIENT_NETWORK_ERRORS):
         return True
-    if isinstance(error, api_errors.Forbidden):  # quotaExceeded passes; accessDenied does not
-        return getattr(error, "reason", None) in ("quotaExceeded", "rateLimitExceeded")
-    return DEFAULT_RETRY._predicate(error)
+    if isinstance(error, api_errors.GoogleAPICallError):
+        reason = error_reason(error)
+        if reason in TRANSIENT_REASONS:
+            return True
+        if reason == "quotaExceeded":
+            return False
+        return isinstance(
+            error, api_errors.TooManyRequests | api_errors.ServerError
+        ) or DEFAULT_RETRY._predicate(error)
+    return False
 
 
 def make_retry(deadline: float) -> Retry:
     return Retry(predicate=_is_transient, initial=1.0, maximum=30.0, timeout=deadline)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What BigQuery says of a job by its id: missing, running, done or failed."""
+
+    state: str
+    job: object | None = None
+    error: str | None = None
 
 
 def job_labels(export_name: str, export_uid: str, window: str) -> dict[str, str]:
@@ -130,7 +158,7 @@ class BigQueryDestination:
         created = False
         try:
             try:
-                table = self.client.get_table(ref, retry=self.retry)
+                table = self.client.get_table(ref, retry=self.retry, timeout=REQUEST_TIMEOUT)
             except api_errors.NotFound:
                 self._require_dataset(dataset_id)
                 table = bigquery.Table(ref, schema=model.schema(json_type))
@@ -139,17 +167,21 @@ class BigQueryDestination:
                         type_=bigquery.TimePartitioningType.DAY, field=model.partition_field
                     )
                 try:
-                    table = self.client.create_table(table, retry=self.retry)
+                    table = self.client.create_table(
+                        table, retry=self.retry, timeout=REQUEST_TIMEOUT
+                    )
                     created = True
                 except api_errors.Conflict:  # created meanwhile by another client
-                    table = self.client.get_table(ref, retry=self.retry)
+                    table = self.client.get_table(ref, retry=self.retry, timeout=REQUEST_TIMEOUT)
         except API_FAILURES as error:
             raise self.translate(error, f"preparing table {ref}", dataset_id) from None
         return self._plan(ref, table.schema, model, json_type, created)
 
     def _require_dataset(self, dataset_id: str) -> None:
         try:
-            self.client.get_dataset(f"{self.project}.{dataset_id}", retry=self.retry)
+            self.client.get_dataset(
+                f"{self.project}.{dataset_id}", retry=self.retry, timeout=REQUEST_TIMEOUT
+            )
         except api_errors.NotFound:
             raise DestinationError(
                 f"Dataset {dataset_id} does not exist in project {self.project}. Create it "
@@ -159,6 +191,9 @@ class BigQueryDestination:
     @staticmethod
     def _plan(ref, schema, model: ExportModel, json_type: bool, created: bool) -> TablePlan:
         table_types = {f.name: (f.field_type, f.mode) for f in schema}
+        lacking = [name for name in model.required_fields if name not in table_types]
+        if lacking:
+            raise DestinationError(missing_key_message(ref, model, json_type, lacking))
         fields, json_fields, missing = [], set(), []
         for model_field in model.fields:
             if model_field.name not in table_types:
@@ -196,7 +231,9 @@ class BigQueryDestination:
         table = bigquery.Table(ref, schema=schema)
         table.expires = datetime.now(UTC) + STAGE_TABLE_TTL
         try:
-            self.client.create_table(table, exists_ok=True, retry=self.retry)
+            self.client.create_table(
+                table, exists_ok=True, retry=self.retry, timeout=REQUEST_TIMEOUT
+            )
         except API_FAILURES as error:
             raise self.translate(error, f"creating stage table {ref}", dataset_id) from None
         return ref
@@ -204,25 +241,64 @@ class BigQueryDestination:
     def drop_table(self, ref: str) -> Exception | None:
         """Drop a table; return the error instead of raising (the table expires anyway)."""
         try:
-            self.client.delete_table(ref, not_found_ok=True, retry=self.retry)
+            self.client.delete_table(
+                ref, not_found_ok=True, retry=self.retry, timeout=REQUEST_TIMEOUT
+            )
         except API_FAILURES as error:
             return self.translate(error, f"dropping stage table {ref}", ref.split(".")[1])
         return None
 
     # -- jobs -------------------------------------------------------------------------------
 
-    def _await_job(self, submit, job_id: str, doing: str, dataset_id: str):
+    def _submit(self, submit, job_id: str, doing: str, dataset_id: str):
         """Submit a job with retries; a 409 means an earlier submission took effect."""
         try:
             try:
-                job = self.retry(submit)()
+                return self.retry(submit)()
             except api_errors.Conflict:
                 log.info("job %s was already submitted; waiting for it", job_id)
-                job = self.client.get_job(job_id, project=self.project, retry=self.retry)
-            job.result(retry=self.retry, timeout=JOB_TIMEOUT)
+                return self.client.get_job(
+                    job_id, project=self.project, retry=self.retry, timeout=REQUEST_TIMEOUT
+                )
         except API_FAILURES as error:
             raise self.translate(error, doing, dataset_id) from None
+
+    def wait_for(self, job, doing: str, dataset_id: str):
+        """Wait for a job; a job that failed for a transient reason raises
+        ``TransientJobFailure`` (the caller runs a new attempt), naming the job and its errors."""
+        try:
+            job.result(retry=self.retry, timeout=JOB_TIMEOUT)
+        except API_FAILURES as error:
+            job_errors = getattr(job, "errors", None) or []
+            reason = (getattr(job, "error_result", None) or {}).get("reason")
+            if reason in TRANSIENT_REASONS:
+                raise TransientJobFailure(
+                    f"While {doing}: job {job.job_id} failed ({reason}): "
+                    f"{_first_errors(job_errors) or error}"
+                ) from None
+            translated = self.translate(error, doing, dataset_id)
+            if job_errors and getattr(job, "job_id", None):
+                translated = type(translated)(
+                    f"{translated} (job {job.job_id}: {_first_errors(job_errors)})"
+                )
+            raise translated from None
         return job
+
+    def job_outcome(self, job_id: str) -> JobOutcome:
+        """Look a job up by its deterministic id (an earlier attempt's MERGE)."""
+        try:
+            job = self.client.get_job(
+                job_id, project=self.project, retry=self.retry, timeout=REQUEST_TIMEOUT
+            )
+        except api_errors.NotFound:
+            return JobOutcome("missing")
+        except API_FAILURES as error:
+            raise self.translate(error, f"looking up job {job_id}", None) from None
+        if job.state != "DONE":
+            return JobOutcome("running", job)
+        if job.error_result:
+            return JobOutcome("failed", job, _first_errors(job.errors or [job.error_result]))
+        return JobOutcome("done", job)
 
     def load_file(self, path, stage_ref: str, job_id: str, labels: dict[str, str], *, first: bool):
         """Load a Parquet file into the stage; the window's first file replaces its contents."""
@@ -242,12 +318,20 @@ class BigQueryDestination:
             # request is then recognised by its id. No size: resumable uploads for any size.
             with open(path, "rb") as file:
                 return self.client.load_table_from_file(
-                    file, stage_ref, job_id=job_id, job_config=config, num_retries=0
+                    file,
+                    stage_ref,
+                    job_id=job_id,
+                    job_config=config,
+                    num_retries=0,
+                    timeout=REQUEST_TIMEOUT,
                 )
 
-        return self._await_job(submit, job_id, f"loading into {stage_ref}", stage_ref.split(".")[1])
+        doing, dataset_id = f"loading into {stage_ref}", stage_ref.split(".")[1]
+        job = self._submit(submit, job_id, doing, dataset_id)
+        checkpoints.reached("load_submitted")
+        return self.wait_for(job, doing, dataset_id)
 
-    def merge(
+    def submit_merge(
         self,
         plan: TablePlan,
         stage_ref: str,
@@ -256,17 +340,46 @@ class BigQueryDestination:
         labels: dict[str, str],
         timestamp_range: tuple[datetime, datetime] | None = None,
     ):
+        """Submit the MERGE (not waiting for it): see ``wait_for``."""
         sql = merge_statement(plan, stage_ref, model, timestamp_range)
         config = bigquery.QueryJobConfig(labels=labels, use_legacy_sql=False)
 
         def submit():
             return self.client.query(
-                sql, job_config=config, job_id=job_id, job_retry=None, retry=None
+                sql,
+                job_config=config,
+                job_id=job_id,
+                job_retry=None,
+                retry=None,
+                timeout=REQUEST_TIMEOUT,
             )
 
-        return self._await_job(
+        return self._submit(
             submit, job_id, f"merging into {plan.table_ref}", plan.table_ref.split(".")[1]
         )
+
+
+def missing_key_message(ref: str, model: ExportModel, json_type: bool, lacking: list[str]) -> str:
+    """Why a table without the model's merge key or versions is refused, and the fix."""
+    adds = ", ".join(
+        f"ADD COLUMN `{name}` {model.field(name).destination_type(json_type)}" for name in lacking
+    )
+    return (
+        f"Table {ref} lacks {', '.join(lacking)}, which the {model.model.value} model needs "
+        f"to merge rows without overwriting others; nothing was exported. Add "
+        f"{'it' if len(lacking) == 1 else 'them'}: ALTER TABLE `{ref}` {adds}; — or export to "
+        "a new table (bqtui creates it with the full schema)."
+    )
+
+
+def _first_errors(errors: list, limit: int = 3) -> str:
+    """The first few error messages of a job, as one line."""
+    messages = [
+        str(e.get("message") or e.get("reason")) if isinstance(e, dict) else str(e)
+        for e in errors[:limit]
+    ]
+    more = f" (+{len(errors) - limit} more)" if len(errors) > limit else ""
+    return "; ".join(messages) + more
 
 
 def _quote(ref: str) -> str:

@@ -6,15 +6,18 @@ Exit codes: 0 success, 1 a window or check failed, 2 usage or configuration erro
 import argparse
 import json
 import logging
+import os
 import sys
 
 from . import __version__, secrets
 from .config import (
+    DEFAULT_SETTLE_SECONDS,
     MODEL_DESCRIPTIONS,
     ExportConfig,
     parse_event_names,
     parse_interval,
     parse_model,
+    parse_settle_seconds,
     parse_team_id,
     parse_timestamp,
 )
@@ -28,6 +31,12 @@ from .source import redact_dsn, split_password
 from .store import Store, to_iso, utcnow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def now():
+    """The current time; ``BQTUI_NOW`` (ISO 8601) sets it, for tests of timing only."""
+    fixed = os.environ.get("BQTUI_NOW")
+    return parse_timestamp(fixed, "BQTUI_NOW") if fixed else utcnow()
 
 
 def _db_option() -> argparse.ArgumentParser:
@@ -80,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--team-id", default="1", help="the ClickHouse team_id to export")
     add.add_argument(
+        "--settle",
+        default=str(DEFAULT_SETTLE_SECONDS),
+        metavar="SECONDS",
+        help="export a window this long after it ends, so rows that become visible late are "
+        f"in it (default {DEFAULT_SETTLE_SECONDS})",
+    )
+    add.add_argument(
         "--source-dsn",
         help="ClickHouse DSN, e.g. http://user:pass@host:8123/db (password goes to the "
         "keyring); default: the embedded ClickHouse",
@@ -100,9 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("pause", "stop scheduling an export"),
         ("resume", "schedule a paused export again"),
-        ("remove", "delete an export, its history and its keyring entries"),
     ):
         commands.add_parser(name, parents=[db], help=text).add_argument("name")
+    remove = commands.add_parser(
+        "remove", parents=[db], help="delete an export, its history and its keyring entries"
+    )
+    remove.add_argument("name")
+    remove.add_argument(
+        "--force",
+        action="store_true",
+        help="if the export is running, stop that run at its next safe point first",
+    )
     set_key = commands.add_parser("set-key", parents=[db], help="replace an export's key")
     set_key.add_argument("name")
     set_key.add_argument("--key-file", required=True)
@@ -151,6 +175,7 @@ def cmd_add(args, store: Store) -> int:
         interval=interval,
         json_type=args.json_type,
         team_id=parse_team_id(args.team_id),
+        settle_seconds=parse_settle_seconds(args.settle),
         source_dsn=source_dsn,
         bigquery_endpoint=args.bigquery_endpoint,
         project_id=args.project_id or None,
@@ -188,6 +213,7 @@ def export_summary(store: Store, export: ExportConfig) -> dict:
         "include_events": list(export.include_events),
         "exclude_events": list(export.exclude_events),
         "start_at": to_iso(export.start_at),
+        "settle_seconds": export.settle_seconds,
         "enabled": export.enabled,
         "windows_done": len(done),
         "last_run": None
@@ -200,9 +226,7 @@ def export_summary(store: Store, export: ExportConfig) -> dict:
             "finished_at": to_iso(last.finished_at),
             "error": last.error,
         },
-        "next_run_at": to_iso(next_run_at(export.start_at, utcnow(), export.interval, done))
-        if export.enabled
-        else None,
+        "next_run_at": to_iso(next_run_at(export, now(), done)) if export.enabled else None,
     }
 
 
@@ -268,7 +292,7 @@ def cmd_pause_resume(args, store: Store) -> int:
 
 def cmd_remove(args, store: Store) -> int:
     export = store.require_export(args.name)
-    remove_export(store, export)
+    remove_export(store, export, force=args.force)
     print(f'Removed export "{export.name}" and its keyring entries. BigQuery data is untouched.')
     return EXIT_OK
 
@@ -297,6 +321,8 @@ def _print_summary(results: list[RunResult]) -> None:
             f"{r.export_name}: {r.status}, {r.windows_done}/{r.windows_total} windows, "
             f"{r.rows:,} rows, {r.seconds:.1f}s"
         )
+        if r.windows_left:
+            line += f", {r.windows_left} window(s) left for later (not yet due)"
         if r.error and r.status != "succeeded":
             line += f" — {r.error.splitlines()[0]}"
         print(line)
@@ -304,7 +330,7 @@ def _print_summary(results: list[RunResult]) -> None:
 
 def cmd_run(args, store: Store) -> int:
     export = store.require_export(args.name)
-    runner = ExportRunner(store, on_event=_log_to_stderr)
+    runner = ExportRunner(store, on_event=_log_to_stderr, now=now)
     if args.start or args.end:
         if not (args.start and args.end):
             raise ConfigError("A backfill needs both --start and --end.")
@@ -315,11 +341,11 @@ def cmd_run(args, store: Store) -> int:
     else:
         result = runner.run_export(export)
     _print_summary([result])
-    return EXIT_FAILED if result.status in ("failed", "busy") else EXIT_OK
+    return EXIT_FAILED if result.failed or result.status == "busy" else EXIT_OK
 
 
 def cmd_run_all(args, store: Store) -> int:
-    results = ExportRunner(store, on_event=_log_to_stderr).run_all()
+    results = ExportRunner(store, on_event=_log_to_stderr, now=now).run_all()
     _print_summary(results)
     if not results:
         print("No enabled exports.")

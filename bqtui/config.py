@@ -2,7 +2,7 @@
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from .errors import ConfigError
@@ -10,6 +10,11 @@ from .ids import validate_dataset_id, validate_table_id
 
 EXPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 EVENT_NAME_LIST_LIMIT = 1000
+# A window is exported this long after it ends, so rows stamped just before its end that
+# become visible late (async inserts, a Distributed table's replication, clock skew between
+# this host and ClickHouse) are still in it. See the README's "Guarantees".
+DEFAULT_SETTLE_SECONDS = 60
+MAX_SETTLE_SECONDS = 24 * 3600
 
 
 class Model(StrEnum):
@@ -58,10 +63,15 @@ class ExportConfig:
     id: int | None = None
     uid: str = ""  # stable random id: names keyring entries, job ids and stage tables
     created_at: datetime | None = None
+    settle_seconds: int = DEFAULT_SETTLE_SECONDS
     extra: dict = field(default_factory=dict, compare=False)
 
     def with_changes(self, **changes) -> "ExportConfig":
         return replace(self, **changes)
+
+    @property
+    def settle(self) -> timedelta:
+        return timedelta(seconds=self.settle_seconds)
 
     @property
     def destination_label(self) -> str:
@@ -122,6 +132,22 @@ def parse_event_names(value: str | None) -> tuple[str, ...]:
     return names
 
 
+def parse_settle_seconds(value) -> int:
+    try:
+        seconds = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f'Settle delay must be a whole number of seconds, not "{value}" '
+            f"(default {DEFAULT_SETTLE_SECONDS})."
+        ) from None
+    if not 0 <= seconds <= MAX_SETTLE_SECONDS:
+        raise ConfigError(
+            f"Settle delay must be between 0 and {MAX_SETTLE_SECONDS} seconds (24 hours), "
+            f"not {seconds}; the default is {DEFAULT_SETTLE_SECONDS}."
+        )
+    return seconds
+
+
 def parse_team_id(value) -> int:
     try:
         team_id = int(value)
@@ -153,5 +179,6 @@ def validate_export(config: ExportConfig) -> ExportConfig:
         model=parse_model(str(config.model)),
         interval=parse_interval(str(config.interval)),
         team_id=parse_team_id(config.team_id),
+        settle_seconds=parse_settle_seconds(config.settle_seconds),
         bigquery_endpoint=endpoint,
     )

@@ -39,3 +39,19 @@ class ExportBusy(BqtuiError):
 
 class Cancelled(BqtuiError):
     """The user cancelled the run; nothing was half written."""
+
+
+class SourceBusy(ExportBusy, SourceError):
+    """The embedded ClickHouse is held by another process; the export runs another time."""
+
+
+class LockLost(BqtuiError):
+    """Another runner took this export's lock over; this runner must record nothing."""
+
+
+class QuotaProblem(DestinationError):
+    """BigQuery refused for a quota; waiting or raising the quota helps, not permissions."""
+
+
+class TransientJobFailure(DestinationError):
+    """A BigQuery job failed for a reason that a new attempt may not meet (backendError …)."""

@@ -4,10 +4,13 @@ Both faces (the CLI and the TUI wizard) call these, so an export is never stored
 key, nor a key left behind without its export.
 """
 
+import time
+
 from . import secrets
 from .config import ExportConfig, validate_export
-from .errors import ConfigError, SecretsError
+from .errors import ConfigError, ExportBusy, SecretsError
 from .keyfile import ServiceAccountKey
+from .locks import live_holder, request_cancel
 from .store import Store
 
 
@@ -36,7 +39,33 @@ def create_export(
     return export
 
 
-def remove_export(store: Store, export: ExportConfig) -> None:
-    """Forget the export: its keyring entries, then its config and history."""
+REMOVE_FORCE_WAIT = 120.0  # seconds for a running export to reach a safe point
+
+
+def remove_export(
+    store: Store, export: ExportConfig, *, force: bool = False, wait: float = REMOVE_FORCE_WAIT
+) -> None:
+    """Forget the export: its keyring entries, then its config and history.
+
+    A running export is not pulled from under its runner: refused, or with ``force`` its run
+    is asked to stop at the next safe point (nothing half written) and awaited first.
+    """
+    holder = live_holder(store, export.id)
+    if holder is not None:
+        if not force:
+            raise ExportBusy(
+                f'Export "{export.name}" is running now ({holder.describe()}). Wait for the run '
+                f"to finish, or stop it at a safe point and remove: bqtui remove {export.name} "
+                "--force"
+            )
+        request_cancel(store, export.id)
+        deadline = time.monotonic() + wait
+        while live_holder(store, export.id) is not None:
+            if time.monotonic() > deadline:
+                raise ExportBusy(
+                    f'Export "{export.name}" is still running after {wait:.0f} s (a BigQuery '
+                    "job it waits for has not finished); nothing was removed. Try again later."
+                )
+            time.sleep(0.2)
     secrets.delete_export_secrets(export.uid)
     store.remove_export(export.id)

@@ -12,7 +12,7 @@ from google.api_core import exceptions as api_errors
 from google.auth import exceptions as auth_errors
 
 from .config import Model
-from .errors import DestinationError, PermissionProblem
+from .errors import DestinationError, PermissionProblem, QuotaProblem
 
 REQUIRED_PERMISSIONS = (
     "bigquery.datasets.get",
@@ -92,7 +92,9 @@ def _api_message(error: api_errors.GoogleAPICallError) -> str:
     return getattr(error, "message", None) or str(error)
 
 
-def _reason(error: Exception) -> str | None:
+def error_reason(error: Exception) -> str | None:
+    """BigQuery's reason (``accessDenied``, ``quotaExceeded`` …) from the error body's list;
+    api_core's own ``reason`` reads google.rpc.ErrorInfo, which BigQuery leaves empty."""
     errors = getattr(error, "errors", None) or []
     if errors and isinstance(errors[0], dict):
         return errors[0].get("reason")
@@ -161,7 +163,15 @@ def describe_api_error(
         error = last
     if isinstance(error, auth_errors.GoogleAuthError):
         return PermissionProblem(f"While {doing}: {describe_token_error(error, token_uri)}")
-    if isinstance(error, api_errors.Forbidden) and _reason(error) == "accessDenied":
+    if isinstance(error, api_errors.GoogleAPICallError) and error_reason(error) == "quotaExceeded":
+        return QuotaProblem(
+            f"While {doing}: BigQuery quota exceeded for project {project}: "
+            f"{_api_message(error)} This is a quota, not a missing permission: wait for it to "
+            "reset (most reset daily), export less often (a longer interval), or ask for a "
+            "higher quota (Google Cloud console → IAM & Admin → Quotas). The window was not "
+            "written and is retried on the next run."
+        )
+    if isinstance(error, api_errors.Forbidden) and error_reason(error) == "accessDenied":
         message = _api_message(error)
         match = PERMISSION_IN_MESSAGE.search(message)
         permission = match.group(1) if match else None

@@ -6,6 +6,7 @@ events it emits through ``on_event``; ``CancelToken`` stops it at the next safe 
 
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -17,21 +18,30 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import secrets
+from . import checkpoints, secrets
 from .bigquery import DEFAULT_RETRY_DEADLINE, BigQueryDestination, TablePlan, job_labels
 from .config import ExportConfig
 from .encode import write_parquet_files
-from .errors import BqtuiError, Cancelled, ExportBusy, PermissionProblem
+from .errors import (
+    BqtuiError,
+    Cancelled,
+    ExportBusy,
+    LockLost,
+    PermissionProblem,
+    SourceBusy,
+    SourceError,
+    TransientJobFailure,
+)
 from .keyfile import parse_key_text
+from .locks import ExportLock
 from .models import ExportModel, get_model
 from .schedule import Window, due_windows, windows_between
-from .source import ClickHouseSource
+from .source import ClickHouseSource, is_embedded, remove_dead_engine_dirs
 from .store import Store, utcnow
 
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 0.25  # seconds between progress events: enough for a live bar
-LOCK_RENEW_INTERVAL = 60.0
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,7 @@ class WindowFinished:
 @dataclass
 class RunResult:
     export_name: str
-    status: str  # succeeded | failed | cancelled | busy | nothing_due
+    status: str  # succeeded | failed | interrupted | cancelled | busy | nothing_due
     run_id: int | None = None
     windows_total: int = 0
     windows_done: int = 0
@@ -75,10 +85,11 @@ class RunResult:
     error: str | None = None
     missing_fields: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    windows_left: int = 0  # of a backfill: not yet due, left for the schedule
 
     @property
     def failed(self) -> bool:
-        return self.status == "failed"
+        return self.status in ("failed", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -91,9 +102,13 @@ class CancelToken:
 
     def __init__(self):
         self._event = threading.Event()
+        self._error: BqtuiError | None = None
 
-    def cancel(self) -> None:
-        self._event.set()
+    def cancel(self, error: BqtuiError | None = None) -> None:
+        """Stop at the next safe point, raising ``error`` there (default: ``Cancelled``)."""
+        if not self._event.is_set():
+            self._error = error
+            self._event.set()
 
     @property
     def cancelled(self) -> bool:
@@ -101,11 +116,16 @@ class CancelToken:
 
     def raise_if_cancelled(self) -> None:
         if self._event.is_set():
-            raise Cancelled("Cancelled by the user; the window was not written.")
+            raise self._error or Cancelled("Cancelled by the user; the window was not written.")
 
 
 def retry_deadline_from_env() -> float:
     return float(os.environ.get("BQTUI_RETRY_DEADLINE", DEFAULT_RETRY_DEADLINE))
+
+
+# A job that failed for a transient reason (backendError …) is retried as a new attempt
+# within the run, this many attempts in all; then the window waits for the next run.
+JOB_ATTEMPTS_PER_RUN = 3
 
 
 class ExportRunner:
@@ -124,26 +144,61 @@ class ExportRunner:
         self.cancel = cancel or CancelToken()
         self.now = now
         self.retry_deadline = retry_deadline or retry_deadline_from_env()
-        self.work_dir = work_dir
+        self.work_dir = Path(work_dir or tempfile.gettempdir())
 
     # -- what to run ------------------------------------------------------------------------
 
     def due(self, export: ExportConfig) -> list[Window]:
+        """Windows that have ended and settled, and are not done (oldest first)."""
         done = self.store.done_window_starts(export.id)
-        return due_windows(export.start_at, self.now(), export.interval, done)
+        return due_windows(export.start_at, self.now() - export.settle, export.interval, done)
 
     def run_all(self) -> list[RunResult]:
-        """Every due window of every enabled export, exports one after another."""
+        """Every due window of every enabled export; one export's failure never stops the
+        others."""
         results = []
         for export in self.store.list_exports():
             if not export.enabled or self.cancel.cancelled:
                 continue
-            results.append(self.run_export(export, trigger="schedule"))
+            try:
+                results.append(self.run_export(export, trigger="schedule"))
+            except Exception as error:  # a bug: report it, and run the other exports
+                log.exception("export %s failed unexpectedly", export.name)
+                message = f"Internal error ({type(error).__name__}): {error}. Please report it."
+                self._emit_log(export.name, "error", message)
+                results.append(RunResult(export.name, "failed", error=message))
         return results
 
-    def backfill(self, export: ExportConfig, start: datetime, end: datetime) -> RunResult:
+    def split_backfill(
+        self, export: ExportConfig, start: datetime, end: datetime
+    ) -> tuple[list[Window], list[Window]]:
+        """The range's windows that are due now, and those left for later (not yet ended and
+        settled: exporting them now would miss the rows that arrive until then)."""
+        settled_until = self.now() - export.settle
         windows = list(windows_between(start, end, export.interval))
-        return self.run_export(export, windows=windows, trigger="backfill")
+        return [w for w in windows if w.end <= settled_until], [
+            w for w in windows if w.end > settled_until
+        ]
+
+    def backfill(self, export: ExportConfig, start: datetime, end: datetime) -> RunResult:
+        windows, later = self.split_backfill(export, start, end)
+        if later:
+            due_at = later[0].end + export.settle
+            self._emit_log(
+                export.name,
+                "info",
+                f"Left for later: {len(later)} window(s) from {later[0].start:%Y-%m-%d %H:%M} "
+                f"UTC that have not ended and settled yet; the schedule exports them when due "
+                f"(the first at {due_at:%Y-%m-%d %H:%M:%S} UTC).",
+            )
+        if not windows:
+            self._emit_log(export.name, "info", "Nothing of that range is due yet.")
+            return self._finish(
+                RunResult(export.name, "nothing_due", windows_left=len(later)), time.monotonic()
+            )
+        result = self.run_export(export, windows=windows, trigger="backfill")
+        result.windows_left = len(later)
+        return result
 
     # -- running ----------------------------------------------------------------------------
 
@@ -155,20 +210,58 @@ class ExportRunner:
         trigger: str = "manual",
     ) -> RunResult:
         started = time.monotonic()
+        lock = ExportLock(self.store, export.id)
         try:
-            lock_owner = self.store.acquire_lock(export.id)
+            lock.acquire()
         except ExportBusy as busy:
             self._emit_log(export.name, "warning", str(busy))
             return self._finish(RunResult(export.name, "busy", error=str(busy)), started)
         try:
+            self._clean_up_after_dead_runner(export, lock)
             windows = self.due(export) if windows is None else windows
             if not windows:
                 self._emit_log(export.name, "info", "Nothing due.")
                 return self._finish(RunResult(export.name, "nothing_due"), started)
-            run = _Run(self, export, windows, trigger, lock_owner)
-            return self._finish(run.execute(), started)
+            source = ClickHouseSource(
+                export.source_dsn, secrets.load_clickhouse_password(export.uid)
+            )
+            try:
+                source.open()  # before any window begins: a busy engine uses no attempt
+            except SourceBusy as busy:
+                self._emit_log(export.name, "warning", str(busy))
+                return self._finish(RunResult(export.name, "busy", error=str(busy)), started)
+            except SourceError:
+                pass  # the run records it as failed (see _Run.execute)
+            with source:
+                run = _Run(self, export, windows, trigger, lock, source)
+                return self._finish(run.execute(), started)
         finally:
-            self.store.release_lock(export.id, lock_owner)
+            lock.release()
+
+    def _clean_up_after_dead_runner(self, export: ExportConfig, lock: ExportLock) -> None:
+        """Holding the lock, whatever is still "running" for this export is a dead runner's."""
+        dead = lock.taken_over
+        reason = (
+            f"Interrupted: its runner ({dead.describe()}) stopped without finishing."
+            if dead
+            else "Interrupted: its runner stopped without finishing."
+        )
+        runs, windows = self.store.interrupt_stale(export.id, reason)
+        removed = 0
+        for leftover in self.work_dir.glob(f"{_work_dir_prefix(export)}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed += 1
+        if is_embedded(export.source_dsn):  # the dead runner's engine left its folder too
+            removed += remove_dead_engine_dirs(self.work_dir)
+        if dead or runs or windows or removed:
+            self._emit_log(
+                export.name,
+                "warning",
+                f"Took over from a runner that stopped without finishing"
+                f"{f' ({dead.describe()})' if dead else ''}: marked {runs} run(s) and "
+                f"{windows} window(s) interrupted, removed {removed} temporary folder(s). "
+                "Its windows are exported again.",
+            )
 
     def _finish(self, result: RunResult, started: float) -> RunResult:
         result.seconds = time.monotonic() - started
@@ -179,20 +272,61 @@ class ExportRunner:
         self.on_event(LogEvent(export_name, level, message, datetime.now(UTC)))
 
 
+def _work_dir_prefix(export: ExportConfig) -> str:
+    return f"bqtui-{export.uid[:12]}-"
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """The names one attempt at one window uses: its own stage table and job ids."""
+
+    window: Window
+    number: int
+    job_prefix: str
+    stage_id: str
+    labels: dict
+
+    @classmethod
+    def of(cls, export: ExportConfig, window: Window, number: int) -> "_Attempt":
+        window_key = f"{window.start:%Y%m%dT%H%M%S}"
+        return cls(
+            window,
+            number,
+            job_prefix=f"bqtui_{export.uid[:12]}_{window_key}_a{number}",
+            stage_id=stage_table_id(export, window_key, number),
+            labels=job_labels(export.name, export.uid, window_key),
+        )
+
+    @property
+    def merge_job_id(self) -> str:
+        return f"{self.job_prefix}_merge"
+
+
+def stage_table_id(export: ExportConfig, window_key: str, attempt: int) -> str:
+    """Each attempt its own stage: a second runner can never truncate a stage in use."""
+    suffix = f"_bqtui_stage_{export.uid[:8]}_{window_key}_a{attempt}"
+    # Table IDs are at most 1,024 UTF-8 bytes: shorten the user's part, never the suffix.
+    room = 1024 - len(suffix.encode())
+    prefix = export.table_id.encode()[:room].decode("utf-8", errors="ignore")
+    return prefix + suffix
+
+
 class _Run:
     """One run of one export over a list of windows, recorded in the store."""
 
-    def __init__(self, runner: ExportRunner, export, windows, trigger, lock_owner):
+    def __init__(self, runner: ExportRunner, export, windows, trigger, lock, source):
         self.runner = runner
         self.store = runner.store
         self.export: ExportConfig = export
         self.model: ExportModel = get_model(export.model)
         self.windows: list[Window] = windows
-        self.lock_owner = lock_owner
+        self.lock: ExportLock = lock
+        self.source: ClickHouseSource = source
+        self.stop = CancelToken()  # the lock's heartbeat: lost lock, or remove --force
         self.result = RunResult(export.name, "running", windows_total=len(windows))
         self.result.run_id = self.store.start_run(export.id, trigger, len(windows))
+        lock.set_run(self.result.run_id)
         self._last_progress = 0.0
-        self._last_lock_renewal = time.monotonic()
 
     # -- events and records -----------------------------------------------------------------
 
@@ -216,9 +350,11 @@ class _Run:
                 window_rows,
             )
         )
-        if now - self._last_lock_renewal > LOCK_RENEW_INTERVAL:
-            self.store.renew_lock(self.export.id, self.lock_owner)
-            self._last_lock_renewal = now
+
+    def check_stop(self) -> None:
+        """A safe point: stop here if the user cancelled or the lock says so."""
+        self.stop.raise_if_cancelled()
+        self.runner.cancel.raise_if_cancelled()
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -231,8 +367,21 @@ class _Run:
             f"({first.start:%Y-%m-%d %H:%M} → {last.end:%Y-%m-%d %H:%M} UTC) "
             f"to {export.destination_label}.",
         )
+        self.lock.start_heartbeat(
+            on_lost=lambda: self.stop.cancel(
+                LockLost(
+                    "Another runner took this export's lock over (was this process frozen?); "
+                    "this runner stopped and recorded nothing more."
+                )
+            ),
+            on_cancel_requested=lambda: self.stop.cancel(
+                Cancelled("Stopped at a safe point: another bqtui asked (bqtui remove --force).")
+            ),
+        )
+        destination = None
         try:
-            destination, source = self._connect()
+            self.source.open()
+            destination = self._connect()
             plan = destination.prepare_table(
                 export.dataset_id, export.table_id, self.model, export.json_type
             )
@@ -247,9 +396,13 @@ class _Run:
                     "table to export them.",
                 )
             for window in self.windows:
-                self.runner.cancel.raise_if_cancelled()
-                self._export_window(window, destination, source, plan)
+                self.check_stop()
+                self._export_window_with_retries(window, destination, plan)
             self.result.status = "succeeded"
+        except LockLost as lost:
+            self.result.status = "interrupted"
+            self.result.error = str(lost)
+            self.log("error", str(lost))
         except Cancelled as cancelled:
             self.result.status = "cancelled"
             self.result.error = str(cancelled)
@@ -267,6 +420,9 @@ class _Run:
                 f"Internal error ({type(error).__name__}): {error}. Please report it."
             )
             self.log("error", self.result.error)
+        finally:
+            if destination is not None:
+                destination.close()
         self.store.update_run(
             self.result.run_id,
             status=self.result.status,
@@ -284,103 +440,214 @@ class _Run:
             )
         return self.result
 
-    def _connect(self) -> tuple[BigQueryDestination, ClickHouseSource]:
+    def _connect(self) -> BigQueryDestination:
         export = self.export
         key = parse_key_text(secrets.load_service_account_key(export.uid, export.name))
-        destination = BigQueryDestination(
+        return BigQueryDestination(
             key,
             project_id=export.project_id,
             endpoint=export.bigquery_endpoint,
             location=export.location,
             retry_deadline=self.runner.retry_deadline,
         )
-        password = secrets.load_clickhouse_password(export.uid)
-        return destination, ClickHouseSource(export.source_dsn, password)
+
+    def _export_window_with_retries(self, window, destination, plan) -> None:
+        for tries in range(1, JOB_ATTEMPTS_PER_RUN + 1):
+            try:
+                self._export_window(window, destination, plan)
+                return
+            except TransientJobFailure as failure:
+                if tries == JOB_ATTEMPTS_PER_RUN:
+                    raise
+                self.log("warning", f"{failure} Trying the window again as a new attempt.")
+                time.sleep(min(2.0**tries, 30.0))
 
     def _on_batch(self, window: Window, window_rows: int) -> None:
-        self.runner.cancel.raise_if_cancelled()  # a long extraction stops between batches
+        self.check_stop()  # a long extraction stops between batches
         self.progress(window, window_rows)
 
-    def _export_window(self, window, destination: BigQueryDestination, source, plan: TablePlan):
-        export, model = self.export, self.model
-        attempt = self.store.begin_window(export.id, window.start, window.end, self.result.run_id)
-        window_key = f"{window.start:%Y%m%dT%H%M%S}"
-        job_prefix = f"bqtui_{export.uid[:12]}_{window_key}_a{attempt}"
-        labels = job_labels(export.name, export.uid, window_key)
-        stage_id = f"{export.table_id}_bqtui_stage_{export.uid[:8]}_{window_key}"
-        stage_ref = None
-        job_ids: list[str] = []
-        counter = _BatchCounter(model.partition_field)
-        uploaded = 0
-        self.log("info", f"Window {window.label()}: extracting (attempt {attempt}).")
+    # -- one window: resolve → select → encode → stage → merge → record ---------------------
+
+    def _export_window(self, window: Window, destination: BigQueryDestination, plan: TablePlan):
+        export = self.export
+        number = self.store.begin_window(
+            export.id, window.start, window.end, self.result.run_id, self.lock.owner
+        )
+        attempt = _Attempt.of(export, window, number)
+        pending = self.store.get_window(export.id, window.start).pending_merge_job
+        if pending and self._resolve_earlier_merge(attempt, pending, destination):
+            return
+        if number > 1:  # an earlier attempt's stage, if it is still there (it expires anyway)
+            earlier = _Attempt.of(export, window, number - 1)
+            destination.drop_table(destination.table_ref(export.dataset_id, earlier.stage_id))
+        self.log("info", f"Window {window.label()}: extracting (attempt {number}).")
+        stage = _Stage(self, attempt, destination, plan)
+        merge_submitted = False
         try:
-            with (
-                tempfile.TemporaryDirectory(prefix="bqtui-", dir=self.runner.work_dir) as tmp,
-                source.stream(
-                    model.build_query(export),
-                    model.query_parameters(export, window.start, window.end),
-                ) as batches,
-            ):
-                counted = counter.count(batches, lambda rows: self._on_batch(window, rows))
+            stage.fill()
+            if stage.counter.rows:
+                # The last safe point: the MERGE is atomic, so cancel waits for it.
+                self.check_stop()
+                self.store.set_pending_merge(
+                    export.id, window.start, self.lock.owner, number, attempt.merge_job_id
+                )
+                job = destination.submit_merge(
+                    plan, stage.ref, self.model, attempt.merge_job_id, attempt.labels,
+                    stage.counter.range,
+                )  # fmt: skip
+                merge_submitted = True
+                checkpoints.reached("merge_submitted")
+                destination.wait_for(job, f"merging into {plan.table_ref}", export.dataset_id)
+                stage.job_ids.append(attempt.merge_job_id)
+                checkpoints.reached("merge_done")
+        except BaseException as error:
+            self._record_failure(attempt, stage, error, merge_unresolved=merge_submitted)
+            raise
+        stage.drop()
+        self._record_done(attempt, stage.counter.rows, stage.uploaded, stage.job_ids)
+
+    def _resolve_earlier_merge(self, attempt: _Attempt, job_id: str, destination) -> bool:
+        """Before anything else: what became of the MERGE an earlier attempt submitted?
+
+        Done: the window is done (recorded, nothing run or billed). Still running: awaited.
+        Failed or never created: this attempt starts over.
+        """
+        window, export = attempt.window, self.export
+        outcome = destination.job_outcome(job_id)
+        if outcome.state == "running":
+            self.log(
+                "info",
+                f"Window {window.label()}: an earlier attempt's MERGE ({job_id}) is still "
+                "running in BigQuery; waiting for it before anything else.",
+            )
+            try:
+                destination.wait_for(outcome.job, f"waiting for {job_id}", export.dataset_id)
+                outcome = destination.job_outcome(job_id)
+            except BqtuiError as error:
+                outcome = type(outcome)("failed", outcome.job, str(error))
+        if outcome.state == "done":
+            rows = int(getattr(outcome.job, "num_dml_affected_rows", None) or 0)
+            self.log(
+                "info",
+                f"Window {window.label()}: the earlier attempt's MERGE ({job_id}) had "
+                "succeeded; recorded the window as done without running it again.",
+            )
+            self._record_done(attempt, rows, 0, [job_id])
+            return True
+        detail = f" ({outcome.error})" if outcome.error else ""
+        self.log(
+            "info",
+            f"Window {window.label()}: the earlier attempt's MERGE ({job_id}) "
+            f"{'never started' if outcome.state == 'missing' else 'failed'}{detail}; "
+            "exporting the window again.",
+        )
+        self.store.set_pending_merge(export.id, window.start, self.lock.owner, attempt.number, None)
+        return False
+
+    def _record_done(self, attempt: _Attempt, rows: int, uploaded: int, job_ids: list) -> None:
+        export, window = self.export, attempt.window
+        self.store.finish_window(
+            export.id, window.start, "done", owner=self.lock.owner, attempt=attempt.number,
+            rows=rows, bytes_=uploaded, job_ids=job_ids,
+        )  # fmt: skip
+        checkpoints.reached("recorded")
+        self.result.windows_done += 1
+        self.result.rows += rows
+        self.result.bytes += uploaded
+        self.runner.on_event(
+            WindowFinished(export.name, window, "done", rows, uploaded, tuple(job_ids), None)
+        )
+        self.log("info", f"Window {window.label()}: done, {rows:,} rows.")
+        self.progress(window, 0, force=True)
+
+    def _record_failure(self, attempt, stage, error: BaseException, merge_unresolved: bool):
+        """Record a failed or cancelled attempt, unless another runner owns the window now."""
+        export, window = self.export, attempt.window
+        status = "cancelled" if isinstance(error, Cancelled) else "failed"
+        if isinstance(error, LockLost):
+            return  # fenced: the window belongs to the new holder
+        if not merge_unresolved:
+            stage.drop(quiet=True)  # a MERGE that may still run keeps its stage (it expires)
+        try:
+            self.store.finish_window(
+                export.id, window.start, status, owner=self.lock.owner, attempt=attempt.number,
+                job_ids=stage.job_ids, error=str(error), keep_pending_merge=merge_unresolved,
+            )  # fmt: skip
+        except LockLost:
+            return
+        self.runner.on_event(
+            WindowFinished(export.name, window, status, 0, 0, tuple(stage.job_ids), str(error))
+        )
+
+
+class _Stage:
+    """Select → encode → stage: the window's rows from ClickHouse, as Parquet files, loaded
+    into the attempt's own expiring stage table."""
+
+    def __init__(self, run: _Run, attempt: _Attempt, destination, plan: TablePlan):
+        self.run = run
+        self.attempt = attempt
+        self.destination = destination
+        self.plan = plan
+        self.counter = _BatchCounter(run.model.partition_field)
+        self.ref: str | None = None
+        self.job_ids: list[str] = []
+        self.uploaded = 0
+
+    def fill(self) -> None:
+        run, model, export = self.run, self.run.model, self.run.export
+        window = self.attempt.window
+        work_dir = tempfile.mkdtemp(prefix=_work_dir_prefix(export), dir=run.runner.work_dir)
+        try:
+            with run.source.stream(
+                model.build_query(export),
+                model.query_parameters(export, window.start, window.end),
+            ) as batches:
+                counted = self.counter.count(batches, lambda rows: self._on_rows(rows))
                 if model.repair_batch:
                     counted = map(model.repair_batch, counted)
                 files = write_parquet_files(
-                    counted, plan.source_fields, plan.json_fields, Path(tmp)
+                    counted, self.plan.source_fields, self.plan.json_fields, Path(work_dir)
                 )
                 for number, load_file in enumerate(files):
-                    self.runner.cancel.raise_if_cancelled()
-                    if stage_ref is None:
-                        stage_ref = destination.create_stage_table(plan, stage_id)
-                    job_id = f"{job_prefix}_load{number}"
-                    destination.load_file(
-                        load_file.path, stage_ref, job_id, labels, first=number == 0
-                    )
-                    job_ids.append(job_id)
-                    uploaded += load_file.bytes
-                    load_file.path.unlink(missing_ok=True)
-                    self.log(
-                        "info",
-                        f"Window {window.label()}: loaded {load_file.rows:,} rows "
-                        f"({load_file.bytes / 1e6:.1f} MB) into the stage table.",
-                    )
-            if counter.rows:
-                # The last safe point: the MERGE below is atomic, so cancel waits for it.
-                self.runner.cancel.raise_if_cancelled()
-                merge_job_id = f"{job_prefix}_merge"
-                destination.merge(plan, stage_ref, model, merge_job_id, labels, counter.range)
-                job_ids.append(merge_job_id)
-        except BaseException as error:
-            status = "cancelled" if isinstance(error, Cancelled) else "failed"
-            if stage_ref:
-                destination.drop_table(stage_ref)
-            self.store.finish_window(
-                export.id, window.start, status, job_ids=job_ids, error=str(error)
-            )
-            self.runner.on_event(
-                WindowFinished(export.name, window, status, 0, 0, tuple(job_ids), str(error))
-            )
-            raise
-        if stage_ref:
-            drop_error = destination.drop_table(stage_ref)
-            if drop_error:
-                self.log(
-                    "warning",
-                    f"The stage table {stage_ref} was not dropped and will expire by itself "
-                    f"within 12 hours: {drop_error}",
-                )
-        self.store.finish_window(
-            export.id, window.start, "done", rows=counter.rows, bytes_=uploaded, job_ids=job_ids
+                    run.check_stop()
+                    self._load(number, load_file)
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+    def _on_rows(self, rows: int) -> None:
+        if rows and self.counter.batches == 1:
+            checkpoints.reached("extracted")
+        self.run._on_batch(self.attempt.window, rows)
+
+    def _load(self, number: int, load_file) -> None:
+        run, window = self.run, self.attempt.window
+        if self.ref is None:
+            self.ref = self.destination.create_stage_table(self.plan, self.attempt.stage_id)
+        job_id = f"{self.attempt.job_prefix}_load{number}"
+        checkpoints.reached("uploading")
+        self.destination.load_file(
+            load_file.path, self.ref, job_id, self.attempt.labels, first=number == 0
         )
-        self.result.windows_done += 1
-        self.result.rows += counter.rows
-        self.result.bytes += uploaded
-        self.runner.on_event(
-            WindowFinished(
-                export.name, window, "done", counter.rows, uploaded, tuple(job_ids), None
-            )
+        self.job_ids.append(job_id)
+        self.uploaded += load_file.bytes
+        load_file.path.unlink(missing_ok=True)
+        run.log(
+            "info",
+            f"Window {window.label()}: loaded {load_file.rows:,} rows "
+            f"({load_file.bytes / 1e6:.1f} MB) into the stage table.",
         )
-        self.log("info", f"Window {window.label()}: done, {counter.rows:,} rows.")
-        self.progress(window, 0, force=True)
+
+    def drop(self, quiet: bool = False) -> None:
+        if not self.ref:
+            return
+        drop_error = self.destination.drop_table(self.ref)
+        if drop_error and not quiet:
+            self.run.log(
+                "warning",
+                f"The stage table {self.ref} was not dropped and will expire by itself "
+                f"within 12 hours: {drop_error}",
+            )
 
 
 class _BatchCounter:
@@ -389,6 +656,7 @@ class _BatchCounter:
     def __init__(self, partition_field: str | None):
         self.partition_field = partition_field
         self.rows = 0
+        self.batches = 0
         self.low = self.high = None
 
     @property
@@ -398,6 +666,7 @@ class _BatchCounter:
     def count(self, batches, on_rows: Callable[[int], None]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             self.rows += batch.num_rows
+            self.batches += 1
             if self.partition_field and batch.num_rows:
                 bounds = pc.min_max(batch.column(self.partition_field)).as_py()
                 if bounds["min"] is not None:

@@ -60,8 +60,13 @@ def due_windows(
     return [w for w in windows_between(start, last_end, interval) if w.start not in done]
 
 
-def next_run_at(start: datetime, now: datetime, interval: Interval, done: set[datetime]):
-    """When the export next has work: now if windows are due, else the current window's end."""
-    if due_windows(start, now, interval, done):
+def next_run_at(export, now: datetime, done: set[datetime]) -> datetime:
+    """When the export next has work: now if windows are due, else when the current window
+    has ended and settled."""
+    settled_until = now - export.settle
+    if due_windows(export.start_at, settled_until, export.interval, done):
         return now
-    return max(next_boundary(now, interval), start + STEP[Interval(interval)])
+    step = STEP[Interval(export.interval)]
+    return max(next_boundary(settled_until, export.interval), export.start_at + step) + (
+        export.settle
+    )

@@ -4,25 +4,29 @@ Queries use server-side parameters and stream Arrow record batches, so memory do
 with the size of a window.
 """
 
-import atexit
 import contextlib
+import os
+import shutil
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import chdb
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; a locked engine shows as a connect error
+    fcntl = None
 import clickhouse_connect
 import pyarrow as pa
 from clickhouse_connect.driver.binding import bind_query
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from .errors import SourceError
-
-# One client per DSN and process (chdb locks its data dir), shared by all exports, with a lock
-# because one client runs one query at a time.
-_clients: dict[str, tuple[object, threading.Lock]] = {}
-_clients_lock = threading.Lock()
+from .errors import SourceBusy, SourceError
 
 # Arrow blocks of ~64k rows keep batches small; strings as String (not Binary) for Parquet.
 STREAM_SETTINGS = {
@@ -64,46 +68,91 @@ def with_settings(sql: str, settings: dict) -> str:
     return f"{sql.rstrip()}\nSETTINGS {listed}"
 
 
-_embedded_connections: dict[tuple[str, str | None], object] = {}
+ENGINE_BUSY_WAIT = 30.0  # seconds to wait for another process to release the embedded engine
 
 
-@atexit.register
-def _close_embedded_connections() -> None:
-    # Closed before chdb's engine shuts down, which otherwise complains on exit.
-    for connection in _embedded_connections.values():
-        with contextlib.suppress(Exception):
-            connection.close()
-    _embedded_connections.clear()
+def engine_busy_wait_from_env() -> float:
+    return float(os.environ.get("BQTUI_ENGINE_WAIT", ENGINE_BUSY_WAIT))
 
 
-def _embedded_connection(dsn: str, path: str):
-    """A chdb connection on the process's engine, in the DSN's database."""
-    database = parse_qs(urlsplit(dsn).query).get("database", [None])[0]
-    key = (path, database)
-    with _clients_lock:
-        if key not in _embedded_connections:
-            connection = chdb.connect(path)
-            if database:
-                connection.query(f"USE `{database}`")
-            _embedded_connections[key] = connection
-        return _embedded_connections[key]
+def embedded_path(dsn: str) -> str | None:
+    """The data dir of an embedded DSN (``chdb:///abs/path``), None for memory or a server."""
+    if not is_embedded(dsn):
+        return None
+    path = urlsplit(dsn).path
+    return path if path and path != ":memory:" else None
 
 
-def _open_client(dsn: str, password: str | None):
-    try:
-        kwargs = {"password": password} if password else {}
-        return clickhouse_connect.get_client(dsn=dsn, **kwargs)
-    except Exception as error:  # noqa: BLE001 - every driver error becomes one clear message
-        text = str(error)
-        if "Cannot lock file" in text or "status" in text and "lock" in text.lower():
+# Embedded data dirs this process has open, with how many sources use each.
+_open_paths: Counter[str] = Counter()
+_open_paths_lock = threading.Lock()
+
+
+def engine_locked_elsewhere(path: str) -> bool:
+    """Whether another process holds the embedded engine at ``path`` (its ``status`` lock).
+
+    ClickHouse takes an exclusive flock on ``status``; probing it with a lock of our own,
+    released at once, asks the kernel rather than parsing what chdb prints.
+    """
+    status = Path(path) / "status"
+    with _open_paths_lock:
+        if _open_paths[path]:  # our own engine holds it: clients in one process share it
+            return False
+    if fcntl is None or not status.exists():
+        return False
+    with open(status, "rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def remove_dead_engine_dirs(temp_dir: Path, min_age: float = 2.0) -> int:
+    """Remove the working folders (``clickhouse-embedded-*``) that embedded engines of dead
+    processes left in the temp folder; a live engine holds the flock on its ``status``."""
+    removed = 0
+    for folder in temp_dir.glob("clickhouse-embedded-*"):
+        status = folder / "status"
+        try:
+            dead = (
+                not engine_locked_elsewhere(str(folder))
+                if status.exists()
+                else time.time() - folder.stat().st_mtime > min_age
+            )
+        except OSError:
+            continue
+        if dead:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _open_client(dsn: str, password: str | None, busy_wait: float):
+    """A client for the DSN; an embedded engine held by another process is waited for."""
+    path = embedded_path(dsn)
+    deadline = time.monotonic() + busy_wait
+    while True:
+        if path and engine_locked_elsewhere(path):
+            if time.monotonic() >= deadline:
+                raise SourceBusy(
+                    f"The embedded ClickHouse at {redact_dsn(dsn)} is in use by another "
+                    f"process (another bqtui, or a runner from cron); waited {busy_wait:.0f} s. "
+                    "The export runs when the engine is free; to share the data between "
+                    "processes, point the export at a ClickHouse server with --source-dsn."
+                )
+            time.sleep(0.2)
+            continue
+        try:
+            kwargs = {"password": password} if password else {}
+            return clickhouse_connect.get_client(dsn=dsn, **kwargs)
+        except Exception as error:  # noqa: BLE001 - every driver error becomes one clear message
+            if path and engine_locked_elsewhere(path):
+                continue  # taken between the probe and the open: wait again
             raise SourceError(
-                f"The embedded ClickHouse at {redact_dsn(dsn)} is in use by another process "
-                "(another bqtui, or a runner from cron). Wait for it to finish, or point this "
-                "export at a ClickHouse server with --source-dsn."
+                f"Cannot connect to ClickHouse at {redact_dsn(dsn)}: {_first_line(str(error))}"
             ) from None
-        raise SourceError(
-            f"Cannot connect to ClickHouse at {redact_dsn(dsn)}: {_first_line(text)}"
-        ) from None
 
 
 def _first_line(text: str) -> str:
@@ -112,25 +161,63 @@ def _first_line(text: str) -> str:
 
 
 class ClickHouseSource:
-    """A ClickHouse database to read from."""
+    """A ClickHouse database to read from, open from the first query until ``close()``.
 
-    def __init__(self, dsn: str, password: str | None = None):
+    The embedded engine locks its data dir against other processes while it is open, so a
+    source is closed after each run or connection test (``with ClickHouseSource(...)``): the
+    TUI never keeps cron's runner out.
+    """
+
+    def __init__(self, dsn: str, password: str | None = None, *, busy_wait: float | None = None):
         self.dsn = dsn
         self._password = password
+        self._busy_wait = engine_busy_wait_from_env() if busy_wait is None else busy_wait
+        self._client = None
+        self._connection = None  # chdb's own connection, for streaming (embedded only)
+        self._lock = threading.RLock()  # one client runs one query at a time
 
-    def _client_and_lock(self):
-        with _clients_lock:
-            if self.dsn not in _clients:
-                _clients[self.dsn] = (_open_client(self.dsn, self._password), threading.Lock())
-            return _clients[self.dsn]
+    def __enter__(self) -> "ClickHouseSource":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def open(self) -> "ClickHouseSource":
+        """Connect now (raises ``SourceBusy`` when the embedded engine stays locked)."""
+        with self._lock:
+            if self._client is None:
+                self._client = _open_client(self.dsn, self._password, self._busy_wait)
+                path = embedded_path(self.dsn)
+                if path:
+                    with _open_paths_lock:
+                        _open_paths[path] += 1
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            for handle in (self._connection, self._client):
+                if handle is not None:
+                    with contextlib.suppress(Exception):
+                        handle.close()
+            path = embedded_path(self.dsn)
+            if self._client is not None and path:
+                with _open_paths_lock:
+                    _open_paths[path] -= 1
+            self._connection = self._client = None
 
     @property
     def client(self):
-        return self._client_and_lock()[0]
+        return self.open()._client
 
-    @property
-    def _lock(self) -> threading.Lock:
-        return self._client_and_lock()[1]
+    def _embedded_connection(self):
+        """chdb's own connection on the open engine, in the DSN's database."""
+        if self._connection is None:
+            database = parse_qs(urlsplit(self.dsn).query).get("database", [None])[0]
+            connection = chdb.connect(self.client.path)
+            if database:
+                connection.query(f"USE `{database}`")
+            self._connection = connection
+        return self._connection
 
     @contextmanager
     def stream(self, sql: str, parameters: dict) -> Iterator[Iterator[pa.RecordBatch]]:
@@ -154,7 +241,7 @@ class ClickHouseSource:
         into memory before the first batch (measured: 3.2× the peak RSS at 10M rows)."""
         with self._lock:
             client = self.client  # opens the engine, with a clear message if it is locked
-            connection = _embedded_connection(self.dsn, client.path)
+            connection = self._embedded_connection()
             bound, bound_parameters = bind_query(sql, parameters, client.server_tz)
             chdb_parameters = {k.removeprefix("param_"): v for k, v in bound_parameters.items()}
             try:

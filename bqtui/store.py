@@ -6,19 +6,18 @@ keyring entries.
 
 import json
 import os
-import socket
 import sqlite3
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlite_utils
 
-from .config import ExportConfig, Interval, Model
-from .errors import ConfigError, ExportBusy
+from .config import DEFAULT_SETTLE_SECONDS, ExportConfig, Interval, Model
+from .errors import ConfigError, LockLost
 
 
 def utcnow() -> datetime:
@@ -112,10 +111,30 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     db["exports"].add_column("location", str)
 
 
+def _migration_3(db: sqlite_utils.Database) -> None:
+    db["exports"].add_column("settle_seconds", int)
+    # Who holds a lock, precisely enough to tell a dead holder on this host from a live one,
+    # and a request from another process (bqtui remove --force) to stop at a safe point.
+    for column, kind in (
+        ("host", str),
+        ("pid", int),
+        ("pid_started", float),
+        ("run_id", int),
+        ("cancel_requested", int),
+    ):
+        db["locks"].add_column(column, kind)
+    # The MERGE job an attempt submitted and has not seen finish: the next attempt asks
+    # BigQuery about it before running its own.
+    db["windows"].add_column("pending_merge_job", str)
+
+
 # Each migration takes the schema from version N-1 to N; never edit one that has shipped.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _migration_1,
+    _migration_2,
+    _migration_3,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
-LOCK_TTL = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -129,6 +148,7 @@ class WindowState:
     bytes: int
     job_ids: list
     error: str | None
+    pending_merge_job: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,9 +167,19 @@ class RunRecord:
 
 
 def _create_private_file(path: Path) -> None:
-    """Create the database file readable by its owner only, before SQLite opens it."""
+    """Create the database file readable by its owner only, before SQLite opens it.
+
+    An existing file is never opened here: closing any descriptor of a file drops every
+    POSIX lock this process holds on it, SQLite's included (a second connection of this
+    process, like the lock's heartbeat, would then corrupt the database).
+    """
+    if path.exists():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    except FileExistsError:  # created meanwhile by another process
+        return
     os.close(fd)
     os.chmod(path, 0o600)
 
@@ -179,29 +209,44 @@ class Store:
     def close(self) -> None:
         self.db.conn.close()
 
+    def sibling(self) -> "Store":
+        """Another connection to the same file, for another thread (the lock's heartbeat)."""
+        return self if str(self.path) == ":memory:" else Store(self.path)
+
     # -- schema ---------------------------------------------------------------------------
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        """Bring the schema up to date in one immediate transaction.
+
+        All or nothing: a crash half way leaves the old version, and of two processes opening
+        a fresh file at once, the second waits and then finds the work done.
+        """
+        if self._read_version() == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            version = self._read_version()
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[number - 1](self.db)
+                self.db.conn.execute(f"PRAGMA user_version = {number}")
+
+    def _read_version(self) -> int:
+        version = self.db.conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise ConfigError(
                 f"The database {self.path} was written by a newer bqtui (schema {version}); "
                 "upgrade bqtui."
             )
-        for number in range(version + 1, SCHEMA_VERSION + 1):
-            with self.db.conn:
-                MIGRATIONS[number - 1](self.db)
-                self.db.execute(f"PRAGMA user_version = {number}")
+        return version
 
     @property
     def schema_version(self) -> int:
         return self.db.execute("PRAGMA user_version").fetchone()[0]
 
     @contextmanager
-    def _transaction(self):
+    def transaction(self):
         """An immediate write transaction: serialises concurrent writers across processes.
 
-        Only raw SQL inside: sqlite-utils' own ``with conn:`` would commit it early.
+        sqlite-utils (4.x) nests its own writes inside it as savepoints.
         """
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")
@@ -242,7 +287,7 @@ class Store:
             )
 
     def remove_export(self, export_id: int) -> None:
-        with self._transaction():
+        with self.transaction():
             self.db.execute(
                 "DELETE FROM run_logs WHERE run_id IN (SELECT id FROM runs WHERE export_id = ?)",
                 [export_id],
@@ -287,6 +332,7 @@ class Store:
             "exclude_events": json.dumps(list(config.exclude_events)),
             "start_at": to_iso(config.start_at),
             "enabled": int(config.enabled),
+            "settle_seconds": config.settle_seconds,
         }
 
     @staticmethod
@@ -310,12 +356,15 @@ class Store:
             start_at=from_iso(row["start_at"]),
             enabled=bool(row["enabled"]),
             created_at=from_iso(row["created_at"]),
+            settle_seconds=DEFAULT_SETTLE_SECONDS
+            if row.get("settle_seconds") is None
+            else row["settle_seconds"],
         )
 
     # -- windows --------------------------------------------------------------------------
 
     def done_window_starts(self, export_id: int) -> set[datetime]:
-        rows = self.db.execute(
+        rows = self.db.conn.execute(
             "SELECT window_start FROM windows WHERE export_id = ? AND status = 'done'",
             [export_id],
         ).fetchall()
@@ -330,19 +379,36 @@ class Store:
         return self._window_from_row(rows[0]) if rows else None
 
     def begin_window(
-        self, export_id: int, start: datetime, end: datetime, run_id: int | None
+        self, export_id: int, start: datetime, end: datetime, run_id: int | None, owner: str
     ) -> int:
-        """Record a window as running and return its new attempt number."""
-        with self._transaction():
+        """Record a window as running under the lock ``owner`` holds; return the new attempt.
+
+        The previous attempt's pending MERGE job, if any, is kept: the caller resolves it.
+        """
+        with self.transaction():
+            self._require_lock(export_id, owner)
             previous = self.get_window(export_id, start)
             attempt = (previous.attempt if previous else 0) + 1
-            self.db.execute(
+            pending = previous.pending_merge_job if previous else None
+            self.db.conn.execute(
                 "INSERT OR REPLACE INTO windows (export_id, window_start, window_end, status,"
-                " attempt, rows, bytes, job_ids, error, started_at, finished_at, run_id)"
-                " VALUES (?, ?, ?, 'running', ?, 0, 0, '[]', NULL, ?, NULL, ?)",
-                [export_id, to_iso(start), to_iso(end), attempt, to_iso(utcnow()), run_id],
+                " attempt, rows, bytes, job_ids, error, started_at, finished_at, run_id,"
+                " pending_merge_job)"
+                " VALUES (?, ?, ?, 'running', ?, 0, 0, '[]', NULL, ?, NULL, ?, ?)",
+                [export_id, to_iso(start), to_iso(end), attempt, to_iso(utcnow()), run_id, pending],
             )
         return attempt
+
+    def set_pending_merge(
+        self, export_id: int, start: datetime, owner: str, attempt: int, job_id: str | None
+    ) -> None:
+        """Note (before submitting) or clear (once resolved) the window's MERGE job."""
+        with self.transaction():
+            self._require_window(export_id, start, owner, attempt)
+            self.db.conn.execute(
+                "UPDATE windows SET pending_merge_job = ? WHERE export_id = ? AND window_start = ?",
+                [job_id, export_id, to_iso(start)],
+            )
 
     def finish_window(
         self,
@@ -350,23 +416,67 @@ class Store:
         start: datetime,
         status: str,
         *,
+        owner: str,
+        attempt: int,
         rows: int = 0,
         bytes_: int = 0,
         job_ids: list | None = None,
         error: str | None = None,
+        keep_pending_merge: bool = False,
     ) -> None:
-        with self.db.conn:
-            self.db["windows"].update(
-                (export_id, to_iso(start)),
-                {
-                    "status": status,
-                    "rows": rows,
-                    "bytes": bytes_,
-                    "job_ids": json.dumps(job_ids or []),
-                    "error": error,
-                    "finished_at": to_iso(utcnow()),
-                },
+        """Record the attempt's outcome, only if this runner still holds the lock (fencing)
+        and the attempt is still the window's latest; else raise ``LockLost``."""
+        with self.transaction():
+            self._require_window(export_id, start, owner, attempt)
+            self.db.conn.execute(
+                "UPDATE windows SET status = ?, rows = ?, bytes = ?, job_ids = ?, error = ?,"
+                " finished_at = ?" + ("" if keep_pending_merge else ", pending_merge_job = NULL")
+                + " WHERE export_id = ? AND window_start = ?",
+                [
+                    status, rows, bytes_, json.dumps(job_ids or []), error, to_iso(utcnow()),
+                    export_id, to_iso(start),
+                ],
+            )  # fmt: skip
+
+    def _require_lock(self, export_id: int, owner: str) -> None:
+        row = self.db.conn.execute("SELECT owner FROM locks WHERE export_id = ?", [export_id]).fetchone()
+        if row is None or row[0] != owner:
+            holder = f" (now held by {row[0]})" if row else ""
+            raise LockLost(
+                f"This runner lost the export's lock{holder}: it stopped and recorded nothing; "
+                "the runner holding the lock completes the window."
             )
+
+    def _require_window(self, export_id: int, start: datetime, owner: str, attempt: int) -> None:
+        self._require_lock(export_id, owner)
+        row = self.db.conn.execute(
+            "SELECT attempt FROM windows WHERE export_id = ? AND window_start = ?",
+            [export_id, to_iso(start)],
+        ).fetchone()
+        if row is None or row[0] != attempt:
+            raise LockLost(
+                f"Attempt {attempt} of this window was superseded by another runner; this "
+                "runner recorded nothing."
+            )
+
+    def interrupt_stale(self, export_id: int, reason: str) -> tuple[int, int]:
+        """Mark runs and windows left "running" by a dead runner as interrupted.
+
+        Called by the new lock holder, so nothing else runs this export meanwhile.
+        """
+        now = to_iso(utcnow())
+        with self.transaction():
+            runs = self.db.conn.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ?"
+                " WHERE export_id = ? AND status = 'running'",
+                [now, reason, export_id],
+            ).rowcount
+            windows = self.db.conn.execute(
+                "UPDATE windows SET status = 'interrupted', finished_at = ?, error = ?"
+                " WHERE export_id = ? AND status = 'running'",
+                [now, reason, export_id],
+            ).rowcount
+        return runs, windows
 
     def list_windows(self, export_id: int, limit: int = 200) -> list[WindowState]:
         rows = self.db["windows"].rows_where(
@@ -386,6 +496,7 @@ class Store:
             bytes=row["bytes"] or 0,
             job_ids=json.loads(row["job_ids"] or "[]"),
             error=row["error"],
+            pending_merge_job=row.get("pending_merge_job"),
         )
 
     # -- runs and logs ----------------------------------------------------------------------
@@ -450,39 +561,3 @@ class Store:
     def run_logs(self, run_id: int) -> list[tuple[datetime, str, str]]:
         rows = self.db["run_logs"].rows_where("run_id = ?", [run_id], order_by="id")
         return [(from_iso(r["logged_at"]), r["level"], r["message"]) for r in rows]
-
-    # -- locks ------------------------------------------------------------------------------
-
-    def acquire_lock(self, export_id: int, ttl: timedelta = LOCK_TTL) -> str:
-        """Take the export's lock for this process, or raise ``ExportBusy``.
-
-        A lock whose holder stopped renewing it (crashed runner) expires after ``ttl``.
-        """
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        now = utcnow()
-        with self._transaction():
-            held = list(self.db["locks"].rows_where("export_id = ?", [export_id]))
-            if held and from_iso(held[0]["expires_at"]) > now:
-                raise ExportBusy(
-                    f"Another bqtui runner ({held[0]['owner']}) is running this export since "
-                    f"{held[0]['acquired_at']}; it was not started twice."
-                )
-            self.db.execute(
-                "INSERT OR REPLACE INTO locks (export_id, owner, acquired_at, expires_at)"
-                " VALUES (?, ?, ?, ?)",
-                [export_id, owner, to_iso(now), to_iso(now + ttl)],
-            )
-        return owner
-
-    def renew_lock(self, export_id: int, owner: str, ttl: timedelta = LOCK_TTL) -> None:
-        with self.db.conn:
-            self.db.execute(
-                "UPDATE locks SET expires_at = ? WHERE export_id = ? AND owner = ?",
-                [to_iso(utcnow() + ttl), export_id, owner],
-            )
-
-    def release_lock(self, export_id: int, owner: str) -> None:
-        with self.db.conn:
-            self.db.execute(
-                "DELETE FROM locks WHERE export_id = ? AND owner = ?", [export_id, owner]
-            )

@@ -70,6 +70,13 @@ class ExportModel:
     repair_batch: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None
 
     @property
+    def required_fields(self) -> tuple[str, ...]:
+        """Fields a destination table must have: without them a MERGE would merge rows that
+        are not the same (a key) or could not tell the newer row (a version)."""
+        versions = () if self.insert_only else self.version_fields
+        return tuple(dict.fromkeys((*self.merge_key, *versions)))
+
+    @property
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
 

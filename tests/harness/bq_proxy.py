@@ -22,6 +22,7 @@ import json
 import re
 import sys
 import threading
+import time
 import traceback
 import urllib.parse
 from collections.abc import Iterable
@@ -101,6 +102,20 @@ DROP_BEFORE = "drop_before"
 DROP_AFTER = "drop_after"
 
 Fault = HttpFault | str
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """A job that BigQuery accepted and then failed: ``jobs.get`` shows it DONE with this
+    ``errorResult`` (the emulator ran it; the caller must act as if it had not)."""
+
+    reason: str
+    message: str
+
+
+JOB_BACKEND_ERROR = JobFailure(
+    "backendError", "Error encountered during execution. Retrying may solve the problem."
+)
 
 
 @dataclass
@@ -260,6 +275,7 @@ class _Job:
     # The ID the emulator gave the job (it ignores the caller's on uploads); None while
     # the insert is in flight.
     emulator_job_id: str | None = None
+    failure: JobFailure | None = None
 
 
 @dataclass(frozen=True)
@@ -285,6 +301,9 @@ class BigQueryProxy:
         self._requested_job_ids: dict[tuple[str, str], str] = {}
         self._upload_sessions: dict[str, _UploadSession] = {}
         self._faults: list[_InjectedFault] = []
+        self._job_failures: list[tuple[re.Pattern[str], JobFailure, list[int]]] = []
+        self._job_latency: tuple[float, re.Pattern[str]] | None = None
+        self._job_ready_at: dict[tuple[str, str], float] = {}
         self._calls: list[RecordedCall] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _ProxyRequestHandler)
         self._server.daemon_threads = True
@@ -351,9 +370,22 @@ class BigQueryProxy:
         with self._lock:
             self._faults.append(_InjectedFault(method, re.compile(path_regex), fault, times))
 
+    def set_job_latency(self, seconds: float, job_id_regex: str = ".*") -> None:
+        """Jobs created from now on whose id matches stay RUNNING for ``seconds`` (as real
+        BigQuery's jobs take seconds whatever their size); 0 turns it off."""
+        with self._lock:
+            self._job_latency = (seconds, re.compile(job_id_regex)) if seconds else None
+
+    def fail_jobs(self, job_id_regex: str, failure: JobFailure, times: int = 1) -> None:
+        """The next ``times`` jobs whose id matches end in ``failure`` (seen on jobs.get)."""
+        with self._lock:
+            self._job_failures.append((re.compile(job_id_regex), failure, [times]))
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._job_failures.clear()
+            self._job_latency = None
 
     @property
     def calls(self) -> list[RecordedCall]:
@@ -451,6 +483,8 @@ class BigQueryProxy:
         if operation in ("jobs.get", "jobs.cancel", "jobs.delete", "jobs.getQueryResults"):
             request = self._with_emulator_job_id(request, match)
         response = self._forward(request)
+        if operation in ("jobs.get", "jobs.getQueryResults"):
+            response = self._as_job_state(match.param("project"), match.param("job"), response)
         if operation == "datasets.insert" and response.status < 300:
             self._dataset_created(match.param("project"), call)
         if operation == "datasets.list" and response.status < 300:
@@ -602,9 +636,42 @@ class BigQueryProxy:
                 self._jobs.pop((project, job_id), None)
                 return response
             emulator_job_id = reference.get("jobId", job_id)
-            self._jobs[(project, job_id)] = _Job(location, emulator_job_id)
+            failure = None
+            for pattern, job_failure, remaining in self._job_failures:
+                if remaining[0] > 0 and pattern.search(job_id):
+                    remaining[0] -= 1
+                    failure = job_failure
+                    break
+            self._jobs[(project, job_id)] = _Job(location, emulator_job_id, failure=failure)
             self._requested_job_ids[(project, emulator_job_id)] = job_id
-        return response.with_json(self._as_bigquery_reports_it(resource))
+            if self._job_latency and self._job_latency[1].search(job_id):
+                self._job_ready_at[(project, job_id)] = time.monotonic() + self._job_latency[0]
+        return self._as_job_state(
+            project, job_id, response.with_json(self._as_bigquery_reports_it(resource))
+        )
+
+    def _as_job_state(self, project: str, job_id: str | None, response: _Response) -> _Response:
+        """Show a job as still running (latency) or failed (an injected ``JobFailure``)."""
+        with self._lock:
+            job = self._jobs.get((project, job_id))
+            ready_at = self._job_ready_at.get((project, job_id), 0.0)
+        payload = response.json()
+        if job is None or response.status >= 300 or not isinstance(payload, dict):
+            return response
+        running = time.monotonic() < ready_at
+        if payload.get("kind") == "bigquery#getQueryResultsResponse":
+            if running:
+                return response.with_json(
+                    {"kind": payload["kind"], "jobReference": payload.get("jobReference"),
+                     "jobComplete": False}
+                )  # fmt: skip
+            return response
+        if running:
+            payload["status"] = {"state": "RUNNING"}
+        elif job.failure is not None:
+            error = {"reason": job.failure.reason, "message": job.failure.message}
+            payload["status"] = {"state": "DONE", "errorResult": error, "errors": [error]}
+        return response.with_json(payload)
 
     def _with_emulator_job_id(self, request: _Request, match: _Match) -> _Request:
         with self._lock:

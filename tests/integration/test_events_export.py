@@ -1,7 +1,10 @@
 """Events, end to end: ClickHouse (chdb) → bqtui → BigQuery (emulator behind the fake Google)."""
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
 
 from bqtui.source import ClickHouseSource
 from bqtui.store import Store
@@ -57,15 +60,21 @@ def source_events(dsn, start, end, team_id=1, include=(), exclude=()) -> dict[st
     return expected
 
 
-def without_lone_surrogates(value):
-    """What BigQuery's JSON can hold: unpaired surrogates become U+FFFD."""
+def surrogates_replaced(value):
+    """The spec's repair, written from its rule: after decoding, every code point that is a
+    UTF-16 surrogate (json.loads already joins escaped pairs) is lone and becomes U+FFFD."""
     if isinstance(value, str):
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
     if isinstance(value, dict):
-        return {without_lone_surrogates(k): without_lone_surrogates(v) for k, v in value.items()}
+        return {surrogates_replaced(k): surrogates_replaced(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [without_lone_surrogates(v) for v in value]
+        return [surrogates_replaced(v) for v in value]
     return value
+
+
+def needs_repair(text: str) -> bool:
+    """Raw control characters, or a \\uD800-\\uDFFF escape, anywhere in the JSON text."""
+    return any(ord(c) < 0x20 for c in text) or re.search(r"\\u[dD][89a-fA-F]", text) is not None
 
 
 def backfill(db_path, name="ev", start=DEMO_START, end=DEMO_END) -> int:
@@ -100,15 +109,107 @@ def test_json_columns_hold_parsed_json_and_nasty_properties_survive(db_path, des
     assert schema["properties"] == schema["set"] == schema["set_once"] == "JSON"
     rows = destination.rows("events_export", "uuid")
     assert {r["uuid"] for r in rows} == set(expected)
-    surrogate_events = 0
+    repaired = truncated_titles = control_texts = 0
     for row in rows:
         want = expected[row["uuid"]]
         source_properties = json.loads(want["properties"], strict=False)
-        assert row["properties"] == without_lone_surrogates(source_properties), row["uuid"]
-        assert row["set"] == without_lone_surrogates(want["set"])
-        assert row["set_once"] == without_lone_surrogates(want["set_once"])
-        surrogate_events += "\\ud" in want["properties"].lower()
-    assert surrogate_events > 0  # the demo data does hold the nasty cases
+        if needs_repair(want["properties"]):
+            repaired += 1
+            assert row["properties"] == surrogates_replaced(source_properties), row["uuid"]
+        else:
+            assert row["properties"] == json.loads(want["properties"]), row["uuid"]
+        assert row["set"] == surrogates_replaced(want["set"])
+        assert row["set_once"] == surrogates_replaced(want["set_once"])
+        # The demo data's two nasty strings, as BigQuery must hold them.
+        if "\\ud83d" in want["properties"]:
+            truncated_titles += 1
+            assert row["properties"]["title"] == (
+                "Frühlingsangebote 🌸 bis zu 50 % Rabatt \ufffd"
+            ), row["uuid"]
+        if "\x01" in want["properties"]:
+            control_texts += 1
+            assert row["properties"]["$el_text"] == "Weiter\t→\x01", row["uuid"]
+    # The demo data does hold the nasty cases.
+    assert truncated_titles > 0 and control_texts > 0
+    assert repaired == truncated_titles + control_texts
+
+
+def insert_events(dsn: str, properties: dict[str, str]) -> None:
+    """Insert events whose properties are these exact texts (uuid → text), on 2024-05-01."""
+    at = datetime(2024, 5, 1, 10, tzinfo=UTC)
+    micros = pa.timestamp("us", tz="UTC")
+    n = len(properties)
+    rows = pa.table(
+        {
+            "uuid": pa.array(list(properties), pa.string()),
+            "event": pa.array(["nasty"] * n, pa.string()),
+            "properties": pa.array(list(properties.values()), pa.string()),
+            "timestamp": pa.array([at] * n, micros),
+            "team_id": pa.array([1] * n, pa.int64()),
+            "distinct_id": pa.array(["d"] * n, pa.string()),
+            "elements_chain": pa.array([""] * n, pa.string()),
+            "created_at": pa.array([at] * n, micros),
+            "person_id": pa.array(["00000000-0000-4000-8000-00000000ffff"] * n, pa.string()),
+            "inserted_at": pa.array([at] * n, micros),
+            "_timestamp": pa.array([at] * n, pa.timestamp("s", tz="UTC")),
+        }
+    )
+    ClickHouseSource(dsn).client.insert_arrow("events", rows)
+
+
+# uuid suffix → (source properties text, exact Python value BigQuery's JSON must hold).
+NASTY = {
+    "01": ('{"a":"x\\ud83dy"}', {"a": "x\ufffdy"}),
+    "02": ('{"b":"\\uDE00 low"}', {"b": "\ufffd low"}),
+    "03": ('{"c":"\\ud83c\\udf38 pair"}', {"c": "🌸 pair"}),
+    "04": ('{"d":"tab\there\x01\x1f end"}', {"d": "tab\there\x01\x1f end"}),
+    "05": ('{"e":"line1\nline2"}', {"e": "line1\nline2"}),
+    "06": ('{"\\ud83d":1,"k\x02ey":2}', {"\ufffd": 1, "k\x02ey": 2}),
+    "07": (
+        '{"f":["\\udbff",{"g":"\\ud800\\ud800"}],"h":null,"n":1.5}',
+        {"f": ["\ufffd", {"g": "\ufffd\ufffd"}], "h": None, "n": 1.5},
+    ),
+    "08": ('{"escaped":"\\\\ud83d"}', {"escaped": "\\ud83d"}),  # a backslash, then "ud83d"
+    "09": ('{"plain":"Zürich 🌸"}', {"plain": "Zürich 🌸"}),
+    "10": (
+        '{"$set":{"name":"Zo\\ud83d","t":"a\x01"},"$set_once":{"x":"\\udfff"},'
+        '"$ip":"10.0.0.1","z":"\x03"}',
+        {"$set": {"name": "Zo\ufffd", "t": "a\x01"}, "$set_once": {"x": "\ufffd"},
+         "$ip": "10.0.0.1", "z": "\x03"},
+    ),
+}  # fmt: skip
+
+
+def test_handmade_nasty_properties_in_string_and_json_tables(db_path, destination, fresh_source):
+    prefix = "00000000-0000-4000-8000-0000000000"
+    insert_events(fresh_source, {prefix + k: text for k, (text, _) in NASTY.items()})
+    add_export(db_path, destination, fresh_source, name="str", table="as_string")
+    add_export(db_path, destination, fresh_source, "--json-type", name="js", table="as_json")
+    one_day = (DEMO_START, DEMO_START + timedelta(days=1))
+    assert backfill(db_path, "str", *one_day) == 0
+    assert backfill(db_path, "js", *one_day) == 0
+
+    as_string = {r["uuid"][-2:]: r for r in destination.rows("as_string", "uuid")}
+    as_json = {r["uuid"][-2:]: r for r in destination.rows("as_json", "uuid")}
+    assert set(as_string) == set(as_json) == set(NASTY)
+    for key, (text, value) in NASTY.items():
+        # STRING keeps the source text byte for byte; JSON holds the repaired value.
+        assert as_string[key]["properties"] == text, key
+        assert as_json[key]["properties"] == value, key
+        for row in (as_string[key], as_json[key]):
+            assert row["ip"] == value.get("$ip"), key
+            assert row["event"] == "nasty" and row["distinct_id"] == "d", key
+
+    # $set/$set_once of a text ClickHouse cannot parse: STRING holds JSON text that decodes to
+    # the source value (escapes kept), JSON holds the repaired value.
+    for key in NASTY:
+        if key != "10":
+            assert [as_string[key][c] for c in ("set", "set_once")] == [None, None], key
+            assert [as_json[key][c] for c in ("set", "set_once")] == [None, None], key
+    assert json.loads(as_string["10"]["set"]) == {"name": "Zo\ud83d", "t": "a\x01"}
+    assert json.loads(as_string["10"]["set_once"]) == {"x": "\udfff"}
+    assert as_json["10"]["set"] == {"name": "Zo\ufffd", "t": "a\x01"}
+    assert as_json["10"]["set_once"] == {"x": "\ufffd"}
 
 
 def test_rerunning_a_window_adds_no_duplicates(db_path, destination, demo_dsn):

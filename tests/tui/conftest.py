@@ -4,7 +4,7 @@ demo data in the session's embedded ClickHouse, and helpers that drive the scree
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,9 +15,10 @@ from tests.conftest import DEMO_END
 from tests.harness.google import DATA_EDITOR, JOB_USER, FakeGoogle, unique_id
 
 PROJECT = "bqtui-test"
-# The demo data spans these days; the clock stands at their end, so "run now" has 3 day windows.
+# The demo data spans these days; the clock stands just after their end and the default settle
+# delay, so "run now" has 3 day windows.
 
-NOW = DEMO_END
+NOW = DEMO_END + timedelta(minutes=5)
 SIZE = (120, 40)
 
 

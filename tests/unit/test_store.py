@@ -1,5 +1,6 @@
 import stat
-from datetime import UTC, datetime
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -37,20 +38,83 @@ def test_database_file_is_private_and_migrated(db_path):
 
 
 def test_export_round_trip(db_path):
+    # Every persisted field is set below; a new field must be added to this test.
+    assert {f.name for f in fields(ExportConfig)} - {"extra"} == {
+        "name", "dataset_id", "table_id", "model", "interval", "json_type", "team_id",
+        "source_dsn", "bigquery_endpoint", "project_id", "location", "include_events",
+        "exclude_events", "start_at", "enabled", "id", "uid", "created_at", "settle_seconds",
+    }  # fmt: skip
+    created = datetime(2024, 1, 1, tzinfo=UTC)
     store = Store(db_path)
-    saved = store.add_export(make_export())
-    loaded = store.require_export("ev")
-    assert loaded == saved
-    assert (loaded.model, loaded.interval, loaded.json_type, loaded.team_id) == (
-        Model.PERSONS,
-        Interval.DAY,
-        True,
-        7,
+    before = datetime.now(UTC)
+    saved = store.add_export(
+        ExportConfig(
+            name="ev.full-1",
+            dataset_id="analytics_ds",
+            table_id="sessions_tbl",
+            model=Model.SESSIONS,
+            interval=Interval.FIVE_MINUTES,
+            json_type=True,
+            team_id=42,
+            source_dsn="http://reader@ch.example:8123/posthog",
+            bigquery_endpoint="http://127.0.0.1:9050",
+            project_id="proj-9",
+            location="EU",
+            include_events=("$pageview", "signup"),
+            exclude_events=("$autocapture",),
+            start_at=datetime(2024, 3, 4, 5, 10, tzinfo=timezone(timedelta(hours=2))),
+            enabled=False,
+            uid="0123456789abcdef0123456789abcdef",
+            created_at=created,
+            settle_seconds=17,
+        )
     )
-    assert loaded.include_events == ("a", "b")
-    assert len(loaded.uid) == 32
-    with pytest.raises(ConfigError, match='An export named "ev" exists already'):
-        store.add_export(make_export())
+    after = datetime.now(UTC)
+    store.close()
+
+    reopened = Store(db_path)
+    loaded = reopened.require_export("ev.full-1")
+    assert loaded.id == saved.id == 1
+    assert loaded.uid == "0123456789abcdef0123456789abcdef"
+    assert loaded.name == "ev.full-1"
+    assert loaded.model is Model.SESSIONS
+    assert loaded.dataset_id == "analytics_ds"
+    assert loaded.table_id == "sessions_tbl"
+    assert loaded.interval is Interval.FIVE_MINUTES
+    assert loaded.json_type is True
+    assert loaded.team_id == 42
+    assert loaded.source_dsn == "http://reader@ch.example:8123/posthog"
+    assert loaded.bigquery_endpoint == "http://127.0.0.1:9050"
+    assert loaded.project_id == "proj-9"
+    assert loaded.location == "EU"
+    assert loaded.include_events == ("$pageview", "signup")
+    assert loaded.exclude_events == ("$autocapture",)
+    assert loaded.start_at == datetime(2024, 3, 4, 3, 10, tzinfo=UTC)
+    assert loaded.start_at.utcoffset() == timedelta(0)
+    assert loaded.enabled is False
+    assert loaded.settle_seconds == 17
+    # created_at is the time of add_export, not a value the caller passes in.
+    assert before <= loaded.created_at <= after
+    assert loaded.created_at.tzinfo is not None
+
+    # A config with only the required fields loads back with the documented defaults.
+    minimal = reopened.add_export(ExportConfig(name="min", dataset_id="d", table_id="t"))
+    loaded = Store(db_path).require_export("min")
+    assert loaded.id == minimal.id == 2
+    assert (loaded.model, loaded.interval, loaded.json_type, loaded.team_id) == (
+        Model.EVENTS,
+        Interval.HOUR,
+        False,
+        1,
+    )
+    assert (loaded.source_dsn, loaded.bigquery_endpoint, loaded.project_id) == ("", None, None)
+    assert (loaded.location, loaded.include_events, loaded.exclude_events) == (None, (), ())
+    assert (loaded.start_at, loaded.enabled, loaded.settle_seconds) == (None, True, 60)
+    assert len(loaded.uid) == 32 and int(loaded.uid, 16) >= 0  # generated: 32 hex digits
+    assert loaded.uid != "0123456789abcdef0123456789abcdef"
+
+    with pytest.raises(ConfigError, match='An export named "ev.full-1" exists already'):
+        reopened.add_export(ExportConfig(name="ev.full-1", dataset_id="x", table_id="y"))
 
 
 def test_unknown_export_lists_known_ones(db_path):
@@ -58,27 +122,6 @@ def test_unknown_export_lists_known_ones(db_path):
     store.add_export(make_export("one"))
     with pytest.raises(ConfigError, match=r'^No export named "two". Exports: one.$'):
         store.require_export("two")
-
-
-def test_window_attempts_increase(db_path):
-    store = Store(db_path)
-    export = store.add_export(make_export())
-    start, end = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)
-    assert store.begin_window(export.id, start, end, None) == 1
-    store.finish_window(export.id, start, "failed", error="boom")
-    assert store.begin_window(export.id, start, end, None) == 2
-    store.finish_window(export.id, start, "done", rows=5)
-    assert store.done_window_starts(export.id) == {start}
-
-
-def test_two_runners_never_hold_the_same_export(db_path):
-    first, second = Store(db_path), Store(db_path)
-    export = first.add_export(make_export())
-    owner = first.acquire_lock(export.id)
-    with pytest.raises(ExportBusy, match="Another bqtui runner"):
-        second.acquire_lock(export.id)
-    first.release_lock(export.id, owner)
-    second.acquire_lock(export.id)
 
 
 def test_newer_schema_is_refused(db_path):

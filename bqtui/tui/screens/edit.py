@@ -9,6 +9,7 @@ from ...config import (
     ExportConfig,
     Interval,
     parse_event_names,
+    parse_settle_seconds,
     parse_team_id,
     validate_export,
 )
@@ -18,7 +19,7 @@ from ...schedule import STEP, floor_to_interval, next_boundary
 from ..formatting import time_text
 from ..widgets.form_field import ErrorLine, FormField
 from .base import ExportScreen
-from .wizard.destination_step import INTERVAL_CHOICES
+from .wizard.destination_step import INTERVAL_CHOICES, SETTLE_HELP
 
 
 def restart_for_interval(export: ExportConfig, done, interval: Interval):
@@ -61,6 +62,12 @@ class EditExportScreen(ExportScreen):
             yield FormField("Team ID", Input(str(export.team_id), id="team-id"),
                             id="field-team-id")  # fmt: skip
             yield FormField(
+                "Settle delay (seconds)",
+                Input(str(export.settle_seconds), id="settle"),
+                SETTLE_HELP,
+                id="field-settle",
+            )
+            yield FormField(
                 "Only these events",
                 Input(", ".join(export.include_events), placeholder="all", id="include-events"),
                 id="field-include-events",
@@ -89,6 +96,7 @@ class EditExportScreen(ExportScreen):
             "dataset-id": validate_dataset_id,
             "table-id": validate_table_id,
             "team-id": parse_team_id,
+            "settle": parse_settle_seconds,
             "include-events": parse_event_names,
             "exclude-events": parse_event_names,
         }
@@ -113,6 +121,7 @@ class EditExportScreen(ExportScreen):
                     dataset_id=values["dataset-id"],
                     table_id=values["table-id"],
                     team_id=values["team-id"],
+                    settle_seconds=values["settle"],
                     include_events=values["include-events"],
                     exclude_events=values["exclude-events"],
                     interval=interval,

@@ -50,7 +50,7 @@ class ExportsTable(DataTable):
         last = store.last_run(export.id)
         if export.enabled:
             done = store.done_window_starts(export.id)
-            next_at = next_run_at(export.start_at, now, export.interval, done)
+            next_at = next_run_at(export, now, done)
             next_text = (
                 Text("due now", style="cyan") if next_at <= now else relative_text(next_at, now)
             )

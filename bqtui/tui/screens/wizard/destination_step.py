@@ -8,6 +8,7 @@ from ....config import (
     Interval,
     Model,
     parse_event_names,
+    parse_settle_seconds,
     parse_team_id,
     parse_timestamp,
     validate_export,
@@ -30,6 +31,10 @@ INTERVAL_CHOICES = [
     ("every day", Interval.DAY),
     ("every week", Interval.WEEK),
 ]
+SETTLE_HELP = (
+    "How long after a window ends it is exported, so rows that become visible late (async "
+    "inserts, replication) are in it."
+)
 
 
 class DestinationStep(WizardStep):
@@ -73,6 +78,12 @@ class DestinationStep(WizardStep):
             id="field-start",
         )
         yield FormField("Team ID", Input(str(d.team_id), id="team-id"), id="field-team-id")
+        yield FormField(
+            "Settle delay (seconds)",
+            Input(str(d.settle_seconds), id="settle"),
+            SETTLE_HELP,
+            id="field-settle",
+        )
         yield FormField(
             "Only these events (optional)",
             Input(placeholder="$pageview, signed_up", id="include-events"),
@@ -123,6 +134,7 @@ class DestinationStep(WizardStep):
             "table-id": validate_table_id,
             "start": lambda v: parse_timestamp(v, "start") if v.strip() else None,
             "team-id": parse_team_id,
+            "settle": parse_settle_seconds,
             "include-events": parse_event_names,
             "exclude-events": parse_event_names,
             "export-name": export_name,
@@ -148,6 +160,7 @@ class DestinationStep(WizardStep):
         draft.interval = Interval(self.query_one("#interval", Select).value)
         draft.start = values["start"]
         draft.team_id = values["team-id"]
+        draft.settle_seconds = values["settle"]
         draft.include_events = values["include-events"]
         draft.exclude_events = values["exclude-events"]
         draft.name = values["export-name"]

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from ....config import ExportConfig, Interval, Model
+from ....config import DEFAULT_SETTLE_SECONDS, ExportConfig, Interval, Model
 from ....keyfile import ServiceAccountKey
 from ....permission_check import CheckReport
 from ....schedule import first_window_start
@@ -20,6 +20,7 @@ class WizardDraft:
     interval: Interval = Interval.HOUR
     start: datetime | None = None  # None: the next interval boundary
     team_id: int = 1
+    settle_seconds: int = DEFAULT_SETTLE_SECONDS
     include_events: tuple[str, ...] = ()
     exclude_events: tuple[str, ...] = ()
     bigquery_endpoint: str | None = None
@@ -36,6 +37,7 @@ class WizardDraft:
             interval=self.interval,
             json_type=self.json_type,
             team_id=self.team_id,
+            settle_seconds=self.settle_seconds,
             source_dsn=self.source_dsn,
             bigquery_endpoint=self.bigquery_endpoint,
             include_events=self.include_events,

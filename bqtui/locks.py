@@ -1,0 +1,204 @@
+"""One runner per export: a lock row in SQLite with an owner, a heartbeat and fencing.
+
+- The holder renews the lock from a heartbeat thread, so it never expires under a live runner,
+  however long ClickHouse or a BigQuery job makes it wait.
+- A holder that died on this host (its pid is gone, or now belongs to another process) is
+  taken over at once; a holder on another host is trusted until its lock expires.
+- Writes that record a window check ownership in the same transaction (``Store``'s fencing),
+  so a runner that lost its lock never records anything.
+- Another process may ask the holder to stop at its next safe point (``request_cancel``).
+"""
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import psutil
+
+from .errors import ExportBusy
+from .store import Store, from_iso, to_iso, utcnow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOCK_TTL = timedelta(minutes=5)
+
+
+def lock_ttl_from_env() -> timedelta:
+    """``BQTUI_LOCK_TTL`` (seconds) shortens the TTL, for tests of expiry and takeover."""
+    value = os.environ.get("BQTUI_LOCK_TTL")
+    return timedelta(seconds=float(value)) if value else DEFAULT_LOCK_TTL
+
+
+def process_started(pid: int) -> float | None:
+    """The start time of a live process, None when there is none with that pid."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return process.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
+        return None
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    owner: str
+    host: str | None
+    pid: int | None
+    pid_started: float | None
+    acquired_at: datetime
+    expires_at: datetime
+    run_id: int | None
+    cancel_requested: bool
+
+    def describe(self) -> str:
+        where = f"pid {self.pid} on {self.host}" if self.pid else self.owner
+        return f"{where}, since {self.acquired_at:%Y-%m-%d %H:%M:%S} UTC"
+
+    def is_dead(self, now: datetime) -> bool:
+        """Expired, or a process of this host that no longer runs (pid reuse included)."""
+        if self.expires_at <= now:
+            return True
+        if self.host != socket.gethostname() or not self.pid:
+            return False  # another host: only its expiry tells
+        started = process_started(self.pid)
+        return started is None or (
+            self.pid_started is not None and abs(started - self.pid_started) > 1.0
+        )
+
+
+def current_holder(store: Store, export_id: int) -> LockHolder | None:
+    row = store.db.conn.execute(
+        "SELECT owner, host, pid, pid_started, acquired_at, expires_at, run_id,"
+        " cancel_requested FROM locks WHERE export_id = ?",
+        [export_id],
+    ).fetchone()
+    if row is None:
+        return None
+    return LockHolder(
+        owner=row[0],
+        host=row[1],
+        pid=row[2],
+        pid_started=row[3],
+        acquired_at=from_iso(row[4]),
+        expires_at=from_iso(row[5]),
+        run_id=row[6],
+        cancel_requested=bool(row[7]),
+    )
+
+
+def live_holder(store: Store, export_id: int) -> LockHolder | None:
+    """The runner running this export now, None when nobody (or a dead runner) holds it."""
+    holder = current_holder(store, export_id)
+    return None if holder is None or holder.is_dead(utcnow()) else holder
+
+
+def request_cancel(store: Store, export_id: int) -> LockHolder | None:
+    """Ask the live holder to stop at its next safe point; returns it (None: nobody runs)."""
+    with store.transaction():
+        holder = live_holder(store, export_id)
+        if holder is not None:
+            store.db.conn.execute(
+                "UPDATE locks SET cancel_requested = 1 WHERE export_id = ? AND owner = ?",
+                [export_id, holder.owner],
+            )
+    return holder
+
+
+class ExportLock:
+    """This process's hold on one export; ``acquire`` it, then ``release`` it in a finally."""
+
+    def __init__(self, store: Store, export_id: int, ttl: timedelta | None = None):
+        self.store = store
+        self.export_id = export_id
+        self.ttl = ttl or lock_ttl_from_env()
+        pid = os.getpid()
+        self.host = socket.gethostname()
+        self.pid = pid
+        self.owner = f"{self.host}:{pid}:{uuid.uuid4().hex[:8]}"
+        self.taken_over: LockHolder | None = None  # the dead holder this lock replaced
+        self._heartbeat: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def acquire(self) -> "ExportLock":
+        """Take the lock, or raise ``ExportBusy`` naming the live holder."""
+        now = utcnow()
+        with self.store.transaction():
+            holder = current_holder(self.store, self.export_id)
+            if holder is not None and not holder.is_dead(now):
+                raise ExportBusy(
+                    f"Another bqtui runner ({holder.describe()}) is running this export; it "
+                    "was not started twice."
+                )
+            self.store.db.conn.execute(
+                "INSERT OR REPLACE INTO locks (export_id, owner, acquired_at, expires_at, host,"
+                " pid, pid_started, run_id, cancel_requested) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0)",
+                [
+                    self.export_id, self.owner, to_iso(now), to_iso(now + self.ttl), self.host,
+                    self.pid, process_started(self.pid),
+                ],
+            )  # fmt: skip
+        self.taken_over = holder
+        return self
+
+    def set_run(self, run_id: int) -> None:
+        with self.store.transaction():
+            self.store.db.conn.execute(
+                "UPDATE locks SET run_id = ? WHERE export_id = ? AND owner = ?",
+                [run_id, self.export_id, self.owner],
+            )
+
+    def renew(self, store: Store | None = None) -> tuple[bool, bool]:
+        """Extend the lock; returns (still held, cancel requested)."""
+        store = store or self.store
+        with store.transaction():
+            held = store.db.conn.execute(
+                "UPDATE locks SET expires_at = ? WHERE export_id = ? AND owner = ?",
+                [to_iso(utcnow() + self.ttl), self.export_id, self.owner],
+            ).rowcount
+            row = store.db.conn.execute(
+                "SELECT cancel_requested FROM locks WHERE export_id = ? AND owner = ?",
+                [self.export_id, self.owner],
+            ).fetchone()
+        return bool(held), bool(row and row[0])
+
+    def start_heartbeat(
+        self, on_lost: Callable[[], None], on_cancel_requested: Callable[[], None]
+    ) -> None:
+        """Renew every quarter TTL from a thread with its own connection, until released."""
+        interval = max(self.ttl.total_seconds() / 4, 0.05)
+
+        def beat() -> None:
+            store = self.store.sibling()
+            try:
+                while not self._stop.wait(interval):
+                    try:
+                        held, cancel = self.renew(store)
+                    except Exception:  # noqa: BLE001 - a busy database: try at the next beat
+                        log.warning("could not renew the lock of export %s", self.export_id)
+                        continue
+                    if not held:
+                        on_lost()
+                        return
+                    if cancel:
+                        on_cancel_requested()
+            finally:
+                if store is not self.store:
+                    store.close()
+
+        self._heartbeat = threading.Thread(target=beat, name="bqtui-lock-heartbeat", daemon=True)
+        self._heartbeat.start()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+        with self.store.transaction():
+            self.store.db.conn.execute(
+                "DELETE FROM locks WHERE export_id = ? AND owner = ?", [self.export_id, self.owner]
+            )
