@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 
 from . import __version__, secrets
@@ -21,11 +22,11 @@ from .config import (
     parse_team_id,
     parse_timestamp,
 )
-from .errors import BqtuiError, ConfigError, SecretsError
+from .errors import BqtuiError, Cancelled, ConfigError, SecretsError
 from .export_setup import create_export, remove_export
 from .keyfile import load_key_file
 from .paths import default_db_path, default_source_dsn
-from .runner import ExportRunner, LogEvent, RunResult
+from .runner import CancelToken, ExportRunner, LogEvent, RunResult
 from .schedule import first_window_start, next_run_at
 from .source import redact_dsn, split_password
 from .store import Store, to_iso, utcnow
@@ -328,9 +329,37 @@ def _print_summary(results: list[RunResult]) -> None:
         print(line)
 
 
+class _Signals:
+    """SIGTERM and SIGINT stop a headless run at its next safe point (the window in progress
+    is not written; the next run exports it), and set the exit code to 128 + the signal."""
+
+    def __init__(self, cancel: CancelToken):
+        self.received: int | None = None
+        self.cancel = cancel
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, self._handle)
+
+    def _handle(self, number, _frame) -> None:
+        if self.received is not None:  # a second signal: stop now
+            raise SystemExit(128 + number)
+        self.received = number
+        name = signal.Signals(number).name
+        print(f"bqtui: {name} received; stopping at the next safe point.", file=sys.stderr)
+        self.cancel.cancel(
+            Cancelled(
+                f"Stopped by {name} at a safe point; the window in progress was not written "
+                "and is exported by the next run."
+            )
+        )
+
+    def exit_code(self, code: int) -> int:
+        return 128 + self.received if self.received is not None else code
+
+
 def cmd_run(args, store: Store) -> int:
     export = store.require_export(args.name)
-    runner = ExportRunner(store, on_event=_log_to_stderr, now=now)
+    signals = _Signals(cancel := CancelToken())
+    runner = ExportRunner(store, on_event=_log_to_stderr, now=now, cancel=cancel)
     if args.start or args.end:
         if not (args.start and args.end):
             raise ConfigError("A backfill needs both --start and --end.")
@@ -341,15 +370,16 @@ def cmd_run(args, store: Store) -> int:
     else:
         result = runner.run_export(export)
     _print_summary([result])
-    return EXIT_FAILED if result.failed or result.status == "busy" else EXIT_OK
+    return signals.exit_code(EXIT_FAILED if result.failed or result.status == "busy" else EXIT_OK)
 
 
 def cmd_run_all(args, store: Store) -> int:
-    results = ExportRunner(store, on_event=_log_to_stderr, now=now).run_all()
+    signals = _Signals(cancel := CancelToken())
+    results = ExportRunner(store, on_event=_log_to_stderr, now=now, cancel=cancel).run_all()
     _print_summary(results)
     if not results:
         print("No enabled exports.")
-    return EXIT_FAILED if any(r.failed for r in results) else EXIT_OK
+    return signals.exit_code(EXIT_FAILED if any(r.failed for r in results) else EXIT_OK)
 
 
 def cmd_check(args, store: Store) -> int:

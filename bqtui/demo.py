@@ -148,7 +148,11 @@ def start_demo(folder: Path | None = None, *, log=print) -> DemoEnvironment:
 
 
 def _seed_source(source_dsn: str, log) -> datetime:
-    client = ClickHouseSource(source_dsn).client
+    with ClickHouseSource(source_dsn) as source:  # released: the TUI and runners open it
+        return _seed(source.client, log)
+
+
+def _seed(client, log) -> datetime:
     demo_data.create_source_tables(client)
     existing = client.query("SELECT count(), min(_timestamp) FROM events").first_row
     if existing[0]:

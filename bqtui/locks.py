@@ -26,6 +26,7 @@ from .store import Store, from_iso, to_iso, utcnow
 log = logging.getLogger(__name__)
 
 DEFAULT_LOCK_TTL = timedelta(minutes=5)
+HEARTBEAT_MAX = 1.0  # seconds between renewals at most
 
 
 def lock_ttl_from_env() -> timedelta:
@@ -170,8 +171,9 @@ class ExportLock:
     def start_heartbeat(
         self, on_lost: Callable[[], None], on_cancel_requested: Callable[[], None]
     ) -> None:
-        """Renew every quarter TTL from a thread with its own connection, until released."""
-        interval = max(self.ttl.total_seconds() / 4, 0.05)
+        """Renew from a thread with its own connection until released: every quarter TTL, and
+        at least every ``HEARTBEAT_MAX`` seconds so a stop request is seen within seconds."""
+        interval = max(min(self.ttl.total_seconds() / 4, HEARTBEAT_MAX), 0.05)
 
         def beat() -> None:
             store = self.store.sibling()

@@ -18,9 +18,10 @@ from google.api_core import exceptions as api_errors
 from google.auth import exceptions as auth_errors
 from google.cloud import bigquery
 
-from .bigquery import TRANSIENT_NETWORK_ERRORS, BigQueryDestination
+from .bigquery import TRANSIENT_NETWORK_ERRORS, BigQueryDestination, missing_key_message
 from .config import ExportConfig
 from .keyfile import ServiceAccountKey
+from .models import get_model
 from .permissions import (
     PERMISSION_IN_MESSAGE,
     REQUIRED_PERMISSIONS,
@@ -58,7 +59,7 @@ class PermissionResult:
 class Problem:
     """A finding that is not one permission: the key, the project, the dataset."""
 
-    subject: str  # key | project | dataset
+    subject: str  # key | project | dataset | table
     detail: str
 
 
@@ -294,7 +295,7 @@ class _Checker:
         ref = self.destination.table_ref(self.export.dataset_id, self.export.table_id)
         self.step(f"Getting table {ref}")
         try:
-            self.client.get_table(ref, retry=self.retry)
+            table = self.client.get_table(ref, retry=self.retry)
         except api_errors.NotFound:
             self.report.notes.append(
                 f"Table {self.export.table_id} does not exist yet; the first run creates it."
@@ -304,6 +305,13 @@ class _Checker:
             self.denied_or_raise(error, "bigquery.tables.get", "getting the destination table")
             return True  # it may well exist: testIamPermissions will tell
         self.mark("bigquery.tables.get", GRANTED, "read the destination table")
+        model = get_model(self.export.model)
+        columns = {f.name for f in table.schema}
+        lacking = [name for name in model.required_fields if name not in columns]
+        if lacking:
+            self.report.problems.append(
+                Problem("table", missing_key_message(ref, model, self.export.json_type, lacking))
+            )
         return True
 
     def test_iam_on_table(self, ref: str, which: str) -> None:

@@ -35,7 +35,7 @@ from .errors import (
 from .keyfile import parse_key_text
 from .locks import ExportLock
 from .models import ExportModel, get_model
-from .schedule import Window, due_windows, windows_between
+from .schedule import Window, backfill_windows, due_windows
 from .source import ClickHouseSource, is_embedded, remove_dead_engine_dirs
 from .store import Store, utcnow
 
@@ -169,19 +169,8 @@ class ExportRunner:
                 results.append(RunResult(export.name, "failed", error=message))
         return results
 
-    def split_backfill(
-        self, export: ExportConfig, start: datetime, end: datetime
-    ) -> tuple[list[Window], list[Window]]:
-        """The range's windows that are due now, and those left for later (not yet ended and
-        settled: exporting them now would miss the rows that arrive until then)."""
-        settled_until = self.now() - export.settle
-        windows = list(windows_between(start, end, export.interval))
-        return [w for w in windows if w.end <= settled_until], [
-            w for w in windows if w.end > settled_until
-        ]
-
     def backfill(self, export: ExportConfig, start: datetime, end: datetime) -> RunResult:
-        windows, later = self.split_backfill(export, start, end)
+        windows, later = backfill_windows(export, start, end, self.now())
         if later:
             due_at = later[0].end + export.settle
             self._emit_log(

@@ -62,11 +62,23 @@ def due_windows(
 
 def next_run_at(export, now: datetime, done: set[datetime]) -> datetime:
     """When the export next has work: now if windows are due, else when the current window
-    has ended and settled."""
+    has ended and settled. Counts, never lists, the windows since the start: O(windows done)."""
     settled_until = now - export.settle
-    if due_windows(export.start_at, settled_until, export.interval, done):
-        return now
     step = STEP[Interval(export.interval)]
+    last_end = floor_to_interval(settled_until, export.interval)
+    ended = max((last_end - export.start_at) // step, 0)
+    done_in_range = sum(1 for start in done if export.start_at <= start < last_end)
+    if ended > done_in_range:
+        return now
     return max(next_boundary(settled_until, export.interval), export.start_at + step) + (
         export.settle
     )
+
+
+def backfill_windows(export, start: datetime, end: datetime, now: datetime):
+    """A backfill's windows that are due now, and those left for later (not yet ended and
+    settled: exporting them now would miss the rows that arrive until then)."""
+    settled_until = now - export.settle
+    windows = list(windows_between(start, end, export.interval))
+    due = [w for w in windows if w.end <= settled_until]
+    return due, windows[len(due) :]

@@ -439,7 +439,9 @@ class Store:
             )  # fmt: skip
 
     def _require_lock(self, export_id: int, owner: str) -> None:
-        row = self.db.conn.execute("SELECT owner FROM locks WHERE export_id = ?", [export_id]).fetchone()
+        row = self.db.conn.execute(
+            "SELECT owner FROM locks WHERE export_id = ?", [export_id]
+        ).fetchone()
         if row is None or row[0] != owner:
             holder = f" (now held by {row[0]})" if row else ""
             raise LockLost(

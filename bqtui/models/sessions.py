@@ -86,9 +86,20 @@ def _prop(name: str) -> str:
     return f"nullIf(JSONExtractString(properties, '{name}'), '')"
 
 
+def _of_event(function: str, value: str, condition: str | None = None) -> str:
+    """``value`` of the first (argMin) or last (argMax) event, NULL when that event lacks it.
+
+    ClickHouse's argMin/argMax skip NULL values, which would take the value from another
+    event; a one-element tuple is never NULL, so the chosen event's own value is kept.
+    """
+    if condition is None:
+        return f"tupleElement({function}(tuple({value}), (timestamp, uuid)), 1)"
+    return f"tupleElement({function}If(tuple({value}), (timestamp, uuid), {condition}), 1)"
+
+
 def _entry(name: str) -> str:
     """A property of the session's first event (NULL when it lacks it)."""
-    return f"argMin({_prop(name)}, (timestamp, uuid))"
+    return _of_event("argMin", _prop(name))
 
 
 def build_query(export: ExportConfig) -> str:
@@ -125,13 +136,13 @@ FROM (
         arrayDistinct(arrayFilter(u -> u != '',
             arrayMap(t -> t.3, arraySort(groupArray((timestamp, uuid, {url})))))) AS urls,
         nullIf(argMinIf({url}, (timestamp, uuid), {has_url}), '') AS entry_current_url,
-        argMinIf({_prop("$pathname")}, (timestamp, uuid), {has_url}) AS entry_pathname,
-        argMinIf({_prop("$host")}, (timestamp, uuid), {has_url}) AS entry_hostname,
+        {_of_event("argMin", _prop("$pathname"), has_url)} AS entry_pathname,
+        {_of_event("argMin", _prop("$host"), has_url)} AS entry_hostname,
         nullIf(argMaxIf({url}, (timestamp, uuid), {has_url}), '') AS end_current_url,
-        argMaxIf({_prop("$pathname")}, (timestamp, uuid), {has_url}) AS end_pathname,
-        argMaxIf({_prop("$host")}, (timestamp, uuid), {has_url}) AS end_hostname,
-        argMaxIf({_prop("$current_url")}, (timestamp, uuid), {is_view}) AS exit_current_url,
-        argMaxIf({_prop("$pathname")}, (timestamp, uuid), {is_view}) AS exit_pathname,
+        {_of_event("argMax", _prop("$pathname"), has_url)} AS end_pathname,
+        {_of_event("argMax", _prop("$host"), has_url)} AS end_hostname,
+        {_of_event("argMax", _prop("$current_url"), is_view)} AS exit_current_url,
+        {_of_event("argMax", _prop("$pathname"), is_view)} AS exit_pathname,
         {_entry("utm_source")} AS entry_utm_source,
         {_entry("utm_campaign")} AS entry_utm_campaign,
         {_entry("utm_medium")} AS entry_utm_medium,

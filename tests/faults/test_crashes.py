@@ -110,3 +110,29 @@ def test_a_frozen_runner_loses_its_lock_and_records_nothing(events_world: World)
     assert taker.returncode == 0, taker_err
     assert "had succeeded; recorded the window as done without running it again" in taker_err
     world.assert_exactly_once_and_clean()
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_at_a_safe_point_and_the_next_run_completes(
+    events_world: World, signum, code
+):
+    world = events_world
+    runner = world.start("--run-all", BQTUI_TEST_FAULT="uploading#2:pause=2")
+    wait_for(lambda: world.sql("SELECT 1 FROM windows WHERE status = 'done'"))
+    time.sleep(0.5)  # inside the second window's pause
+    sent = time.monotonic()
+    runner.send_signal(signum)
+    out, err = runner.communicate(timeout=60)
+    assert runner.returncode == code, err
+    assert time.monotonic() - sent < 10
+    name = signal.Signals(signum).name
+    assert f"bqtui: {name} received; stopping at the next safe point." in err
+    assert "ev: cancelled, 1/3 windows, 40 rows" in out
+    assert world.sql("SELECT status FROM windows ORDER BY window_start") == [
+        ("done",),
+        ("cancelled",),
+    ]
+    rerun = world.bqtui("--run-all")
+    assert rerun.code == 0, rerun.err
+    assert "ev: succeeded, 2/2 windows, 80 rows" in rerun.out
+    world.assert_exactly_once_and_clean()

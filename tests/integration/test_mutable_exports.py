@@ -4,8 +4,6 @@ import json
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from bqtui.models.sessions import FIELDS as SESSION_FIELDS
 from bqtui.source import ClickHouseSource
 from tests.conftest import DEMO_END, DEMO_START
@@ -366,15 +364,6 @@ def test_the_sessions_oracle_gives_the_spec_values_for_the_edge_session(fresh_so
     assert source_sessions(fresh_source) == {"edge": EDGE_SESSION}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: sessions.py's argMin/argMax(If) skip NULL values, so entry_utm_*, "
-    "entry_gclid (and the other click ids, entry_referring_domain) come from the first event "
-    "that HAS the property, not the first event (spec; _entry's docstring says NULL when it "
-    "lacks it): a later gclid turns a Direct session into Paid Search. Likewise "
-    "entry_pathname comes from a later URL event when the first lacks $pathname, and "
-    "exit_current_url/exit_pathname from an earlier view when the last view has no URL.",
-)
 def test_entry_and_exit_fields_come_from_the_first_and_last_event(
     db_path, destination, fresh_source
 ):

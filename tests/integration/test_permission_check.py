@@ -9,6 +9,7 @@ from google.cloud import bigquery
 from bqtui.cli import main
 from bqtui.config import ExportConfig, Model
 from bqtui.keyfile import parse_key_text
+from bqtui.models import get_model
 from bqtui.permission_check import check_permissions
 from bqtui.permissions import required_permissions
 from tests.harness.google import DATA_EDITOR, JOB_USER, SEED_CUSTOM_ROLE, unique_id
@@ -17,15 +18,17 @@ from tests.integration.conftest import PROJECT, add_export, run_cli
 EVERYTHING = set(required_permissions(Model.PERSONS))
 
 
+# A destination table any model can use: the union of the models' fields.
+EVERY_MODEL_FIELD = list({f.name: f for m in Model for f in get_model(m).schema(False)}.values())
+
+
 @pytest.fixture
 def dataset(fake_google) -> str:
     """A dataset holding the destination table already (so tables.testIamPermissions works)."""
     name = unique_id("perm")
     admin = fake_google.admin_client(PROJECT)
     admin.create_dataset(f"{PROJECT}.{name}")
-    admin.create_table(
-        bigquery.Table(f"{PROJECT}.{name}.dest", schema=[bigquery.SchemaField("uuid", "STRING")])
-    )
+    admin.create_table(bigquery.Table(f"{PROJECT}.{name}.dest", schema=EVERY_MODEL_FIELD))
     return name
 
 
@@ -247,3 +250,20 @@ def test_without_jobs_create_and_a_table_the_probe_still_answers_every_table_per
     assert statuses == {
         p: "missing" if p == "bigquery.jobs.create" else "granted" for p in EVERYTHING
     }
+
+
+def test_a_table_without_the_models_merge_key_is_a_finding(fake_google, dataset):
+    account = account_with(fake_google, dataset, set(required_permissions(Model.PERSONS)))
+    admin = fake_google.admin_client(PROJECT)
+    admin.create_table(
+        bigquery.Table(
+            f"{PROJECT}.{dataset}.narrow", schema=[bigquery.SchemaField("uuid", "STRING")]
+        )
+    )
+    report = check(fake_google, dataset, account, table="narrow")
+    assert [p.subject for p in report.problems] == ["table"]
+    assert report.problems[0].detail.startswith(
+        f"Table {PROJECT}.{dataset}.narrow lacks team_id, distinct_id, person_distinct_id_version, "
+        "person_version, which the persons model needs to merge rows without overwriting others"
+    )
+    assert not report.ok

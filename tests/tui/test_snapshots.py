@@ -14,6 +14,7 @@ import pytest
 
 from bqtui.cli import main
 from bqtui.config import ExportConfig, Interval, Model, validate_export
+from bqtui.locks import ExportLock
 from bqtui.store import Store, to_iso
 from tests.harness.google import DATA_EDITOR, JOB_USER
 from tests.harness.keys import make_service_account_key
@@ -56,11 +57,13 @@ def seed_exports(db_path: Path) -> None:
                          started_at=to_iso(MORNING - timedelta(hours=2)),
                          finished_at=MORNING - timedelta(hours=2) + timedelta(seconds=41))  # fmt: skip
         if status == "succeeded":  # caught up: its next window ends at the next hour
+            lock = ExportLock(store, export.id).acquire()
             stamp = start
             while stamp + timedelta(hours=1) <= MORNING:
-                store.begin_window(export.id, stamp, stamp + timedelta(hours=1), run_id)
-                store.finish_window(export.id, stamp, "done", rows=10)
+                store.begin_window(export.id, stamp, stamp + timedelta(hours=1), run_id, lock.owner)
+                store.finish_window(export.id, stamp, "done", owner=lock.owner, attempt=1, rows=10)
                 stamp += timedelta(hours=1)
+            lock.release()
     store.close()
 
 

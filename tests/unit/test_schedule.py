@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bqtui.config import Interval
 from bqtui.schedule import due_windows, first_window_start, floor_to_interval, windows_between
@@ -46,3 +46,39 @@ def test_windows_between_covers_range():
         windows_between(t("2024-05-08T10:07:00"), t("2024-05-08T10:20:00"), Interval.FIVE_MINUTES)
     )
     assert [w.start.minute for w in windows] == [5, 10, 15]
+
+
+def test_a_window_is_due_only_once_it_has_ended_and_settled():
+    from bqtui.config import ExportConfig
+    from bqtui.schedule import backfill_windows, next_run_at
+
+    export = ExportConfig(
+        name="e", dataset_id="d", table_id="t", interval=Interval.HOUR,
+        start_at=t("2024-05-08T10:00:00"), settle_seconds=60,
+    )  # fmt: skip
+    boundary = t("2024-05-08T11:00:00")
+    assert next_run_at(export, t("2024-05-08T11:00:59"), set()) == t("2024-05-08T11:01:00")
+    assert next_run_at(export, t("2024-05-08T11:01:00"), set()) == t("2024-05-08T11:01:00")
+    assert next_run_at(export, t("2024-05-08T11:30:00"), {t("2024-05-08T10:00:00")}) == t(
+        "2024-05-08T12:01:00"
+    )
+    due, later = backfill_windows(export, t("2024-05-08T08:00:00"), t("2024-05-08T13:00:00"),
+                                  boundary + timedelta(seconds=30))  # fmt: skip
+    assert [w.start.hour for w in due] == [8, 9]
+    assert [w.start.hour for w in later] == [10, 11, 12]
+
+
+def test_next_run_counts_instead_of_listing_windows():
+    """A 5-minute export started in 1970: no list of millions of windows."""
+    import tracemalloc
+
+    from bqtui.config import ExportConfig
+    from bqtui.schedule import next_run_at
+
+    export = ExportConfig(name="e", dataset_id="d", table_id="t", interval=Interval.FIVE_MINUTES,
+                          start_at=t("1970-01-01T00:00:00"))  # fmt: skip
+    tracemalloc.start()
+    assert next_run_at(export, t("2026-12-01T12:00:00"), set()) == t("2026-12-01T12:00:00")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 100_000

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from bqtui.config import ExportConfig, Interval, Model
-from bqtui.errors import ConfigError, ExportBusy
+from bqtui.errors import ConfigError
 from bqtui.store import SCHEMA_VERSION, Store
 
 

@@ -10,7 +10,7 @@ from textual.widgets import Button, Input, Static
 
 from ...config import ExportConfig, parse_timestamp
 from ...errors import ConfigError
-from ...schedule import STEP, windows_between
+from ...schedule import STEP, backfill_windows
 from ..widgets.form_field import FormField
 
 
@@ -68,11 +68,14 @@ class BackfillDialog(ModalScreen[tuple[datetime, datetime] | None]):
         except ConfigError:
             self.query_one("#backfill-windows", Static).update("")
             return
-        count = len(list(windows_between(start, end, self.export.interval))) if end > start else 0
-        step = STEP[self.export.interval]
-        self.query_one("#backfill-windows", Static).update(
-            f"{count} window(s) of {step} ({self.export.interval.value})"
+        due, later = (
+            backfill_windows(self.export, start, end, self.app.clock()) if end > start else ([], [])
         )
+        step = STEP[self.export.interval]
+        text = f"{len(due)} window(s) of {step} ({self.export.interval.value})"
+        if later:
+            text += f"; {len(later)} not yet ended and settled are left for the schedule"
+        self.query_one("#backfill-windows", Static).update(text)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.submit()

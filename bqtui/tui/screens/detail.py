@@ -30,6 +30,7 @@ def configuration_text(export: ExportConfig) -> str:
         ("Destination", f"{export.project_id or '(key project)'}.{export.destination_label}"),
         ("Column types", "JSON" if export.json_type else "STRING"),
         ("Interval", export.interval.value),
+        ("Settle delay", f"{export.settle_seconds} s after a window ends"),
         ("First window", f"{time_text(export.start_at)} UTC"),
         ("Team ID", str(export.team_id)),
         ("Include events", ", ".join(export.include_events) or "all"),

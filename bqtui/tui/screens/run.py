@@ -22,6 +22,7 @@ OUTCOMES = {
     "succeeded": ("✓ Succeeded", "green"),
     "failed": ("✗ Failed", "bold red"),
     "cancelled": ("■ Cancelled", "yellow"),
+    "interrupted": ("✗ Interrupted", "bold red"),
     "busy": ("■ Not started", "yellow"),
     "nothing_due": ("✓ Nothing due", "green"),
 }
@@ -138,7 +139,7 @@ class RunScreen(ExportScreen):
                 f"kept; {stopped}."
             )
         elif result.status == "nothing_due":
-            detail = "every window that has ended is exported already."
+            detail = "every window that has ended and settled is exported already."
         else:
             detail = (result.error or "").splitlines()[0] if result.error else ""
         if self.window_statuses:

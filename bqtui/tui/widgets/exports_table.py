@@ -15,6 +15,7 @@ STATUS_STYLES = {
     "running": "cyan",
     "failed": "bold red",
     "cancelled": "yellow",
+    "interrupted": "bold red",
 }
 # What matters most comes first: at 80 columns the destination scrolls out of view.
 COLUMNS = ("Name", "State", "Last run", "Rows", "When", "Next run", "Model", "Every", "Destination")

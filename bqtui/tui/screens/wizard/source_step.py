@@ -72,7 +72,9 @@ class SourceStep(WizardStep):
           description="The connection test")  # fmt: skip
     def count_events(self, dsn: str, password: str | None, team_id: int) -> None:
         try:
-            rows = ClickHouseSource(dsn, password).count_events(team_id)
+            # Closed at once: an open embedded engine would keep cron's runner out.
+            with ClickHouseSource(dsn, password, busy_wait=5) as source:
+                rows = source.count_events(team_id)
         except SourceError as error:
             self.post_message(ConnectionTested(None, str(error)))
             return
