@@ -22,13 +22,13 @@ from .config import (
     parse_team_id,
     parse_timestamp,
 )
+from .dsn import redact_dsn, split_secrets
 from .errors import BqtuiError, Cancelled, ConfigError, SecretsError
 from .export_setup import create_export, remove_export
 from .keyfile import load_key_file
 from .paths import default_db_path, default_source_dsn
 from .runner import CancelToken, ExportRunner, LogEvent, RunResult
 from .schedule import first_window_start, next_run_at
-from .source import redact_dsn, split_password
 from .store import Store, to_iso, utcnow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -165,7 +165,7 @@ def _open_store(args) -> Store:
 
 def cmd_add(args, store: Store) -> int:
     key = load_key_file(args.key_file)
-    source_dsn, password = split_password(args.source_dsn or default_source_dsn())
+    source_dsn, source_secrets = split_secrets(args.source_dsn or default_source_dsn())
     interval = parse_interval(args.interval)
     start = parse_timestamp(args.start, "start") if args.start else None
     config = ExportConfig(
@@ -185,7 +185,7 @@ def cmd_add(args, store: Store) -> int:
         exclude_events=parse_event_names(args.exclude_events),
         start_at=first_window_start(utcnow(), interval, start),
     )
-    export = create_export(store, config, key, password)
+    export = create_export(store, config, key, source_secrets)
     print(
         f'Added export "{export.name}": {export.model} from team {export.team_id} to '
         f"{export.project_id or key.project_id}.{export.destination_label}, every "

@@ -3,8 +3,8 @@ scheme and would send an ``https://`` DSN's password over plain HTTP).
 
 Accepted: ``chdb:///path[?database=db]`` (the embedded engine), ``http://[user[:password]@]
 host[:8123][/database][?options]`` and ``https://…[:8443]…`` (TLS, certificates verified).
-Every credential of a DSN — the password of its user-info, and ``password``, ``access_token``,
-``key``, ``secret`` or ``token`` query parameters — is split off for the keyring; what is stored
+Every credential of a DSN — the password of its user-info, and ``password``, ``key``,
+``access_token`` or ``token`` query parameters — is split off for the keyring; what is stored
 and shown is the DSN without them.
 
 Options in the query: ``ca_cert=/path/ca.pem`` (a private CA bundle for https),
@@ -22,7 +22,13 @@ from .errors import ConfigError
 HTTP_PORTS = {"http": 8123, "https": 8443}
 NATIVE_SCHEMES = {"clickhouse", "tcp", "native", "clickhouses"}
 NATIVE_PORTS = {9000, 9440}
-SECRET_PARAMETERS = ("password", "access_token", "key", "secret", "token")
+# Credential parameters and what they are: ClickHouse's key is the password (X-ClickHouse-Key).
+SECRET_PARAMETERS = {
+    "password": "password",
+    "key": "password",
+    "access_token": "access_token",
+    "token": "access_token",
+}
 TLS_OPTIONS = ("ca_cert", "insecure_skip_verify")
 CLIENT_OPTIONS = ("connect_timeout", "send_receive_timeout", "compress")
 TRUE = {"1", "true", "yes", "on"}
@@ -63,14 +69,12 @@ class ClickHouseDsn:
 
     def client_arguments(self, secrets: dict[str, str]) -> dict:
         """Keyword arguments for ``clickhouse_connect.get_client`` (HTTP(S) only)."""
-        settings = {
-            k: v for k, v in self.options.items() if k not in TLS_OPTIONS + CLIENT_OPTIONS
-        }
+        settings = {k: v for k, v in self.options.items() if k not in TLS_OPTIONS + CLIENT_OPTIONS}
         arguments: dict = {
             "interface": self.scheme,
             "host": f"[{self.host}]" if ":" in self.host else self.host,
             "port": self.port or HTTP_PORTS[self.scheme],
-            "username": self.username or "default",
+            "username": self.username or ("" if "access_token" in secrets else "default"),
             "database": self.database or "__default__",
             "settings": settings,
         }
@@ -131,11 +135,14 @@ def parse_dsn(text: str) -> tuple[ClickHouseDsn, dict[str, str]]:
     options: dict[str, str] = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name.lower() in SECRET_PARAMETERS:
-            secrets["password" if name.lower() == "password" else name.lower()] = value
-        elif name == "database" and not parts.path.strip("/"):
-            options[name] = value
+            secrets[SECRET_PARAMETERS[name.lower()]] = value
         else:
             options[name] = value
+    if "password" in secrets and "access_token" in secrets:
+        raise ConfigError(
+            "The ClickHouse DSN has both a password and an access token: give one of them "
+            "(an access token authenticates without a user name or password)."
+        )
     database = unquote(parts.path.strip("/")) or options.pop("database", None)
     if "/" in (database or ""):
         raise ConfigError(

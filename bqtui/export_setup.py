@@ -18,7 +18,7 @@ def create_export(
     store: Store,
     config: ExportConfig,
     key: ServiceAccountKey,
-    clickhouse_password: str | None = None,
+    clickhouse_secrets: dict[str, str] | None = None,
 ) -> ExportConfig:
     """Validate and store the export and its secrets; a keyring failure stores nothing."""
     config = validate_export(config)
@@ -31,8 +31,8 @@ def create_export(
     export = store.add_export(config)
     try:
         secrets.store_service_account_key(export.uid, key.to_json())
-        if clickhouse_password:
-            secrets.store_clickhouse_password(export.uid, clickhouse_password)
+        if clickhouse_secrets:
+            secrets.store_clickhouse_secrets(export.uid, clickhouse_secrets)
     except SecretsError:
         store.remove_export(export.id)  # nothing half written
         raise

@@ -212,7 +212,7 @@ class ExportRunner:
                 self._emit_log(export.name, "info", "Nothing due.")
                 return self._finish(RunResult(export.name, "nothing_due"), started)
             source = ClickHouseSource(
-                export.source_dsn, secrets.load_clickhouse_password(export.uid)
+                export.source_dsn, secrets.load_clickhouse_secrets(export.uid)
             )
             try:
                 source.open()  # before any window begins: a busy engine uses no attempt

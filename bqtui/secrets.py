@@ -4,6 +4,7 @@ Entries are named by the export's ``uid`` so renaming an export keeps its secret
 """
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
@@ -99,15 +100,25 @@ def load_service_account_key(export_uid: str, export_name: str = "") -> str:
     return secret
 
 
-def store_clickhouse_password(export_uid: str, password: str) -> None:
-    _set(_password_entry(export_uid), password)
+def _credentials_entry(export_uid: str) -> str:
+    return f"export:{export_uid}:clickhouse-credentials"
 
 
-def load_clickhouse_password(export_uid: str) -> str | None:
-    return _get(_password_entry(export_uid))
+def store_clickhouse_secrets(export_uid: str, credentials: dict[str, str]) -> None:
+    """The ClickHouse DSN's credentials (password, access token …), as one JSON entry."""
+    _set(_credentials_entry(export_uid), json.dumps(credentials))
+
+
+def load_clickhouse_secrets(export_uid: str) -> dict[str, str]:
+    stored = _get(_credentials_entry(export_uid))
+    if stored is not None:
+        return json.loads(stored)
+    password = _get(_password_entry(export_uid))  # stored by bqtui before 0.2
+    return {"password": password} if password is not None else {}
 
 
 def delete_export_secrets(export_uid: str) -> None:
     check_backend()
     _delete(_key_entry(export_uid))
     _delete(_password_entry(export_uid))
+    _delete(_credentials_entry(export_uid))

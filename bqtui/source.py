@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 import chdb
 
@@ -26,7 +26,10 @@ import pyarrow as pa
 from clickhouse_connect.driver.binding import bind_query
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from .errors import SourceBusy, SourceError
+from .dsn import parse_dsn, redact_dsn
+from .errors import ConfigError, SourceBusy, SourceError
+
+__all__ = ["ClickHouseSource", "redact_dsn"]
 
 # Arrow blocks of ~64k rows keep batches small; strings as String (not Binary) for Parquet.
 STREAM_SETTINGS = {
@@ -38,25 +41,6 @@ STREAM_SETTINGS = {
 
 def is_embedded(dsn: str) -> bool:
     return dsn.startswith("chdb:")
-
-
-def split_password(dsn: str) -> tuple[str, str | None]:
-    """Take a password out of a DSN so it can go to the keyring, not SQLite."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn, None
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}@{host}" if user else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), (
-        parts.password
-    )
-
-
-def redact_dsn(dsn: str) -> str:
-    return split_password(dsn)[0]
 
 
 def with_settings(sql: str, settings: dict) -> str:
@@ -129,7 +113,42 @@ def remove_dead_engine_dirs(temp_dir: Path, min_age: float = 2.0) -> int:
     return removed
 
 
-def _open_client(dsn: str, password: str | None, busy_wait: float):
+def connection_failure(dsn: str, error: Exception) -> str:
+    """What went wrong connecting, and what to check; never the DSN's credentials."""
+    text = _first_line(str(error))
+    where = redact_dsn(dsn)
+    lowered = str(error).lower()
+    if "certificate verify failed" in lowered or "certificate_verify_failed" in lowered:
+        return (
+            f"Cannot connect to ClickHouse at {where}: the server's TLS certificate is not "
+            "trusted (certificate verify failed). If it is signed by a private CA, add "
+            "?ca_cert=/path/to/ca.pem to the DSN."
+        )
+    if "wrong version number" in lowered or "record layer failure" in lowered:
+        return (
+            f"Cannot connect to ClickHouse at {where}: the server does not speak TLS on that "
+            "port. Use http:// for a plain HTTP port (8123), or the server's TLS port (8443)."
+        )
+    if "516" in text or "authentication failed" in lowered:
+        return (
+            f"ClickHouse at {where} refused the user or password (code 516, "
+            "AUTHENTICATION_FAILED). Check the DSN's user, and the password in the keyring "
+            "(set the DSN again with the password to replace it)."
+        )
+    if "connection refused" in lowered or "failed to establish" in lowered:
+        return (
+            f"Cannot connect to ClickHouse at {where}: connection refused. Check the host and "
+            "port (HTTP 8123, TLS 8443) and that the server is running and reachable."
+        )
+    if "timed out" in lowered or "timeout" in lowered:
+        return (
+            f"ClickHouse at {where} did not answer in time ({text}). Check the network, or "
+            "raise send_receive_timeout in the DSN for slow queries."
+        )
+    return f"Cannot connect to ClickHouse at {where}: {text}"
+
+
+def _open_client(dsn: str, secrets: dict, busy_wait: float):
     """A client for the DSN; an embedded engine held by another process is waited for."""
     path = embedded_path(dsn)
     deadline = time.monotonic() + busy_wait
@@ -145,14 +164,19 @@ def _open_client(dsn: str, password: str | None, busy_wait: float):
             time.sleep(0.2)
             continue
         try:
-            kwargs = {"password": password} if password else {}
-            return clickhouse_connect.get_client(dsn=dsn, **kwargs)
+            if path or is_embedded(dsn):
+                return clickhouse_connect.get_client(dsn=dsn)
+            try:
+                parsed, _ = parse_dsn(dsn)
+            except ConfigError as error:
+                raise SourceError(str(error)) from None
+            return clickhouse_connect.get_client(**parsed.client_arguments(secrets))
+        except SourceError:
+            raise
         except Exception as error:  # noqa: BLE001 - every driver error becomes one clear message
             if path and engine_locked_elsewhere(path):
                 continue  # taken between the probe and the open: wait again
-            raise SourceError(
-                f"Cannot connect to ClickHouse at {redact_dsn(dsn)}: {_first_line(str(error))}"
-            ) from None
+            raise SourceError(connection_failure(dsn, error)) from None
 
 
 def _first_line(text: str) -> str:
@@ -168,9 +192,16 @@ class ClickHouseSource:
     TUI never keeps cron's runner out.
     """
 
-    def __init__(self, dsn: str, password: str | None = None, *, busy_wait: float | None = None):
+    def __init__(
+        self,
+        dsn: str,
+        secrets: dict | str | None = None,
+        *,
+        busy_wait: float | None = None,
+    ):
         self.dsn = dsn
-        self._password = password
+        # The DSN's credentials from the keyring (a plain string is a password).
+        self._secrets = {"password": secrets} if isinstance(secrets, str) else dict(secrets or {})
         self._busy_wait = engine_busy_wait_from_env() if busy_wait is None else busy_wait
         self._client = None
         self._connection = None  # chdb's own connection, for streaming (embedded only)
@@ -186,7 +217,7 @@ class ClickHouseSource:
         """Connect now (raises ``SourceBusy`` when the embedded engine stays locked)."""
         with self._lock:
             if self._client is None:
-                self._client = _open_client(self.dsn, self._password, self._busy_wait)
+                self._client = _open_client(self.dsn, self._secrets, self._busy_wait)
                 path = embedded_path(self.dsn)
                 if path:
                     with _open_paths_lock:

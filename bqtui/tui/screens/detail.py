@@ -11,10 +11,10 @@ from textual.widgets import DataTable, Footer, Header, RichLog, Static, TabbedCo
 from ... import secrets
 from ...bigquery import TRANSIENT_NETWORK_ERRORS, BigQueryDestination
 from ...config import ExportConfig
+from ...dsn import redact_dsn
 from ...errors import BqtuiError
 from ...keyfile import parse_key_text
 from ...models import get_model
-from ...source import redact_dsn
 from ..formatting import bytes_text, duration_text, rows_text, time_text
 from ..messages import TableSchemaChecked
 from ..widgets.exports_table import status_text

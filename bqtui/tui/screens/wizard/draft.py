@@ -1,6 +1,6 @@
 """What the wizard has gathered so far: the export's config, its key and password to be."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ....config import DEFAULT_SETTLE_SECONDS, ExportConfig, Interval, Model
@@ -25,7 +25,7 @@ class WizardDraft:
     exclude_events: tuple[str, ...] = ()
     bigquery_endpoint: str | None = None
     source_dsn: str = ""  # without its password
-    source_password: str | None = None  # for the keyring only
+    source_secrets: dict = field(default_factory=dict)  # the DSN's credentials: keyring only
     report: CheckReport | None = None  # the last permission check
 
     def export_config(self, now: datetime) -> ExportConfig:

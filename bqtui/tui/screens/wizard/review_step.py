@@ -4,7 +4,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from ....source import redact_dsn
+from ....dsn import redact_dsn
 from ...formatting import time_text
 from ...widgets.form_field import ErrorLine
 from .draft import WizardDraft
@@ -43,7 +43,7 @@ class ReviewStep(WizardStep):
             ("Only events", ", ".join(config.include_events) or "all"),
             ("All but events", ", ".join(config.exclude_events) or "none"),
             ("Source", redact_dsn(config.source_dsn)
-             + (" (password → keyring)" if draft.source_password else "")),
+             + (" (credentials → keyring)" if draft.source_secrets else "")),
             ("BigQuery endpoint", config.bigquery_endpoint or "Google (default)"),
         ]  # fmt: skip
         summary = Text()

@@ -134,7 +134,7 @@ class NewExportScreen(BqtuiScreen):
                 self.bqtui.store,
                 self.draft.export_config(self.bqtui.clock()),
                 self.draft.key,
-                self.draft.source_password,
+                self.draft.source_secrets,
             )
         except BqtuiError as error:
             review.show_error(str(error))

@@ -6,8 +6,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Static
 
-from ....errors import SourceError
-from ....source import ClickHouseSource, split_password
+from ....dsn import split_secrets
+from ....errors import ConfigError, SourceError
+from ....source import ClickHouseSource
 from ...messages import ConnectionTested
 from ...widgets.form_field import FormField
 from .draft import WizardDraft
@@ -21,6 +22,7 @@ class SourceStep(WizardStep):
         super().__init__(**kwargs)
         self.initial_dsn = dsn
         self.team_id = 1
+        self.other_secrets: dict[str, str] = {}  # e.g. an access_token from the DSN
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -46,34 +48,41 @@ class SourceStep(WizardStep):
     def enter(self, draft: WizardDraft) -> None:
         self.team_id = draft.team_id
 
-    def dsn_and_password(self) -> tuple[str, str | None]:
-        """The DSN without a password; a password typed in the DSN moves to its own field."""
+    def dsn_and_secrets(self) -> tuple[str, dict[str, str]]:
+        """The DSN without credentials, and the credentials (for the keyring); a password
+        typed in the DSN moves to its own field. Raises ``ConfigError`` for a bad DSN."""
         dsn_input = self.query_one("#source-dsn", Input)
         password_input = self.query_one("#source-password", Input)
-        dsn, password = split_password(dsn_input.value.strip())
-        if password is not None:
-            dsn_input.value, password_input.value = dsn, password
-        return dsn, password_input.value or None
+        dsn, credentials = split_secrets(dsn_input.value.strip())
+        if credentials.get("password") is not None:
+            password_input.value = credentials["password"]
+        if dsn != dsn_input.value.strip():
+            dsn_input.value = dsn
+        self.other_secrets.update({k: v for k, v in credentials.items() if k != "password"})
+        if password_input.value:
+            return dsn, {**self.other_secrets, "password": password_input.value}
+        return dsn, dict(self.other_secrets)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id != "test-connection":
             return
         event.stop()
-        dsn, password = self.dsn_and_password()
-        if not self.check_dsn(dsn):
+        checked = self.checked_dsn()
+        if checked is None:
             return
+        dsn, credentials = checked
         result = self.query_one("#connection-result", Static)
         result.set_class(False, "error")
         result.update(Text(f"Connecting… (counting team {self.team_id}'s events)", "italic"))
         self.query_one("#test-connection", Button).disabled = True
-        self.count_events(dsn, password, self.team_id)
+        self.count_events(dsn, credentials, self.team_id)
 
     @work(thread=True, exclusive=True, group="source", exit_on_error=False,
           description="The connection test")  # fmt: skip
-    def count_events(self, dsn: str, password: str | None, team_id: int) -> None:
+    def count_events(self, dsn: str, credentials: dict, team_id: int) -> None:
         try:
             # Closed at once: an open embedded engine would keep cron's runner out.
-            with ClickHouseSource(dsn, password, busy_wait=5) as source:
+            with ClickHouseSource(dsn, credentials, busy_wait=5) as source:
                 rows = source.count_events(team_id)
         except SourceError as error:
             self.post_message(ConnectionTested(None, str(error)))
@@ -91,16 +100,19 @@ class SourceStep(WizardStep):
                 Text(f"✓ Connected: {message.rows:,} events of team {self.team_id}.", "green")
             )
 
-    def check_dsn(self, dsn: str) -> bool:
-        error = (
-            None if dsn else "A ClickHouse DSN is required, e.g. chdb:///path or http://host:8123."
-        )
-        self.query_one("#field-source-dsn", FormField).show_error(error)
-        return error is None
+    def checked_dsn(self) -> tuple[str, dict[str, str]] | None:
+        """The DSN and its credentials, or None with the problem shown under the field."""
+        try:
+            checked = self.dsn_and_secrets()
+        except ConfigError as problem:
+            self.query_one("#field-source-dsn", FormField).show_error(str(problem))
+            return None
+        self.query_one("#field-source-dsn", FormField).show_error(None)
+        return checked
 
     def commit(self, draft: WizardDraft) -> bool:
-        dsn, password = self.dsn_and_password()
-        if not self.check_dsn(dsn):
+        checked = self.checked_dsn()
+        if checked is None:
             return False
-        draft.source_dsn, draft.source_password = dsn, password
+        draft.source_dsn, draft.source_secrets = checked
         return True
