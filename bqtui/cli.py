@@ -8,7 +8,9 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
+from pathlib import Path
 
 from . import __version__, secrets
 from .config import (
@@ -29,7 +31,7 @@ from .keyfile import load_key_file
 from .paths import default_db_path, default_source_dsn
 from .runner import CancelToken, ExportRunner, LogEvent, RunResult
 from .schedule import first_window_start, next_run_at
-from .store import Store, to_iso, utcnow
+from .store import Store, describe_database_error, to_iso, utcnow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -40,8 +42,15 @@ def now():
     return parse_timestamp(fixed, "BQTUI_NOW") if fixed else utcnow()
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, with where to read more (not the whole usage block)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}. See: {self.prog} --help\n")
+
+
 def _db_option() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = _Parser(add_help=False)
     parent.add_argument(
         "--db",
         default=argparse.SUPPRESS,
@@ -53,7 +62,7 @@ def _db_option() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     db = _db_option()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bqtui",
         description="Export product-analytics data from ClickHouse to BigQuery. "
         "Without a command, opens the TUI.",
@@ -432,12 +441,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             return cmd_demo(args)
         store = _open_store(args)
-        if args.run_all:
-            return cmd_run_all(args, store)
-        return COMMANDS[args.command](args, store)
+        try:
+            if args.run_all:
+                return cmd_run_all(args, store)
+            return COMMANDS[args.command](args, store)
+        finally:
+            store.close()
     except ConfigError as error:
         print(f"bqtui: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except sqlite3.Error as error:  # the disk filled up, the file was made read-only …
+        path = getattr(args, "db", None) or default_db_path()
+        print(f"bqtui: {describe_database_error(Path(path), error)}", file=sys.stderr)
+        return EXIT_FAILED
     except SecretsError as error:
         print(f"bqtui: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -15,6 +15,9 @@ EVENT_NAME_LIST_LIMIT = 1000
 # this host and ClickHouse) are still in it. See the README's "Guarantees".
 DEFAULT_SETTLE_SECONDS = 60
 MAX_SETTLE_SECONDS = 24 * 3600
+# Product analytics begins well after 2000; bounds keep date arithmetic far from overflow.
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class Model(StrEnum):
@@ -120,7 +123,16 @@ def parse_timestamp(value: str, what: str = "time") -> datetime:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        parsed = None
+    if parsed is None or not EARLIEST_TIME <= parsed <= LATEST_TIME:
+        raise ConfigError(
+            f'The {what} "{value}" is outside the times bqtui exports: from '
+            f"{EARLIEST_TIME:%Y-%m-%d} to {LATEST_TIME:%Y-%m-%d} (UTC)."
+        )
+    return parsed
 
 
 def parse_event_names(value: str | None) -> tuple[str, ...]:

@@ -27,9 +27,15 @@ def validate_dataset_id(value: str) -> str:
             f'"{suggestion}"; the project comes from the key file.'
         )
     if not DATASET_ID.match(value):
+        fixed = re.sub(r"[^A-Za-z0-9_]", "_", value)[:1024]
+        hint = (
+            f' BigQuery allows no dashes or spaces there; "{fixed}" would do.'
+            if (re.fullmatch(r"[A-Za-z0-9_\- ]+", value) and len(value) <= 1024)
+            else ""
+        )
         raise ConfigError(
             f'"{value}" is not a valid dataset ID: use only letters, numbers and underscores '
-            "(at most 1024)."
+            f"(at most 1024).{hint}"
         )
     return value
 

@@ -4,6 +4,8 @@ Messages never quote the private key or any other secret field.
 """
 
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -41,28 +43,52 @@ class ServiceAccountKey:
         return json.dumps(self.info)
 
 
+def too_large(path: Path, size: int | None) -> str:
+    amount = f"{size:,} bytes" if size is not None else f"over {MAX_KEY_FILE_BYTES:,} bytes"
+    return (
+        f"Key file {path} is {amount}; a "
+        f"service-account key is about 2-3 KB (limit {MAX_KEY_FILE_BYTES // 1024} KB). Choose "
+        "the JSON key file itself."
+    )
+
+
 def load_key_file(path: str | Path) -> ServiceAccountKey:
     """Read and validate a key file, or raise ``KeyFileError`` saying what is wrong."""
     path = Path(path).expanduser()
     if not path.exists():
         raise KeyFileError(f"Key file not found: {path}. Check the path. {HOW_TO_GET_A_KEY}")
-    if path.is_dir():
-        raise KeyFileError(f"{path} is a folder; choose the service-account key's .json file.")
-    size = path.stat().st_size
-    if size > MAX_KEY_FILE_BYTES:
-        raise KeyFileError(
-            f"Key file {path} is {size:,} bytes; a service-account key is about 2-3 KB "
-            f"(limit {MAX_KEY_FILE_BYTES // 1024} KB). Choose the JSON key file itself."
-        )
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()  # follows a symlink: what counts is what it points at
+    except OSError as error:
+        raise KeyFileError(f"Cannot read key file {path}: {error.strerror}.") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise KeyFileError(f"{path} is a folder; choose the service-account key's .json file.")
+    if not stat.S_ISREG(info.st_mode):
+        # A device (/dev/zero), a named pipe or a socket: reading could never end.
+        raise KeyFileError(
+            f"{path} is not a regular file (a device, pipe or socket); choose the "
+            "service-account key's .json file."
+        )
+    if info.st_size > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(too_large(path, info.st_size))
+    try:
+        # O_NONBLOCK: a file swapped for a pipe after the check still cannot hang the read.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise KeyFileError(f"{path} is not a regular file; choose the .json key file.")
+            data = handle.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as error:
+        raise KeyFileError(f"Cannot read key file {path}: {error.strerror}.") from None
+    if len(data) > MAX_KEY_FILE_BYTES:  # grew since the check
+        raise KeyFileError(too_large(path, None))
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise KeyFileError(
             f"Key file {path} is not text (not UTF-8). Choose the .json key, not a .p12 key. "
             f"{HOW_TO_GET_A_KEY}"
         ) from None
-    except OSError as error:
-        raise KeyFileError(f"Cannot read key file {path}: {error.strerror}.") from None
     return parse_key_text(text)
 
 

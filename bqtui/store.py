@@ -184,6 +184,32 @@ def _create_private_file(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
+def describe_database_error(path: Path, error: sqlite3.Error) -> str:
+    """What is wrong with the database file, and what to do; the file is never "repaired"."""
+    text = str(error)
+    if "not a database" in text or "malformed" in text:
+        return (
+            f"{path} is not a bqtui database, or it is damaged ({text}). bqtui leaves it as it "
+            "is: restore it from a backup, or point --db at another file."
+        )
+    if "readonly" in text or "read-only" in text:
+        return (
+            f"The database {path} is read-only for this user ({text}). Make it and its folder "
+            "writable (chmod u+w), or use another file with --db."
+        )
+    if "disk is full" in text or "disk I/O" in text:
+        return (
+            f"The database {path} could not be written: {text}. Free disk space and try again; "
+            "nothing was half written (SQLite rolled the change back)."
+        )
+    if "unable to open" in text:
+        return (
+            f"Cannot open the database {path} ({text}). Check that its folder exists and is "
+            "writable, or use another file with --db."
+        )
+    return f"Cannot use the database {path}: {text}."
+
+
 class Store:
     """All reads and writes of bqtui's SQLite database."""
 
@@ -192,19 +218,25 @@ class Store:
         if str(path) != ":memory:":
             if self.path.exists() and self.path.is_dir():
                 raise ConfigError(f"--db {self.path} is a folder; give a file path.")
-            _create_private_file(self.path)
+            try:
+                _create_private_file(self.path)
+            except OSError as error:
+                raise ConfigError(
+                    f"Cannot create the database {self.path}: {error.strerror}. Choose a "
+                    "writable place with --db (or BQTUI_DB, or BQTUI_DATA_DIR for the folder)."
+                ) from None
         try:
             # Autocommit mode: multi-statement writes use explicit BEGIN IMMEDIATE (below).
             conn = sqlite3.connect(
                 str(self.path), timeout=30, check_same_thread=False, isolation_level=None
             )
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self.db = sqlite_utils.Database(conn)
+            self._migrate()
         except sqlite3.DatabaseError as error:
-            raise ConfigError(f"Cannot open the database {self.path}: {error}.") from None
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=30000")
-        self.db = sqlite_utils.Database(conn)
-        self._migrate()
+            raise ConfigError(describe_database_error(self.path, error)) from None
 
     def close(self) -> None:
         self.db.conn.close()

@@ -32,7 +32,10 @@ class BqtuiApp(App[None]):
     TITLE = "bqtui"
     SUB_TITLE = "ClickHouse → BigQuery exports"
     CSS_PATH = ["app.tcss", "home.tcss", "wizard.tcss", "run.tcss", "detail.tcss"]
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("ctrl+c", "quit", "Quit", show=False),
+    ]
 
     def __init__(
         self,
@@ -60,6 +63,31 @@ class BqtuiApp(App[None]):
 
     def on_unmount(self) -> None:
         self.store.close()
+
+    async def action_quit(self) -> None:
+        """Quit; while a run is active, ask first (it then stops at its next safe point)."""
+        running = [s for s in self.screen_stack if isinstance(s, RunScreen) and not s.finished]
+        if not running:
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmDialog):
+            return  # already asking
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                for screen in running:
+                    screen.cancel_token.cancel()
+                self.exit()
+
+        self.push_screen(
+            ConfirmDialog(
+                "A run is in progress",
+                "Quit anyway? The run stops at its next safe point: the window in progress is "
+                "not written, and the next run exports it.",
+                confirm_label="Quit",
+            ),
+            confirmed,
+        )
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         if isinstance(screen, HomeScreen):

@@ -94,3 +94,36 @@ async def test_cancel_stops_the_run_at_a_safe_point(
     exported_until = max(w.window_end for w in windows if w.status == "done")
     landed = count_rows(fake_google, dataset, "events")
     assert landed == source_uuids(demo_dsn, DEMO_START, exported_until)
+
+
+async def test_ctrl_c_asks_before_quitting_while_a_run_is_active(
+    db_path, key_file, dataset, demo_dsn, fake_google, monkeypatch
+):
+    from bqtui.tui.screens.dialogs import ConfirmDialog
+
+    add_export(db_path, key_file, dataset, demo_dsn, fake_google.api_endpoint,
+               name="slow", interval="day")  # fmt: skip
+    monkeypatch.setenv("BQTUI_TEST_FAULT", "uploading:pause=3")  # a run that takes a while
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        run_screen = app.screen
+        await pilot.pause(0.5)
+        await pilot.press("ctrl+c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert "A run is in progress" in str(app.screen.query_one(".dialog-title").render())
+        await pilot.press("escape")  # no: the run goes on
+        await wait_until(pilot, lambda: app.screen is run_screen)
+        assert not run_screen.cancel_token.cancelled and app.is_running
+        await pilot.press("ctrl+c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.click("#confirm")
+        await wait_until(pilot, lambda: run_screen.cancel_token.cancelled)
+    # The run's thread stops at its next safe point (after the paused upload).
+    import time
+
+    deadline = time.monotonic() + 30
+    while Store(db_path).list_runs()[0].status == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    runs = Store(db_path).list_runs()
+    assert [r.status for r in runs] == ["cancelled"] and runs[0].windows_done == 0
