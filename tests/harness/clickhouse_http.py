@@ -1959,19 +1959,18 @@ class ClickHouseHttpServer:
         return f"{self.scheme}://{self.host}:{self.port}"
 
     def dsn(self, database: str = "default", with_password: bool = True, **options: str) -> str:
-        """A clickhouse-connect DSN, e.g. ``http://user:pass@127.0.0.1:PORT/db``.
+        """A DSN, e.g. ``http://user:pass@127.0.0.1:PORT/db``; ``options`` become query parameters.
 
-        clickhouse-connect takes TLS from ``secure``/``interface``, not from the scheme, so an
-        https DSN carries ``secure=true``; ``options`` add query parameters (``ca_cert=...``).
+        clickhouse-connect 1.12 takes the database from the path and the credentials from the
+        netloc, but ignores the scheme: it speaks TLS only with ``interface="https"`` /
+        ``secure=True`` passed to get_client, or on port 443/8443 (``?secure=true`` in the DSN
+        is passed on to HttpClient and raises TypeError). ``ca_cert=...`` works as an option.
         """
         assert self.port is not None, "not started"
         credentials = quote(self.user, safe="")
         if with_password and self.password:
             credentials += ":" + quote(self.password, safe="")
-        query = dict(options)
-        if self.tls:
-            query.setdefault("secure", "true")
-        suffix = f"?{urlencode(query)}" if query else ""
+        suffix = f"?{urlencode(options)}" if options else ""
         return f"{self.scheme}://{credentials}@{self.host}:{self.port}/{quote(database, safe='')}{suffix}"
 
     def client(self, **kwargs: Any):

@@ -135,3 +135,34 @@ async def test_help_and_command_palette_commands(db_path):
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
         assert isinstance(app.screen, HomeScreen)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("settle", "-1", "Settle delay must be between 0 and 86400 seconds (24 hours), not -1; "
+         "the default is 60."),
+        ("settle", "soon", 'Settle delay must be a whole number of seconds, not "soon" '
+         "(default 60)."),
+        ("dataset-id", "my-dataset", '"my-dataset" is not a valid dataset ID: use only letters, '
+         "numbers and underscores (at most 1024). BigQuery allows no dashes or spaces there; "
+         '"my_dataset" would do.'),
+        ("team-id", "x", 'Team ID must be a whole number, not "x".'),
+    ],
+)  # fmt: skip
+async def test_the_edit_screen_refuses_bad_input_and_changes_nothing(
+    db_path, field, value, message
+):
+    export = add_stored_export(db_path)
+    before = db_path.read_bytes()
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("e")
+        screen = app.screen
+        screen.query_one(f"#{field}", Input).value = value
+        await pilot.press("ctrl+s")
+        assert app.screen is screen  # not saved
+        error = screen.query_one(f"#field-{field}", FormField).query_one(".field-error", Static)
+        assert str(error.render()) == message
+    assert Store(db_path).get_export(export.id) == export
+    assert db_path.read_bytes() == before

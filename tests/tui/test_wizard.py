@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from textual.widgets import Static, TextArea
 
 from bqtui import secrets
@@ -160,3 +161,51 @@ def fake_key() -> dict:
         client_email=f"{unique_id('sa')}@{PROJECT}.iam.gserviceaccount.com",
         token_uri="http://127.0.0.1:9/token",
     )
+
+
+@pytest.mark.parametrize(
+    "dsn, message",
+    [
+        ("ftp://ch/db", 'Unknown ClickHouse DSN scheme "ftp": use http://host:8123/database, '
+         "https://host:8443/database, or chdb:///path for the embedded engine."),
+        ("clickhouse://ch:9000/db", '"clickhouse://" is ClickHouse\'s native protocol; bqtui '
+         "speaks its HTTP interface. Use http://host:8123/database, or "
+         "https://host:8443/database with TLS."),
+    ],
+)  # fmt: skip
+async def test_the_source_step_refuses_a_dsn_bqtui_cannot_use(db_path, tmp_path, dsn, message):
+    key = tmp_path / "key.json"
+    key.write_text(json.dumps(fake_key()))
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_wizard(pilot)
+        await key_step(pilot, str(key))
+        await next_step(pilot)
+        await destination_step(pilot, dataset="analytics", table="events", name="x")
+        await next_step(pilot)
+        type_into(pilot, "#source-dsn", dsn)
+        await next_step(pilot)
+        screen = wizard(pilot)
+        assert screen.index == 2  # still on the source step
+        dsn_field = screen.query_one("#field-source-dsn", FormField)
+        assert text_of(dsn_field.query_one(".field-error", Static)) == message
+    assert Store(db_path).list_exports() == []
+
+
+async def test_the_destination_step_refuses_a_bad_settle_delay(db_path, tmp_path):
+    key = tmp_path / "key.json"
+    key.write_text(json.dumps(fake_key()))
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_wizard(pilot)
+        await key_step(pilot, str(key))
+        await next_step(pilot)
+        await destination_step(pilot, dataset="analytics", table="events", name="x")
+        type_into(pilot, "#settle", "3 minutes")
+        await next_step(pilot)
+        screen = wizard(pilot)
+        assert screen.index == 1
+        settle = screen.query_one("#field-settle", FormField)
+        assert text_of(settle.query_one(".field-error", Static)) == (
+            'Settle delay must be a whole number of seconds, not "3 minutes" (default 60).'
+        )
