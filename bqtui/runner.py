@@ -493,7 +493,7 @@ class _Run:
             self._record_failure(attempt, stage, error, merge_unresolved=merge_submitted)
             raise
         stage.drop()
-        self._record_done(attempt, stage.counter.rows, stage.uploaded, stage.job_ids)
+        self._record_done(attempt, stage.counter.rows, stage.uploaded, stage.job_ids, stage.read)
 
     def _resolve_earlier_merge(self, attempt: _Attempt, job_id: str, destination) -> bool:
         """Before anything else: what became of the MERGE an earlier attempt submitted?
@@ -533,11 +533,14 @@ class _Run:
         self.store.set_pending_merge(export.id, window.start, self.lock.owner, attempt.number, None)
         return False
 
-    def _record_done(self, attempt: _Attempt, rows: int, uploaded: int, job_ids: list) -> None:
+    def _record_done(
+        self, attempt: _Attempt, rows: int, uploaded: int, job_ids: list, read=None
+    ) -> None:
         export, window = self.export, attempt.window
         self.store.finish_window(
             export.id, window.start, "done", owner=self.lock.owner, attempt=attempt.number,
             rows=rows, bytes_=uploaded, job_ids=job_ids,
+            rows_read=read.rows if read else None, bytes_read=read.bytes if read else None,
         )  # fmt: skip
         checkpoints.reached("recorded")
         self.result.windows_done += 1
@@ -582,6 +585,7 @@ class _Stage:
         self.ref: str | None = None
         self.job_ids: list[str] = []
         self.uploaded = 0
+        self.read = None  # what ClickHouse read for the window, where the engine says
 
     def fill(self) -> None:
         run, model, export = self.run, self.run.model, self.run.export
@@ -601,6 +605,13 @@ class _Stage:
                 for number, load_file in enumerate(files):
                     run.check_stop()
                     self._load(number, load_file)
+            self.read = run.source.last_read
+            if self.read is not None:
+                run.log(
+                    "info",
+                    f"Window {window.label()}: ClickHouse read {self.read.rows:,} rows "
+                    f"({self.read.bytes / 1e6:.1f} MB) for {self.counter.rows:,} exported.",
+                )
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
 

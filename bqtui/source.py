@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -184,6 +185,12 @@ def _first_line(text: str) -> str:
     return line[:500]
 
 
+@dataclass(frozen=True)
+class ReadStats:
+    rows: int
+    bytes: int
+
+
 class ClickHouseSource:
     """A ClickHouse database to read from, open from the first query until ``close()``.
 
@@ -206,6 +213,8 @@ class ClickHouseSource:
         self._client = None
         self._connection = None  # chdb's own connection, for streaming (embedded only)
         self._lock = threading.RLock()  # one client runs one query at a time
+        # What the last streamed query read from storage (None where the engine does not say).
+        self.last_read: ReadStats | None = None
 
     def __enter__(self) -> "ClickHouseSource":
         return self
@@ -275,17 +284,27 @@ class ClickHouseSource:
             connection = self._embedded_connection()
             bound, bound_parameters = bind_query(sql, parameters, client.server_tz)
             chdb_parameters = {k.removeprefix("param_"): v for k, v in bound_parameters.items()}
+            self.last_read = None
+            connection.set_progress_callback(self._note_progress)
             try:
                 result = connection.send_query(
                     with_settings(bound, STREAM_SETTINGS), "Arrow", params=chdb_parameters
                 )
                 reader = result.record_batch(rows_per_batch=STREAM_SETTINGS["max_block_size"])
             except Exception as error:  # noqa: BLE001 - chdb raises plain RuntimeErrors
+                connection.set_progress_callback(None)
                 raise SourceError(f"ClickHouse query failed: {_first_line(str(error))}") from None
             try:
                 yield self._guarded(reader)
             finally:
                 result.close()
+                connection.set_progress_callback(None)
+
+    def _note_progress(self, progress: dict) -> None:
+        """chdb reports the query's cumulative progress: what it read from storage."""
+        self.last_read = ReadStats(
+            int(progress.get("read_rows") or 0), int(progress.get("read_bytes") or 0)
+        )
 
     @staticmethod
     def _guarded(batches) -> Iterator[pa.RecordBatch]:

@@ -128,11 +128,18 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     db["windows"].add_column("pending_merge_job", str)
 
 
+def _migration_4(db: sqlite_utils.Database) -> None:
+    # What each window read from ClickHouse (from the engine's own statistics).
+    db["windows"].add_column("rows_read", int)
+    db["windows"].add_column("bytes_read", int)
+
+
 # Each migration takes the schema from version N-1 to N; never edit one that has shipped.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
+    _migration_4,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -149,6 +156,8 @@ class WindowState:
     job_ids: list
     error: str | None
     pending_merge_job: str | None = None
+    rows_read: int | None = None
+    bytes_read: int | None = None
 
 
 @dataclass(frozen=True)
@@ -455,6 +464,8 @@ class Store:
         job_ids: list | None = None,
         error: str | None = None,
         keep_pending_merge: bool = False,
+        rows_read: int | None = None,
+        bytes_read: int | None = None,
     ) -> None:
         """Record the attempt's outcome, only if this runner still holds the lock (fencing)
         and the attempt is still the window's latest; else raise ``LockLost``."""
@@ -462,11 +473,12 @@ class Store:
             self._require_window(export_id, start, owner, attempt)
             self.db.conn.execute(
                 "UPDATE windows SET status = ?, rows = ?, bytes = ?, job_ids = ?, error = ?,"
-                " finished_at = ?" + ("" if keep_pending_merge else ", pending_merge_job = NULL")
+                " finished_at = ?, rows_read = ?, bytes_read = ?"
+                + ("" if keep_pending_merge else ", pending_merge_job = NULL")
                 + " WHERE export_id = ? AND window_start = ?",
                 [
                     status, rows, bytes_, json.dumps(job_ids or []), error, to_iso(utcnow()),
-                    export_id, to_iso(start),
+                    rows_read, bytes_read, export_id, to_iso(start),
                 ],
             )  # fmt: skip
 
@@ -531,6 +543,8 @@ class Store:
             job_ids=json.loads(row["job_ids"] or "[]"),
             error=row["error"],
             pending_merge_job=row.get("pending_merge_job"),
+            rows_read=row.get("rows_read"),
+            bytes_read=row.get("bytes_read"),
         )
 
     # -- runs and logs ----------------------------------------------------------------------

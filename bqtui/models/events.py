@@ -6,7 +6,7 @@ import pyarrow as pa
 
 from ..config import ExportConfig, Model
 from ..json_text import suspicious_rows
-from .base import INGESTED_AT, WINDOW_PARAMETERS, ExportModel, ModelField
+from .base import ExportModel, ModelField, ingested_in_window
 
 FIELDS = (
     ModelField("uuid", "STRING", repetitive=False),
@@ -34,7 +34,6 @@ def event_filters(export: ExportConfig) -> str:
 
 
 def build_query(export: ExportConfig) -> str:
-    start, end = WINDOW_PARAMETERS
     return f"""
 SELECT
     toString(uuid) AS uuid,
@@ -53,8 +52,7 @@ SELECT
     timestamp
 FROM events
 WHERE team_id = {{team_id:Int64}}
-    AND {INGESTED_AT} >= {start}
-    AND {INGESTED_AT} < {end}{event_filters(export)}
+    AND {ingested_in_window()}{event_filters(export)}
 """
 
 

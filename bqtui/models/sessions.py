@@ -116,7 +116,9 @@ def build_query(export: ExportConfig) -> str:
 WITH sessions_in_window AS (
     SELECT {raw_session_id} AS session_id
     FROM events
-    WHERE team_id = {{team_id:Int64}} AND {INGESTED_AT} >= {start} AND session_id != ''
+    WHERE team_id = {{team_id:Int64}} AND session_id != ''
+        -- ingested since the window's start, as plain ranges a skip index can prune with
+        AND (inserted_at >= {start} OR (inserted_at IS NULL AND _timestamp >= toDateTime({start})))
     GROUP BY session_id
     HAVING max({INGESTED_AT}) < {end}
 )

@@ -913,12 +913,54 @@ def _arrow_stitcher() -> Callable[[bytes], bytes]:
     return stitch
 
 
+# Native's BlockInfo (is_overflows = false, bucket_num = -1), which ClickHouse writes before every
+# block when the client sent a client_protocol_version (NativeWriter, client_revision > 0).
+_NATIVE_BLOCK_INFO = b"\x01\x00\x02\xff\xff\xff\xff\x00"
+
+
+def _varuint(data: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, position
+
+
+def _with_block_info(data: bytes, rows: int) -> bytes:
+    """A Native block as ClickHouse writes it for a client with a protocol revision."""
+    if not data:
+        return data
+    _, position = _varuint(data, 0)
+    block_rows, _ = _varuint(data, position)
+    if block_rows != rows:
+        raise ClickHouseError.make(
+            1001, "the stand-in cannot add Native BlockInfo: an engine chunk holds several blocks"
+        )
+    return _NATIVE_BLOCK_INFO + data
+
+
 def _stream_pieces(
-    conn: Any, sql: bytes, fmt: str, params: dict[str, str], stats: _Stats
+    conn: Any, sql: bytes, fmt: str, params: dict[str, str], stats: _Stats, protocol: int = 0
 ) -> Iterator[bytes]:
     """The result of a query with a streamable format, block by block, as it is produced."""
-    arrow = fmt.lower() == "arrowstream"
-    stitch = _arrow_stitcher() if arrow else (lambda data: data)
+    lower = fmt.lower()
+    arrow = lower == "arrowstream"
+    if arrow:
+        stitch = _arrow_stitcher()
+
+        def transform(data: bytes, rows: int) -> bytes:
+            return stitch(data)
+
+    elif lower == "native" and protocol > 0:
+        transform = _with_block_info
+    else:
+
+        def transform(data: bytes, rows: int) -> bytes:
+            return data
+
     try:
         stream = conn.send_query(sql, fmt, params=params)
     except Exception as error:  # noqa: BLE001
@@ -927,7 +969,8 @@ def _stream_pieces(
         # chdb streams SELECTs only (not DESCRIBE, SHOW, EXPLAIN...): answer those in one piece.
         result = _run(conn, sql, fmt, params)
         stats.add(result)
-        yield result.bytes() or b""
+        data = result.bytes() or b""
+        yield data if arrow else transform(data, result.rows_read())
         return
     # chdb's StreamingResult.fetch() drops the zero-row block that ends a stream, and with it the
     # header an empty result has in some formats (ArrowStream's schema); read the blocks directly.
@@ -951,11 +994,11 @@ def _stream_pieces(
             data = result.bytes() or b""
             if rows == 0:
                 if first and data:
-                    yield stitch(data)
+                    yield transform(data, rows)
                     first = False
                 break
             first = False
-            piece = stitch(data)
+            piece = transform(data, rows)
             if piece:
                 yield piece
         finished = True
@@ -1306,6 +1349,11 @@ class _Query:
         self.body: _RequestBody | None = None
         self.encoding: str | None = None
         self.settings: dict[str, str] = {}
+        try:
+            # The Native protocol revision the client speaks (it adds BlockInfo to every block).
+            self.protocol = int(self.params.get("client_protocol_version") or 0)
+        except ValueError:
+            self.protocol = 0
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -1649,7 +1697,9 @@ class _Query:
     ) -> None:
         lower = fmt.lower()
         if lower in STREAMABLE_FORMATS:
-            pieces: Iterator[bytes] = _stream_pieces(conn, text, fmt, query_params, self.stats)
+            pieces: Iterator[bytes] = _stream_pieces(
+                conn, text, fmt, query_params, self.stats, self.protocol
+            )
         else:
             result = _run(conn, text, fmt, query_params)
             self.stats.add(result)

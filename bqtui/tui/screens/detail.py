@@ -79,7 +79,14 @@ class ExportDetailScreen(ExportScreen):
             "Run", "Trigger", "Status", "Started", "Took", "Windows", "Rows", "Bytes", "Error"
         )
         self.query_one("#windows", DataTable).add_columns(
-            "Window (UTC)", "Status", "Attempt", "Rows", "Bytes", "BigQuery job IDs", "Error"
+            "Window (UTC)",
+            "Status",
+            "Attempt",
+            "Rows",
+            "Bytes",
+            "Read from ClickHouse",
+            "BigQuery job IDs",
+            "Error",
         )
         self.check_table_schema()
 
@@ -126,6 +133,9 @@ class ExportDetailScreen(ExportScreen):
                 str(window.attempt),
                 rows_text(window.rows),
                 bytes_text(window.bytes),
+                ""
+                if window.rows_read is None
+                else f"{rows_text(window.rows_read)} rows, {bytes_text(window.bytes_read or 0)}",
                 ", ".join(window.job_ids),
                 (window.error or "").splitlines()[0] if window.error else "",
             )
