@@ -434,11 +434,14 @@ def run_check_command(export: ExportConfig, *, as_json: bool) -> int:
     """``bqtui check NAME``: print the report; exit 0 only when every permission is granted."""
     from . import secrets
     from .keyfile import parse_key_text
+    from .source_check import check_source
 
     key = parse_key_text(secrets.load_service_account_key(export.uid, export.name))
     report = check_permissions(export, key)
+    source = check_source(export, secrets.load_clickhouse_secrets(export.uid))
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        print(json.dumps({**report.to_dict(), "source": source.to_dict()}, indent=2,
+                         ensure_ascii=False))  # fmt: skip
     else:
-        print("\n".join(report.lines()))
-    return 0 if report.ok else 1
+        print("\n".join(report.lines() + [""] + source.lines()))
+    return 0 if report.ok and source.ok else 1

@@ -53,6 +53,8 @@ with ClickHouseSource(dsn) as source:
     elif action == "uuids":
         rows = client.query("SELECT toString(uuid) FROM events WHERE team_id = 1").result_rows
         print(json.dumps([r[0] for r in rows]))
+    elif action == "command":
+        client.command(arg)
     elif action == "hold":
         print("holding", flush=True)
         sys.stdin.read()

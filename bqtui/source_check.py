@@ -1,0 +1,140 @@
+"""What `bqtui check` and the wizard's "Test connection" say about the ClickHouse side: the
+server, the database, whether the tables and columns the model reads exist, and whether a skip
+index keeps each window from reading the team's whole history."""
+
+from dataclasses import asdict, dataclass, field
+
+from .config import ExportConfig, Model
+from .errors import BqtuiError
+from .source import ClickHouseSource
+
+# The columns each model reads, by table (extra columns are ignored).
+EVENT_COLUMNS = ("uuid", "event", "properties", "timestamp", "team_id", "distinct_id",
+                 "inserted_at", "_timestamp")  # fmt: skip
+READS: dict[Model, dict[str, tuple[str, ...]]] = {
+    Model.EVENTS: {"events": (*EVENT_COLUMNS, "elements_chain")},
+    Model.SESSIONS: {"events": EVENT_COLUMNS},
+    Model.PERSONS: {
+        "person": (
+            "id",
+            "created_at",
+            "team_id",
+            "properties",
+            "is_deleted",
+            "version",
+            "_timestamp",
+        ),  # fmt: skip
+        "person_distinct_id2": (
+            "team_id",
+            "distinct_id",
+            "person_id",
+            "is_deleted",
+            "version",
+            "_timestamp",
+        ),  # fmt: skip
+    },
+}
+# The column each table is selected by per window, and the skip index that prunes it.
+WINDOW_COLUMNS = {
+    "events": ("inserted_at", "_timestamp"),
+    "person": ("_timestamp",),
+    "person_distinct_id2": ("_timestamp",),
+}
+
+
+@dataclass
+class SourceReport:
+    source: str  # the DSN, without credentials
+    server_version: str | None = None
+    database: str | None = None
+    tables: dict[str, list[str]] = field(default_factory=dict)  # found: table → columns
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ok": self.ok}
+
+    def lines(self) -> list[str]:
+        out = [f"ClickHouse source {self.source}"]
+        if self.server_version:
+            out.append(f"  ✓ server {self.server_version}, database {self.database}")
+        for table, columns in self.tables.items():
+            out.append(f"  ✓ table {table} ({len(columns)} columns)")
+        out.extend(f"  ✗ {problem}" for problem in self.problems)
+        out.extend(f"Note: {note}" for note in self.notes)
+        return out
+
+
+def index_statements(table: str, column: str) -> str:
+    name = f"bqtui_{column.strip('_')}"
+    return (
+        f"ALTER TABLE {table} ADD INDEX {name} {column} TYPE minmax GRANULARITY 1; "
+        f"ALTER TABLE {table} MATERIALIZE INDEX {name};"
+    )
+
+
+def check_source(export: ExportConfig, secrets: dict | None = None) -> SourceReport:
+    """Connect, and report; never raises for a finding (a failed connection is one)."""
+    with ClickHouseSource(export.source_dsn, secrets, busy_wait=5) as source:
+        report = SourceReport(source=_redacted(export.source_dsn))
+        try:
+            report.server_version, report.database = source.client.query(
+                "SELECT version(), currentDatabase()"
+            ).first_row
+            _check_tables(source, export, report)
+        except BqtuiError as error:
+            report.problems.append(str(error))
+        except Exception as error:  # noqa: BLE001 - a driver error is a finding, not a crash
+            report.problems.append(f"ClickHouse query failed: {str(error).splitlines()[0]}")
+        return report
+
+
+def _redacted(dsn: str) -> str:
+    from .dsn import redact_dsn
+
+    return redact_dsn(dsn)
+
+
+def _check_tables(source: ClickHouseSource, export: ExportConfig, report: SourceReport) -> None:
+    needed = READS[Model(export.model)]
+    rows = source.client.query(
+        "SELECT table, name FROM system.columns WHERE database = currentDatabase() "
+        "AND table IN {tables:Array(String)}",
+        parameters={"tables": list(needed)},
+    ).result_rows
+    found: dict[str, list[str]] = {}
+    for table, column in rows:
+        found.setdefault(table, []).append(column)
+    for table, columns in needed.items():
+        if table not in found:
+            report.problems.append(
+                f"table {table} is missing in database {report.database}: the "
+                f"{export.model} model reads it (check the DSN's database)"
+            )
+            continue
+        report.tables[table] = found[table]
+        lacking = [c for c in columns if c not in found[table]]
+        if lacking:
+            report.problems.append(
+                f"table {table} lacks column(s) {', '.join(lacking)}, which the "
+                f"{export.model} model reads"
+            )
+    indexed = {
+        (table, expression.strip("`() "))
+        for table, expression in source.client.query(
+            "SELECT table, expr FROM system.data_skipping_indices "
+            "WHERE database = currentDatabase()"
+        ).result_rows
+    }
+    for table in report.tables:
+        for column in WINDOW_COLUMNS.get(table, ()):
+            if (table, column) not in indexed and column in found.get(table, []):
+                report.notes.append(
+                    f"{table}.{column} has no skip index, so every window reads that column "
+                    f"for the team's whole history. Add one once (a metadata change, then a "
+                    f"background build): {index_statements(table, column)}"
+                )
