@@ -3,7 +3,7 @@
 Workers never touch widgets; they post one of these and the screen renders it on the UI thread.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual.message import Message
 
@@ -57,6 +57,7 @@ class ConnectionTested(Message):
 
     rows: int | None
     error: str | None = None
+    details: list[str] = field(default_factory=list)  # server, tables, notes (source check)
 
 
 @dataclass

@@ -1077,6 +1077,7 @@ class _Reply:
         self.encoding = encoding
         self.started = False
         self.done = False  # the last chunk was written, or the connection was cut
+        self._cut_pending = False
         self._on_bytes = on_bytes
 
     def _raw(self, data: bytes) -> None:
@@ -1107,6 +1108,14 @@ class _Reply:
         self._on_bytes(len(data))
         self._chunk(self._encoder.encode(data) if self._encoder else data)
 
+    def end(self) -> None:
+        """The last chunk, or the deferred cut."""
+        if self._cut_pending:
+            self._cut_pending = False
+            self.abort()
+        else:
+            self.finish()
+
     def finish(self) -> None:
         if self.done:
             return
@@ -1115,14 +1124,18 @@ class _Reply:
             self._chunk(self._encoder.finish())
         self._raw(b"0\r\n\r\n")
 
-    def break_with_exception(self, message: bytes, tag: str) -> None:
+    def break_with_exception(self, message: bytes, tag: str, defer: bool = False) -> None:
         """ClickHouse's cancelWithException after the headers: the tagged block, then no last chunk."""
         with contextlib.suppress(_ClientGone):
             self.write(exception_block(message, tag))
-        self.abort()
+        self.abort(defer)
 
-    def abort(self) -> None:
+    def abort(self, defer: bool = False) -> None:
+        """Cut the connection (now, or with `defer` when `cut_if_pending` is called)."""
         self.done = True
+        if defer:
+            self._cut_pending = True
+            return
         handler = self._handler
         handler.close_connection = True
         with contextlib.suppress(OSError, ValueError):
@@ -1427,11 +1440,11 @@ class _Query:
         handler = self.handler
         try:
             self._serve()
-            # The last chunk goes out only now, after the engine handle (and a session's lock)
-            # was released: a client that sends its next query on seeing the end of this
-            # answer must find the session free.
+            # The last chunk (or the cut of a faulted answer) goes out only now, after the engine
+            # handle and a session's lock were released: a client that sends its next query on
+            # seeing the end of this answer must find its session free.
             if self.reply is not None and self.reply.started:
-                self.reply.finish()
+                self.reply.end()
         except _ClientGone:
             handler.close_connection = True
         except ClickHouseError as error:
@@ -1750,7 +1763,7 @@ class _Query:
         if close:
             close()
         if fault.kind == "drop_midstream":
-            reply.abort()
+            reply.abort(defer=True)
             return
         code = fault.code or 395
         message = fault.message or (
@@ -1758,7 +1771,7 @@ class _Query:
             "stand-in (fault exception_midstream)"
         )
         error = ClickHouseError.make(code, message, _KNOWN_ERROR_NAMES.get(code))
-        reply.break_with_exception(error.body(self.engine.version), self.tag)
+        reply.break_with_exception(error.body(self.engine.version), self.tag, defer=True)
 
 
 # ---------------------------------------------------------------------------------------------

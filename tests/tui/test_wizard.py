@@ -53,7 +53,11 @@ async def test_the_whole_wizard_creates_the_export_and_keeps_its_key_in_the_keyr
         await pilot.click("#test-connection")
         result = wizard(pilot).query_one("#connection-result", Static)
         await wait_until(pilot, lambda: "Connecting" not in text_of(result))
-        assert "✓ Connected:" in text_of(result)
+        shown = text_of(result)
+        assert shown.startswith("✓ Connected: 5,310 events of team 1.")  # the demo data
+        assert "  ✓ server 26." in shown and "database demo" in shown
+        assert "  ✓ table events (11 columns)" in shown
+        assert "Note: events.inserted_at has no skip index" in shown
         await next_step(pilot)
 
         report = await finish_permission_check(pilot)

@@ -6,9 +6,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Static
 
+from ....config import ExportConfig, Model
 from ....dsn import split_secrets
 from ....errors import ConfigError, SourceError
 from ....source import ClickHouseSource
+from ....source_check import check_source
 from ...messages import ConnectionTested
 from ...widgets.form_field import FormField
 from .draft import WizardDraft
@@ -22,6 +24,7 @@ class SourceStep(WizardStep):
         super().__init__(**kwargs)
         self.initial_dsn = dsn
         self.team_id = 1
+        self.model = Model.EVENTS
         self.other_secrets: dict[str, str] = {}  # e.g. an access_token from the DSN
 
     def compose(self) -> ComposeResult:
@@ -47,6 +50,7 @@ class SourceStep(WizardStep):
 
     def enter(self, draft: WizardDraft) -> None:
         self.team_id = draft.team_id
+        self.model = draft.model
 
     def dsn_and_secrets(self) -> tuple[str, dict[str, str]]:
         """The DSN without credentials, and the credentials (for the keyring); a password
@@ -87,7 +91,10 @@ class SourceStep(WizardStep):
         except SourceError as error:
             self.post_message(ConnectionTested(None, str(error)))
             return
-        self.post_message(ConnectionTested(rows))
+        probe = ExportConfig(name="x", dataset_id="x", table_id="x", model=self.model,
+                             source_dsn=dsn)  # fmt: skip
+        report = check_source(probe, credentials)
+        self.post_message(ConnectionTested(rows, details=report.lines()[1:]))
 
     def on_connection_tested(self, message: ConnectionTested) -> None:
         self.query_one("#test-connection", Button).disabled = False
@@ -96,9 +103,11 @@ class SourceStep(WizardStep):
         if message.error:
             result.update(Text(message.error))
         else:
-            result.update(
-                Text(f"✓ Connected: {message.rows:,} events of team {self.team_id}.", "green")
-            )
+            lines = [
+                f"✓ Connected: {message.rows:,} events of team {self.team_id}.",
+                *message.details,
+            ]
+            result.update(Text("\n".join(lines), "green"))
 
     def checked_dsn(self) -> tuple[str, dict[str, str]] | None:
         """The DSN and its credentials, or None with the problem shown under the field."""
