@@ -4,6 +4,7 @@ The one place that knows the order of things. The TUI and the CLI start it and r
 events it emits through ``on_event``; ``CancelToken`` stops it at the next safe point.
 """
 
+import functools
 import logging
 import os
 import shutil
@@ -126,6 +127,9 @@ def retry_deadline_from_env() -> float:
 # A job that failed for a transient reason (backendError …) is retried as a new attempt
 # within the run, this many attempts in all; then the window waits for the next run.
 JOB_ATTEMPTS_PER_RUN = 3
+# Consecutive small windows share one stage and one MERGE, up to these limits.
+GROUP_MAX_WINDOWS = 168  # a week of hourly windows
+GROUP_MAX_ROWS = 1_000_000
 
 
 class ExportRunner:
@@ -384,9 +388,11 @@ class _Run:
                     f"{', '.join(plan.missing_fields)}; they are left out. Add them to the "
                     "table to export them.",
                 )
-            for window in self.windows:
+            pending = list(self.windows)
+            while pending:
                 self.check_stop()
-                self._export_window_with_retries(window, destination, plan)
+                exported = self._export_group_with_retries(pending, destination, plan)
+                pending = pending[exported:]
             self.result.status = "succeeded"
         except LockLost as lost:
             self.result.status = "interrupted"
@@ -440,60 +446,55 @@ class _Run:
             retry_deadline=self.runner.retry_deadline,
         )
 
-    def _export_window_with_retries(self, window, destination, plan) -> None:
+    def _export_group_with_retries(self, windows, destination, plan) -> int:
+        """Export the first windows of ``windows`` as one group; return how many it took."""
         for tries in range(1, JOB_ATTEMPTS_PER_RUN + 1):
             try:
-                self._export_window(window, destination, plan)
-                return
+                return self._export_group(windows, destination, plan)
             except TransientJobFailure as failure:
                 if tries == JOB_ATTEMPTS_PER_RUN:
                     raise
-                self.log("warning", f"{failure} Trying the window again as a new attempt.")
+                self.log("warning", f"{failure} Trying the window(s) again as a new attempt.")
                 time.sleep(min(2.0**tries, 30.0))
+        raise AssertionError("unreachable")
 
     def _on_batch(self, window: Window, window_rows: int) -> None:
         self.check_stop()  # a long extraction stops between batches
         self.progress(window, window_rows)
 
-    # -- one window: resolve → select → encode → stage → merge → record ---------------------
+    # -- a group of windows: resolve → select → encode → stage → merge → record -------------
+    #
+    # Consecutive due windows are exported through one stage table and one MERGE while they
+    # are small (a backfill of 720 hourly windows then waits on BigQuery for a few dozen jobs,
+    # not thousands); a run with one due window is a group of one. Each window keeps its own
+    # attempt, row count and record, and is recorded done only after the group's MERGE.
 
-    def _export_window(self, window: Window, destination: BigQueryDestination, plan: TablePlan):
-        export = self.export
-        number = self.store.begin_window(
-            export.id, window.start, window.end, self.result.run_id, self.lock.owner
-        )
-        attempt = _Attempt.of(export, window, number)
-        pending = self.store.get_window(export.id, window.start).pending_merge_job
-        if pending and self._resolve_earlier_merge(attempt, pending, destination):
-            return
-        if number > 1:  # an earlier attempt's stage, if it is still there (it expires anyway)
-            earlier = _Attempt.of(export, window, number - 1)
-            destination.drop_table(destination.table_ref(export.dataset_id, earlier.stage_id))
-        self.log("info", f"Window {window.label()}: extracting (attempt {number}).")
-        stage = _Stage(self, attempt, destination, plan)
-        merge_submitted = False
+    def _export_group(self, windows: list[Window], destination, plan: TablePlan) -> int:
+        group = _Group(self, destination, plan)
         try:
-            stage.fill()
-            if stage.counter.rows:
-                # The last safe point: the MERGE is atomic, so cancel waits for it.
-                self.check_stop()
-                self.store.set_pending_merge(
-                    export.id, window.start, self.lock.owner, number, attempt.merge_job_id
-                )
-                job = destination.submit_merge(
-                    plan, stage.ref, self.model, attempt.merge_job_id, attempt.labels,
-                    stage.counter.range,
-                )  # fmt: skip
-                merge_submitted = True
-                checkpoints.reached("merge_submitted")
-                destination.wait_for(job, f"merging into {plan.table_ref}", export.dataset_id)
-                stage.job_ids.append(attempt.merge_job_id)
-                checkpoints.reached("merge_done")
+            taken = group.fill(windows)
+            if group.rows:
+                if group.cancelled is None:
+                    # The last safe point: the MERGE is atomic, so cancel waits for it.
+                    self.check_stop()
+                group.merge()
         except BaseException as error:
-            self._record_failure(attempt, stage, error, merge_unresolved=merge_submitted)
+            for member in group.members:
+                self._record_failure(member.attempt, group, error, group.merge_submitted)
+            if group.cancelled is not None:
+                self._record_failure(group.cancelled_attempt, group, group.cancelled, False)
             raise
-        stage.drop()
-        self._record_done(attempt, stage.counter.rows, stage.uploaded, stage.job_ids, stage.read)
+        group.drop()
+        for member in group.members:
+            self._record_done(
+                member.attempt, member.counter.rows, group.bytes_for(member), group.job_ids,
+                member.read,
+            )  # fmt: skip
+        if group.cancelled is not None:
+            # Cancelled as a window began: the windows before it are exported, it is not.
+            self._record_failure(group.cancelled_attempt, group, group.cancelled, False)
+            raise group.cancelled
+        return taken
 
     def _resolve_earlier_merge(self, attempt: _Attempt, job_id: str, destination) -> bool:
         """Before anything else: what became of the MERGE an earlier attempt submitted?
@@ -552,91 +553,202 @@ class _Run:
         self.log("info", f"Window {window.label()}: done, {rows:,} rows.")
         self.progress(window, 0, force=True)
 
-    def _record_failure(self, attempt, stage, error: BaseException, merge_unresolved: bool):
+    def _record_failure(self, attempt, group, error: BaseException, merge_unresolved: bool):
         """Record a failed or cancelled attempt, unless another runner owns the window now."""
         export, window = self.export, attempt.window
         status = "cancelled" if isinstance(error, Cancelled) else "failed"
         if isinstance(error, LockLost):
             return  # fenced: the window belongs to the new holder
         if not merge_unresolved:
-            stage.drop(quiet=True)  # a MERGE that may still run keeps its stage (it expires)
+            group.drop(quiet=True)  # a MERGE that may still run keeps its stage (it expires)
         try:
             self.store.finish_window(
                 export.id, window.start, status, owner=self.lock.owner, attempt=attempt.number,
-                job_ids=stage.job_ids, error=str(error), keep_pending_merge=merge_unresolved,
+                job_ids=group.job_ids, error=str(error), keep_pending_merge=merge_unresolved,
             )  # fmt: skip
         except LockLost:
             return
         self.runner.on_event(
-            WindowFinished(export.name, window, status, 0, 0, tuple(stage.job_ids), str(error))
+            WindowFinished(export.name, window, status, 0, 0, tuple(group.job_ids), str(error))
         )
 
 
-class _Stage:
-    """Select → encode → stage: the window's rows from ClickHouse, as Parquet files, loaded
-    into the attempt's own expiring stage table."""
+def group_limits_from_env() -> tuple[int, int]:
+    """How many windows and rows one group may hold (``BQTUI_GROUP_WINDOWS=1``: one window
+    per stage and MERGE, as before coalescing)."""
+    windows = int(os.environ.get("BQTUI_GROUP_WINDOWS", GROUP_MAX_WINDOWS))
+    rows = int(os.environ.get("BQTUI_GROUP_ROWS", GROUP_MAX_ROWS))
+    return max(windows, 1), max(rows, 1)
 
-    def __init__(self, run: _Run, attempt: _Attempt, destination, plan: TablePlan):
+
+@dataclass
+class _Member:
+    attempt: _Attempt
+    counter: "_BatchCounter"
+    read: object = None  # ReadStats, where the engine reports them
+
+
+class _Group:
+    """Select → encode → stage for consecutive windows: their rows from ClickHouse, window by
+    window, as Parquet files loaded into one expiring stage table of the first window's
+    attempt; then one MERGE."""
+
+    def __init__(self, run: _Run, destination, plan: TablePlan):
         self.run = run
-        self.attempt = attempt
         self.destination = destination
         self.plan = plan
-        self.counter = _BatchCounter(run.model.partition_field)
+        self.members: list[_Member] = []
+        self.first: _Attempt | None = None
         self.ref: str | None = None
         self.job_ids: list[str] = []
         self.uploaded = 0
-        self.read = None  # what ClickHouse read for the window, where the engine says
+        self.merge_submitted = False
+        self.cancelled: Cancelled | None = None  # a cancel that arrived as a window began
+        self.cancelled_attempt: _Attempt | None = None
 
-    def fill(self) -> None:
-        run, model, export = self.run, self.run.model, self.run.export
-        window = self.attempt.window
-        work_dir = tempfile.mkdtemp(prefix=_work_dir_prefix(export), dir=run.runner.work_dir)
+    @property
+    def rows(self) -> int:
+        return sum(m.counter.rows for m in self.members)
+
+    def bytes_for(self, member: _Member) -> int:
+        """The uploaded bytes, shared among the windows by their rows."""
+        return round(self.uploaded * member.counter.rows / self.rows) if self.rows else 0
+
+    # -- select and encode ------------------------------------------------------------------
+
+    def fill(self, windows: list[Window]) -> int:
+        """Extract and load windows until the group is full; return how many were taken."""
+        run = self.run
+        self.taken = 0
+        work_dir = tempfile.mkdtemp(prefix=_work_dir_prefix(run.export), dir=run.runner.work_dir)
         try:
-            with run.source.stream(
-                model.build_query(export),
-                model.query_parameters(export, window.start, window.end),
-            ) as batches:
-                counted = self.counter.count(batches, lambda rows: self._on_rows(rows))
-                if model.repair_batch:
-                    counted = map(model.repair_batch, counted)
-                files = write_parquet_files(
-                    counted, self.plan.source_fields, self.plan.json_fields, Path(work_dir)
-                )
-                for number, load_file in enumerate(files):
+            batches = self._batches(windows)
+            if run.model.repair_batch:
+                batches = map(run.model.repair_batch, batches)
+            files = write_parquet_files(
+                batches, self.plan.source_fields, self.plan.json_fields, Path(work_dir)
+            )
+            for number, load_file in enumerate(files):
+                if self.cancelled is None:  # after a cancel between windows: finish them
                     run.check_stop()
-                    self._load(number, load_file)
-            self.read = run.source.last_read
-            if self.read is not None:
-                run.log(
-                    "info",
-                    f"Window {window.label()}: ClickHouse read {self.read.rows:,} rows "
-                    f"({self.read.bytes / 1e6:.1f} MB) for {self.counter.rows:,} exported.",
-                )
+                self._load(number, load_file)
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
+        return self.taken
 
-    def _on_rows(self, rows: int) -> None:
-        if rows and self.counter.batches == 1:
+    def _batches(self, windows: list[Window]) -> Iterator[pa.RecordBatch]:
+        run = self.run
+        max_windows, max_rows = group_limits_from_env()
+        for window in windows:
+            if self.taken and (self.taken >= max_windows or self.rows >= max_rows):
+                return
+            self.taken += 1
+            attempt = self._begin(window)
+            if attempt is None:
+                continue  # recorded done from an earlier attempt's MERGE
+            member = _Member(attempt, _BatchCounter(run.model.partition_field))
+            self.members.append(member)
+            run.log("info", f"Window {window.label()}: extracting (attempt {attempt.number}).")
+            with run.source.stream(
+                run.model.build_query(run.export),
+                run.model.query_parameters(run.export, window.start, window.end),
+            ) as stream:
+                counted = member.counter.count(stream, functools.partial(self._on_rows, member))
+                try:
+                    first = next(counted, None)
+                except Cancelled as cancelled:
+                    # Nothing of this window was written yet: the windows before it in the
+                    # group are complete, and are merged; this one is left for the next run.
+                    self.members.remove(member)
+                    self.cancelled, self.cancelled_attempt = cancelled, attempt
+                    return
+                if first is not None:
+                    yield first
+                    yield from counted
+            member.read = run.source.last_read
+            if member.read is not None:
+                run.log(
+                    "info",
+                    f"Window {window.label()}: ClickHouse read {member.read.rows:,} rows "
+                    f"({member.read.bytes / 1e6:.1f} MB) for {member.counter.rows:,} exported.",
+                )
+
+    def _begin(self, window: Window) -> _Attempt | None:
+        run, export = self.run, self.run.export
+        number = run.store.begin_window(
+            export.id, window.start, window.end, run.result.run_id, run.lock.owner
+        )
+        attempt = _Attempt.of(export, window, number)
+        pending = run.store.get_window(export.id, window.start).pending_merge_job
+        if pending and run._resolve_earlier_merge(attempt, pending, self.destination):
+            return None
+        if self.first is None:
+            self.first = attempt
+        return attempt
+
+    def _on_rows(self, member: _Member, rows: int) -> None:
+        if rows and member.counter.batches == 1:
             checkpoints.reached("extracted")
-        self.run._on_batch(self.attempt.window, rows)
+        self.run._on_batch(member.attempt.window, rows)
+
+    # -- stage ------------------------------------------------------------------------------
 
     def _load(self, number: int, load_file) -> None:
-        run, window = self.run, self.attempt.window
+        run = self.run
         if self.ref is None:
-            self.ref = self.destination.create_stage_table(self.plan, self.attempt.stage_id)
-        job_id = f"{self.attempt.job_prefix}_load{number}"
+            self.ref = self.destination.create_stage_table(self.plan, self.first.stage_id)
+            if self.first.number > 1:  # an earlier attempt's stage, if still there
+                earlier = _Attempt.of(run.export, self.first.window, self.first.number - 1)
+                self.destination.drop_table(
+                    self.destination.table_ref(run.export.dataset_id, earlier.stage_id)
+                )
+        job_id = f"{self.first.job_prefix}_load{number}"
         checkpoints.reached("uploading")
         self.destination.load_file(
-            load_file.path, self.ref, job_id, self.attempt.labels, first=number == 0
+            load_file.path, self.ref, job_id, self.first.labels, first=number == 0
         )
         self.job_ids.append(job_id)
         self.uploaded += load_file.bytes
         load_file.path.unlink(missing_ok=True)
         run.log(
             "info",
-            f"Window {window.label()}: loaded {load_file.rows:,} rows "
-            f"({load_file.bytes / 1e6:.1f} MB) into the stage table.",
+            f"{self.label()}: loaded {load_file.rows:,} rows ({load_file.bytes / 1e6:.1f} MB) "
+            "into the stage table.",
         )
+
+    def label(self) -> str:
+        windows = [m.attempt.window for m in self.members]
+        if len(windows) == 1:
+            return f"Window {windows[0].label()}"
+        return (
+            f"Windows {windows[0].start:%Y-%m-%d %H:%M}–{windows[-1].end:%Y-%m-%d %H:%M} UTC "
+            f"({len(windows)} windows)"
+        )
+
+    # -- merge ------------------------------------------------------------------------------
+
+    def merge(self) -> None:
+        run, export = self.run, self.run.export
+        job_id = self.first.merge_job_id
+        for member in self.members:  # noted before submitting: a crash leaves it findable
+            run.store.set_pending_merge(
+                export.id, member.attempt.window.start, run.lock.owner, member.attempt.number,
+                job_id,
+            )  # fmt: skip
+        job = self.destination.submit_merge(
+            self.plan, self.ref, run.model, job_id, self.first.labels, self._range()
+        )
+        self.merge_submitted = True
+        checkpoints.reached("merge_submitted")
+        self.destination.wait_for(job, f"merging into {self.plan.table_ref}", export.dataset_id)
+        self.job_ids.append(job_id)
+        checkpoints.reached("merge_done")
+
+    def _range(self):
+        ranges = [m.counter.range for m in self.members if m.counter.range]
+        if not ranges:
+            return None
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
     def drop(self, quiet: bool = False) -> None:
         if not self.ref:

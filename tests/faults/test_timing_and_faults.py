@@ -103,12 +103,12 @@ def test_transient_faults_are_retried(events_world: World, fault, path):
 def test_a_load_job_that_fails_for_a_transient_reason_is_a_new_attempt(events_world: World):
     world = events_world
     world.google.proxy.fail_jobs(r"T010000_a1_load0$", JOB_BACKEND_ERROR)
-    result = world.bqtui("run", "ev")
+    result = world.bqtui("run", "ev", BQTUI_GROUP_WINDOWS=1)
     assert result.code == 0, result.err
     assert (
         "job bqtui_" in result.err
         and "_20240501T010000_a1_load0 failed (backendError): Error "
-        "encountered during execution. Retrying may solve the problem. Trying the window again "
+        "encountered during execution. Retrying may solve the problem. Trying the window(s) again "
         "as a new attempt."
         in result.err
     )
@@ -126,7 +126,7 @@ def test_quota_exceeded_is_a_quota_problem_and_the_next_run_completes(events_wor
     assert "This is a quota, not a missing permission" in refused.err
     assert "denied" not in refused.err and "Grant " not in refused.err
     assert [c.fault for c in world.google.proxy.calls if c.fault] == ["403 quotaExceeded"]
-    assert world.sql("SELECT status FROM windows") == [("failed",)]
+    assert world.sql("SELECT status FROM windows") == [("failed",)] * 3  # one group
     world.google.proxy.clear_faults()
     rerun = world.bqtui("run", "ev")
     assert rerun.code == 0, rerun.err
@@ -165,7 +165,9 @@ def test_remove_during_a_run_is_refused_or_stops_the_run_first(world: World):
     world.insert_hours(T0, 3)
     world.add("a-first", table="first")
     world.add("b-second", table="second")
-    runner = world.start("--run-all", BQTUI_TEST_FAULT="merge_submitted:pause=3")
+    runner = world.start(
+        "--run-all", BQTUI_TEST_FAULT="merge_submitted:pause=3", BQTUI_GROUP_WINDOWS=1
+    )
     wait_for(lambda: world.sql("SELECT 1 FROM windows WHERE pending_merge_job IS NOT NULL"))
     refused = world.bqtui("remove", "a-first")
     assert refused.code == 1
@@ -266,3 +268,22 @@ def test_the_tui_does_not_hold_the_embedded_engine_while_cron_runs(world: World)
     assert "a-tui: nothing_due" in seen["out"]
     world.assert_exactly_once_and_clean("by_tui")
     world.assert_exactly_once_and_clean("by_cron")
+
+
+def test_small_windows_share_one_stage_and_merge_and_keep_their_own_counts(world: World):
+    """Twelve hourly windows of 1..12 rows each: one load, one MERGE, twelve exact records."""
+    for hour in range(12):
+        world.insert_hours(T0 + timedelta(hours=hour), 1, per_hour=hour + 1)
+    world.add()
+    result = world.bqtui("run", "ev", BQTUI_NOW=iso(T0 + timedelta(hours=12, minutes=2)))
+    assert result.code == 0, result.err
+    assert "ev: succeeded, 12/12 windows, 78 rows" in result.out
+    assert (
+        "Windows 2024-05-01 00:00–2024-05-01 12:00 UTC (12 windows): loaded 78 rows" in result.err
+    )
+    rows = world.sql("SELECT substr(window_start, 12, 2), rows FROM windows ORDER BY 1")
+    assert rows == [(f"{hour:02d}", hour + 1) for hour in range(12)]
+    jobs = [c.json["jobReference"]["jobId"] for c in world.google.proxy.calls_to("jobs.insert")
+            if isinstance(c.json, dict) and "jobReference" in c.json]  # fmt: skip
+    assert [j.rsplit("_", 2)[-2:] for j in jobs] == [["a1", "load0"], ["a1", "merge"]]
+    world.assert_exactly_once_and_clean()

@@ -84,76 +84,46 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CONTROL_PREFIX = "/_standin/"
 
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
 # URL parameters ClickHouse's HTTP handler consumes itself; every other parameter is a setting
 # (``param_*`` are query parameters, ``<table>_structure|_types|_format`` describe external data).
 RESERVED_PARAMS = frozenset(
-    {
-        "query",
-        "database",
-        "default_format",
-        "user",
-        "password",
-        "quota_key",
-        "query_id",
-        "stacktrace",
-        "role",
-        "buffer_size",
-        "wait_end_of_query",
-        "session_id",
-        "session_timeout",
-        "session_check",
-        "close_session",
-        "client_protocol_version",
-        "compress",
-        "decompress",
-    }
+    _words(
+        "query database default_format user password quota_key query_id stacktrace role buffer_size "
+        "wait_end_of_query session_id session_timeout session_check close_session "
+        "client_protocol_version compress decompress"
+    )
 )
 
 # Output formats whose per-block encodings concatenate into one valid stream. ArrowStream is
 # stitched (one schema, the record batches, one end-of-stream marker); the rest (Arrow, Parquet,
 # JSON, *WithNames, Pretty...) have a global header or footer and are produced in one piece.
 STREAMABLE_FORMATS = frozenset(
-    {
-        "native",
-        "tabseparated",
-        "tsv",
-        "tabseparatedraw",
-        "tsvraw",
-        "csv",
-        "rowbinary",
-        "jsoneachrow",
-        "jsoncompacteachrow",
-        "jsonstringseachrow",
-        "values",
-        "arrowstream",
-    }
+    _words(
+        "native tabseparated tsv tabseparatedraw tsvraw csv rowbinary jsoneachrow jsoncompacteachrow "
+        "jsonstringseachrow values arrowstream"
+    )
 )
 
 # Statements that return rows (ClickHouse's ASTQueryWithOutput): they get X-ClickHouse-Format.
 OUTPUT_STATEMENTS = frozenset(
-    {
-        "SELECT",
-        "WITH",
-        "SHOW",
-        "DESCRIBE",
-        "DESC",
-        "EXISTS",
-        "EXPLAIN",
-        "CHECK",
-        "KILL",
-        "FROM",
-        "WATCH",
-    }
+    _words("SELECT WITH SHOW DESCRIBE DESC EXISTS EXPLAIN CHECK KILL FROM WATCH")
 )
 # What a GET (readonly=2 on ClickHouse) may run.
 READONLY_STATEMENTS = OUTPUT_STATEMENTS | {"SET", "USE"}
 
+_TSV = "text/tab-separated-values; charset=UTF-8"
 _CONTENT_TYPES = {
-    "tabseparated": "text/tab-separated-values; charset=UTF-8",
-    "tsv": "text/tab-separated-values; charset=UTF-8",
-    "tabseparatedwithnames": "text/tab-separated-values; charset=UTF-8",
-    "tabseparatedwithnamesandtypes": "text/tab-separated-values; charset=UTF-8",
-    "tabseparatedraw": "text/tab-separated-values; charset=UTF-8",
+    **dict.fromkeys(
+        _words(
+            "tabseparated tsv tabseparatedwithnames tabseparatedwithnamesandtypes tabseparatedraw"
+        ),
+        _TSV,
+    ),
     "csv": "text/csv; charset=UTF-8; header=absent",
     "csvwithnames": "text/csv; charset=UTF-8; header=present",
     "json": "application/json; charset=UTF-8",
@@ -162,79 +132,38 @@ _CONTENT_TYPES = {
     "jsoncompacteachrow": "application/x-ndjson; charset=UTF-8",
     "xml": "application/xml; charset=UTF-8",
 }
-_BINARY_FORMATS = (
-    "native",
-    "arrow",
-    "arrowstream",
-    "parquet",
-    "orc",
-    "avro",
-    "rowbinary",
-    "msgpack",
-    "protobuf",
-    "capnproto",
-    "npy",
+_BINARY_FORMATS = tuple(
+    _words("native arrow parquet orc avro rowbinary msgpack protobuf capnproto npy")
 )
 
-# exceptionCodeToHTTPStatus (src/Server/HTTP/exceptionCodeToHTTPStatus.cpp), by error name.
+# exceptionCodeToHTTPStatus (src/Server/HTTP/exceptionCodeToHTTPStatus.cpp), by error name;
+# every other exception is a 500.
 _HTTP_STATUS_BY_ERROR = {
     "REQUIRED_PASSWORD": 401,
     **dict.fromkeys(
-        [
-            "UNKNOWN_USER",
-            "WRONG_PASSWORD",
-            "AUTHENTICATION_FAILED",
-            "SET_NON_GRANTED_ROLE",
-            "ACCESS_DENIED",
-        ],
+        _words(
+            "UNKNOWN_USER WRONG_PASSWORD AUTHENTICATION_FAILED SET_NON_GRANTED_ROLE ACCESS_DENIED"
+        ),
         403,
     ),
     **dict.fromkeys(
-        [
-            "BAD_ARGUMENTS",
-            "CANNOT_COMPILE_REGEXP",
-            "CANNOT_PARSE_TEXT",
-            "CANNOT_PARSE_ESCAPE_SEQUENCE",
-            "CANNOT_PARSE_QUOTED_STRING",
-            "CANNOT_PARSE_DATE",
-            "CANNOT_PARSE_DATETIME",
-            "CANNOT_PARSE_NUMBER",
-            "CANNOT_PARSE_DOMAIN_VALUE_FROM_STRING",
-            "CANNOT_PARSE_IPV4",
-            "CANNOT_PARSE_IPV6",
-            "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
-            "CANNOT_PARSE_UUID",
-            "DUPLICATE_COLUMN",
-            "ILLEGAL_COLUMN",
-            "UNKNOWN_ELEMENT_IN_AST",
-            "UNKNOWN_TYPE_OF_AST_NODE",
-            "THERE_IS_NO_COLUMN",
-            "TOO_DEEP_AST",
-            "TOO_BIG_AST",
-            "UNEXPECTED_AST_STRUCTURE",
-            "SYNTAX_ERROR",
-            "INCORRECT_DATA",
-            "TYPE_MISMATCH",
-            "VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE",
-        ],
+        _words(
+            "BAD_ARGUMENTS CANNOT_COMPILE_REGEXP CANNOT_PARSE_TEXT CANNOT_PARSE_ESCAPE_SEQUENCE "
+            "CANNOT_PARSE_QUOTED_STRING CANNOT_PARSE_DATE CANNOT_PARSE_DATETIME CANNOT_PARSE_NUMBER "
+            "CANNOT_PARSE_DOMAIN_VALUE_FROM_STRING CANNOT_PARSE_IPV4 CANNOT_PARSE_IPV6 "
+            "CANNOT_PARSE_INPUT_ASSERTION_FAILED CANNOT_PARSE_UUID DUPLICATE_COLUMN ILLEGAL_COLUMN "
+            "UNKNOWN_ELEMENT_IN_AST UNKNOWN_TYPE_OF_AST_NODE THERE_IS_NO_COLUMN TOO_DEEP_AST "
+            "TOO_BIG_AST UNEXPECTED_AST_STRUCTURE SYNTAX_ERROR INCORRECT_DATA TYPE_MISMATCH "
+            "VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE"
+        ),
         400,
     ),
     **dict.fromkeys(
-        [
-            "UNKNOWN_TABLE",
-            "UNKNOWN_FUNCTION",
-            "UNKNOWN_IDENTIFIER",
-            "UNKNOWN_TYPE",
-            "UNKNOWN_STORAGE",
-            "UNKNOWN_DATABASE",
-            "UNKNOWN_SETTING",
-            "UNKNOWN_DIRECTION_OF_SORTING",
-            "UNKNOWN_AGGREGATE_FUNCTION",
-            "UNKNOWN_FORMAT",
-            "UNKNOWN_DATABASE_ENGINE",
-            "UNKNOWN_TYPE_OF_QUERY",
-            "UNKNOWN_ROLE",
-        ],
+        _words(
+            "UNKNOWN_TABLE UNKNOWN_FUNCTION UNKNOWN_IDENTIFIER UNKNOWN_TYPE UNKNOWN_STORAGE "
+            "UNKNOWN_DATABASE UNKNOWN_SETTING UNKNOWN_DIRECTION_OF_SORTING UNKNOWN_AGGREGATE_FUNCTION "
+            "UNKNOWN_FORMAT UNKNOWN_DATABASE_ENGINE UNKNOWN_TYPE_OF_QUERY UNKNOWN_ROLE"
+        ),
         404,
     ),
     "QUERY_IS_TOO_LARGE": 413,
@@ -604,11 +533,10 @@ class _RequestBody:
         self._decoder = _Decoder(encoding) if encoding and encoding != "identity" else None
         self.raw_head = bytearray()
         self.raw_length = 0
-        self._pending = b""  # decoded bytes handed back by unread()
 
     @property
     def done(self) -> bool:
-        return self._raw_done and not self._pending
+        return self._raw_done
 
     def _read_raw(self, size: int = 256 * 1024) -> bytes:
         if self._raw_done:
@@ -645,9 +573,6 @@ class _RequestBody:
 
     def read_chunk(self) -> bytes:
         """The next decoded bytes; b"" at the end."""
-        if self._pending:
-            data, self._pending = self._pending, b""
-            return data
         while not self._raw_done:
             raw = self._read_raw()
             data = self._decoder.decode(raw) if self._decoder else raw
@@ -1067,7 +992,12 @@ class _ClientGone(Exception):
 
 
 class _Reply:
-    """One HTTP/1.1 answer: status line and headers once, then a chunked (optionally compressed) body."""
+    """One HTTP/1.1 answer: status line and headers once, then a chunked (optionally compressed) body.
+
+    Every piece but the latest goes out at once; the latest is held back until `end()`, which the
+    request calls after it released the engine handle: a client must not see an answer complete
+    (ArrowStream's end-of-stream marker is enough for pyarrow) while its session is still taken.
+    """
 
     def __init__(
         self, handler: BaseHTTPRequestHandler, encoding: str | None, on_bytes: Callable[[int], None]
@@ -1076,8 +1006,9 @@ class _Reply:
         self._encoder = _Encoder(encoding) if encoding else None
         self.encoding = encoding
         self.started = False
-        self.done = False  # the last chunk was written, or the connection was cut
+        self.done = False  # the last chunk is due or written, or the connection is cut
         self._cut_pending = False
+        self._held = b""
         self._on_bytes = on_bytes
 
     def _raw(self, data: bytes) -> None:
@@ -1098,21 +1029,31 @@ class _Reply:
         self._raw(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         self.started = True
 
-    def _chunk(self, data: bytes) -> None:
-        if data:
-            self._raw(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+    @staticmethod
+    def _framed(data: bytes) -> bytes:
+        return f"{len(data):X}\r\n".encode() + data + b"\r\n" if data else b""
 
     def write(self, data: bytes) -> None:
         if not data:
             return
         self._on_bytes(len(data))
-        self._chunk(self._encoder.encode(data) if self._encoder else data)
+        encoded = self._encoder.encode(data) if self._encoder else data
+        held, self._held = self._held, encoded
+        if held:
+            self._raw(self._framed(held))
+
+    def _flush_held(self) -> None:
+        held, self._held = self._held, b""
+        if held:
+            self._raw(self._framed(held))
 
     def end(self) -> None:
-        """The last chunk, or the deferred cut."""
+        """The held piece, then the last chunk (or the deferred cut)."""
         if self._cut_pending:
             self._cut_pending = False
-            self.abort()
+            with contextlib.suppress(_ClientGone):
+                self._flush_held()
+            self._cut()
         else:
             self.finish()
 
@@ -1120,9 +1061,9 @@ class _Reply:
         if self.done:
             return
         self.done = True
-        if self._encoder:
-            self._chunk(self._encoder.finish())
-        self._raw(b"0\r\n\r\n")
+        tail = self._held + (self._encoder.finish() if self._encoder else b"")
+        self._held = b""
+        self._raw(self._framed(tail) + b"0\r\n\r\n")
 
     def break_with_exception(self, message: bytes, tag: str, defer: bool = False) -> None:
         """ClickHouse's cancelWithException after the headers: the tagged block, then no last chunk."""
@@ -1131,11 +1072,16 @@ class _Reply:
         self.abort(defer)
 
     def abort(self, defer: bool = False) -> None:
-        """Cut the connection (now, or with `defer` when `cut_if_pending` is called)."""
+        """Cut the connection after what was written (at `end()` with `defer`)."""
         self.done = True
         if defer:
             self._cut_pending = True
             return
+        with contextlib.suppress(_ClientGone):
+            self._flush_held()
+        self._cut()
+
+    def _cut(self) -> None:
         handler = self._handler
         handler.close_connection = True
         with contextlib.suppress(OSError, ValueError):
@@ -1362,6 +1308,7 @@ class _Query:
         self.body: _RequestBody | None = None
         self.encoding: str | None = None
         self.settings: dict[str, str] = {}
+        self._recorded = False
         try:
             # The Native protocol revision the client speaks (it adds BlockInfo to every block).
             self.protocol = int(self.params.get("client_protocol_version") or 0)
@@ -1412,10 +1359,10 @@ class _Query:
         if error.code == 194:
             headers.append(("WWW-Authenticate", 'Basic realm="ClickHouse server HTTP API"'))
         reply.start(self.status, headers)
-        reply.write(error.body(self.engine.version))
-        reply.finish()
+        reply.write(error.body(self.engine.version))  # end() finishes it
 
     def _record(self) -> None:
+        self._recorded = True
         body = self.body
         raw = bytes(body.raw_head) if body else b""
         entry: dict[str, Any] = {
@@ -1439,37 +1386,43 @@ class _Query:
     def serve(self) -> None:
         handler = self.handler
         try:
-            self._serve()
-            # The last chunk (or the cut of a faulted answer) goes out only now, after the engine
-            # handle and a session's lock were released: a client that sends its next query on
-            # seeing the end of this answer must find its session free.
+            try:
+                self._serve()
+            except _ClientGone:
+                raise
+            except Exception as error:  # noqa: BLE001 - a bug here must still answer like a server
+                if isinstance(error, ClickHouseError):
+                    clickhouse_error = error
+                else:
+                    if self.server.verbose:
+                        import traceback
+
+                        traceback.print_exc()
+                    clickhouse_error = ClickHouseError.make(
+                        1001, f"{type(error).__name__}: {error}"
+                    )
+                if self.reply is None or not self.reply.started:
+                    self._send_error(clickhouse_error, self.encoding)
+                elif not self.reply.done:
+                    self.reply.break_with_exception(
+                        clickhouse_error.body(self.engine.version), self.tag
+                    )
+            # The end of the answer (the held piece and the last chunk, or the cut of a faulted
+            # answer) goes out only now, after the engine handle and a session's lock were
+            # released, and the request was logged: a client that acts on seeing the end of this
+            # answer must find its session free and its request in the log.
+            self._record()
             if self.reply is not None and self.reply.started:
                 self.reply.end()
         except _ClientGone:
             handler.close_connection = True
-        except ClickHouseError as error:
-            if self.reply is not None and self.reply.started:
-                self.reply.break_with_exception(error.body(self.engine.version), self.tag)
-            else:
-                with contextlib.suppress(_ClientGone):
-                    self._send_error(error, self.encoding)
-        except Exception as error:  # noqa: BLE001 - a bug here must still answer like a server
-            if self.server.verbose:
-                import traceback
-
-                traceback.print_exc()
-            wrapped = ClickHouseError.make(1001, f"{type(error).__name__}: {error}")
-            if self.reply is not None and self.reply.started:
-                self.reply.break_with_exception(wrapped.body(self.engine.version), self.tag)
-            else:
-                with contextlib.suppress(_ClientGone):
-                    self._send_error(wrapped, self.encoding)
         finally:
             if self.active_key is not None:
                 self.server.untrack(self.active_key)
             if self.body is not None and not self.body.done and not handler.close_connection:
                 handler.close_connection = True  # unread body: this connection cannot be reused
-            self._record()
+            if not self._recorded:
+                self._record()
 
     def _serve(self) -> None:
         handler = self.handler
@@ -1928,13 +1881,12 @@ class ClickHouseHttpServer:
             self.host,
             "--port",
             "0",
-            "--control-token",
-            self.control_token,
+            f"--control-token={self.control_token}",
         ]
         if self.user != "default" or self.password:
-            command += ["--user", self.user, "--password", self.password]
+            command += [f"--user={self.user}", f"--password={self.password}"]
         if self.tls:
-            command += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
+            command += [f"--tls-cert={self.tls[0]}", f"--tls-key={self.tls[1]}"]
         command += self.extra_args
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
