@@ -10,6 +10,7 @@ import os
 import signal
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 from . import __version__, secrets
@@ -29,7 +30,7 @@ from .errors import BqtuiError, Cancelled, ConfigError, SecretsError
 from .export_setup import create_export, remove_export
 from .keyfile import load_key_file
 from .paths import default_db_path, default_source_dsn
-from .runner import CancelToken, ExportRunner, LogEvent, RunResult
+from .runner import CancelToken, ExportRunner, LogEvent, ProgressEvent, RunFinished, RunResult
 from .schedule import first_window_start, next_run_at
 from .store import Store, describe_database_error, to_iso, utcnow
 
@@ -140,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     set_key = commands.add_parser("set-key", parents=[db], help="replace an export's key")
     set_key.add_argument("name")
     set_key.add_argument("--key-file", required=True)
+
+    set_source = commands.add_parser(
+        "set-source",
+        parents=[db],
+        help="replace an export's ClickHouse DSN (its credentials go to the keyring)",
+    )
+    set_source.add_argument("name")
+    set_source.add_argument("--source-dsn", required=True)
 
     run = commands.add_parser(
         "run", parents=[db], help="run an export's due windows now, or backfill a range"
@@ -307,6 +316,16 @@ def cmd_remove(args, store: Store) -> int:
     return EXIT_OK
 
 
+def cmd_set_source(args, store: Store) -> int:
+    export = store.require_export(args.name)
+    source_dsn, source_secrets = split_secrets(args.source_dsn)
+    secrets.store_clickhouse_secrets(export.uid, source_secrets)
+    store.update_export(export.with_changes(source_dsn=source_dsn))
+    stored = " (credentials → keyring)" if source_secrets else ""
+    print(f'Export "{export.name}" now reads from {source_dsn}{stored}.')
+    return EXIT_OK
+
+
 def cmd_set_key(args, store: Store) -> int:
     export = store.require_export(args.name)
     key = load_key_file(args.key_file)
@@ -315,14 +334,45 @@ def cmd_set_key(args, store: Store) -> int:
     return EXIT_OK
 
 
-def _log_to_stderr(event) -> None:
-    if isinstance(event, LogEvent):
-        stamp = event.at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        print(
-            f"{stamp} [{event.export_name}] {event.level.upper()} {event.message}",
-            file=sys.stderr,
-            flush=True,
-        )
+class _Console:
+    """Logs on stderr; during a run of several windows, progress with the time left: a bar
+    redrawn in place on a terminal, a plain line every ``PLAIN_EVERY`` seconds otherwise."""
+
+    PLAIN_EVERY = 10.0
+    BAR = 24
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.terminal = self.stream.isatty()
+        self.bar_shown = False
+        self.last_plain = 0.0
+
+    def __call__(self, event) -> None:
+        if isinstance(event, LogEvent):
+            self._clear_bar()
+            stamp = event.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            print(f"{stamp} [{event.export_name}] {event.level.upper()} {event.message}",
+                  file=self.stream, flush=True)  # fmt: skip
+        elif isinstance(event, ProgressEvent) and event.windows_total > 1:
+            self._progress(event)
+        elif isinstance(event, RunFinished):
+            self._clear_bar()
+
+    def _progress(self, event: ProgressEvent) -> None:
+        if self.terminal:
+            filled = self.BAR * event.windows_done // event.windows_total
+            bar = "█" * filled + "·" * (self.BAR - filled)
+            self.stream.write(f"\r\033[K[{event.export_name}] {bar} {event.text()}")
+            self.stream.flush()
+            self.bar_shown = True
+        elif time.monotonic() - self.last_plain >= self.PLAIN_EVERY:
+            self.last_plain = time.monotonic()
+            print(f"[{event.export_name}] progress: {event.text()}", file=self.stream, flush=True)
+
+    def _clear_bar(self) -> None:
+        if self.bar_shown:
+            self.stream.write("\r\033[K")
+            self.bar_shown = False
 
 
 def _print_summary(results: list[RunResult]) -> None:
@@ -368,7 +418,7 @@ class _Signals:
 def cmd_run(args, store: Store) -> int:
     export = store.require_export(args.name)
     signals = _Signals(cancel := CancelToken())
-    runner = ExportRunner(store, on_event=_log_to_stderr, now=now, cancel=cancel)
+    runner = ExportRunner(store, on_event=_Console(), now=now, cancel=cancel)
     if args.start or args.end:
         if not (args.start and args.end):
             raise ConfigError("A backfill needs both --start and --end.")
@@ -384,7 +434,7 @@ def cmd_run(args, store: Store) -> int:
 
 def cmd_run_all(args, store: Store) -> int:
     signals = _Signals(cancel := CancelToken())
-    results = ExportRunner(store, on_event=_log_to_stderr, now=now, cancel=cancel).run_all()
+    results = ExportRunner(store, on_event=_Console(), now=now, cancel=cancel).run_all()
     _print_summary(results)
     if not results:
         print("No enabled exports.")
@@ -404,7 +454,7 @@ def cmd_demo(args) -> int:
     try:
         if args.run:
             store = Store(environment.db_path)
-            results = ExportRunner(store, on_event=_log_to_stderr).run_all()
+            results = ExportRunner(store, on_event=_Console()).run_all()
             _print_summary(results)
             return EXIT_FAILED if any(r.failed for r in results) else EXIT_OK
         from .tui.app import run_tui
@@ -422,6 +472,7 @@ COMMANDS = {
     "resume": cmd_pause_resume,
     "remove": cmd_remove,
     "set-key": cmd_set_key,
+    "set-source": cmd_set_source,
     "run": cmd_run,
     "check": cmd_check,
 }

@@ -61,6 +61,22 @@ class ProgressEvent:
     rows: int
     window: Window | None
     window_rows: int
+    eta_seconds: float | None = None  # from the pace of the windows done so far
+
+    def text(self) -> str:
+        """One line: windows, rows and time left, for the CLI and the TUI alike."""
+        line = f"{self.windows_done}/{self.windows_total} windows · {self.rows:,} rows"
+        if self.eta_seconds is not None and self.windows_done < self.windows_total:
+            line += f" · about {duration_words(self.eta_seconds)} left"
+        return line
+
+
+def duration_words(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(round(seconds), 1)} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @dataclass(frozen=True)
@@ -320,6 +336,7 @@ class _Run:
         self.result.run_id = self.store.start_run(export.id, trigger, len(windows))
         lock.set_run(self.result.run_id)
         self._last_progress = 0.0
+        self._started = time.monotonic()
 
     # -- events and records -----------------------------------------------------------------
 
@@ -333,15 +350,19 @@ class _Run:
         if not force and now - self._last_progress < PROGRESS_INTERVAL:
             return
         self._last_progress = now
+        done, total = self.result.windows_done, self.result.windows_total
+        elapsed = now - self._started
+        eta = elapsed / done * (total - done) if done else None
         self.runner.on_event(
             ProgressEvent(
                 self.export.name,
-                self.result.windows_done,
-                self.result.windows_total,
+                done,
+                total,
                 self.result.rows + window_rows,
                 window,
                 window_rows,
-            )
+                eta,
+            )  # fmt: skip
         )
 
     def check_stop(self) -> None:

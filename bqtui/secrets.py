@@ -105,8 +105,10 @@ def _credentials_entry(export_uid: str) -> str:
 
 
 def store_clickhouse_secrets(export_uid: str, credentials: dict[str, str]) -> None:
-    """The ClickHouse DSN's credentials (password, access token …), as one JSON entry."""
+    """The ClickHouse DSN's credentials (password, access token …), as one JSON entry; they
+    replace whatever was stored before."""
     _set(_credentials_entry(export_uid), json.dumps(credentials))
+    _delete(_password_entry(export_uid))  # stored by bqtui before 0.2
 
 
 def load_clickhouse_secrets(export_uid: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ with the size of a window.
 
 import contextlib
 import os
+import re
 import shutil
 import threading
 import time
@@ -149,6 +150,50 @@ def connection_failure(dsn: str, error: Exception) -> str:
     return f"Cannot connect to ClickHouse at {where}: {text}"
 
 
+def query_failure(dsn: str, error: Exception) -> str:
+    """A query ClickHouse refused or could not answer, and what to check."""
+    text = str(error)
+    if "516" in text or "authentication failed" in text.lower():
+        return connection_failure(dsn, error)
+    if "timed out" in text.lower() or "timeout" in text.lower() or "159" in text:
+        return (
+            f"ClickHouse at {redact_dsn(dsn)} did not answer the window's query in time "
+            f"({_first_line(text)}). Nothing was recorded; the next run tries the window again. "
+            "For a slow server raise send_receive_timeout in the DSN (seconds)."
+        )
+    if isinstance(error, ClickHouseError):
+        return f"ClickHouse query failed: {_first_line(text)}"
+    return connection_failure(dsn, error)
+
+
+def stream_failure(dsn: str, error: Exception) -> str:
+    """The answer broke off after it had begun: an error on the server mid-query, or a
+    dropped connection."""
+    detail = _first_line(str(error)) or type(error).__name__
+    marker = re.search(r"Code: \d+\. DB::Exception: [^\r\n]+", str(error))
+    if marker:
+        detail = marker.group(0)[:500]
+    return (
+        f"ClickHouse at {redact_dsn(dsn)} stopped in the middle of the window's rows (the "
+        f"server raised an error after it began answering, or the connection dropped): "
+        f"{detail}. Nothing of the window was recorded; the next run exports it again."
+    )
+
+
+def _summary_read(headers) -> "ReadStats | None":
+    """ClickHouse's X-ClickHouse-Summary header: read_rows and read_bytes."""
+    import json
+
+    raw = headers.get("X-ClickHouse-Summary") if headers else None
+    if not raw:
+        return None
+    try:
+        summary = json.loads(raw)
+        return ReadStats(int(summary.get("read_rows", 0)), int(summary.get("read_bytes", 0)))
+    except (ValueError, TypeError):
+        return None
+
+
 def _open_client(dsn: str, secrets: dict, busy_wait: float):
     """A client for the DSN; an embedded engine held by another process is waited for."""
     path = embedded_path(dsn)
@@ -168,10 +213,10 @@ def _open_client(dsn: str, secrets: dict, busy_wait: float):
             if path or is_embedded(dsn):
                 return clickhouse_connect.get_client(dsn=dsn)
             try:
-                parsed, _ = parse_dsn(dsn)
+                parsed, in_dsn = parse_dsn(dsn)  # a DSN may still carry its password
             except ConfigError as error:
                 raise SourceError(str(error)) from None
-            return clickhouse_connect.get_client(**parsed.client_arguments(secrets))
+            return clickhouse_connect.get_client(**parsed.client_arguments({**in_dsn, **secrets}))
         except SourceError:
             raise
         except Exception as error:  # noqa: BLE001 - every driver error becomes one clear message
@@ -266,14 +311,45 @@ class ClickHouseSource:
             with self._stream_embedded(sql, parameters) as batches:
                 yield batches
             return
+        if is_embedded(self.dsn):  # in memory: clickhouse-connect's own streaming
+            with self._lock:
+                try:
+                    with self.client.query_arrow_stream(
+                        sql, parameters=parameters, settings=STREAM_SETTINGS
+                    ) as batches:
+                        yield self._guarded(batches)
+                except ClickHouseError as error:
+                    raise SourceError(
+                        f"ClickHouse query failed: {_first_line(str(error))}"
+                    ) from None
+            return
+        with self._stream_http(sql, parameters) as batches:
+            yield batches
+
+    @contextmanager
+    def _stream_http(self, sql: str, parameters: dict):
+        """ArrowStream over HTTP(S), read batch by batch as the server sends it; the response
+        headers carry what the server had read when it began answering."""
         with self._lock:
+            self.last_read = None
             try:
-                with self.client.query_arrow_stream(
-                    sql, parameters=parameters, settings=STREAM_SETTINGS
-                ) as batches:
-                    yield self._guarded(batches)
+                response = self.client.raw_stream(
+                    sql, parameters=parameters, settings=STREAM_SETTINGS, fmt="ArrowStream"
+                )
             except ClickHouseError as error:
-                raise SourceError(f"ClickHouse query failed: {_first_line(str(error))}") from None
+                raise SourceError(query_failure(self.dsn, error)) from None
+            except Exception as error:  # noqa: BLE001 - a dropped connection, a timeout …
+                raise SourceError(query_failure(self.dsn, error)) from None
+            self.last_read = _summary_read(getattr(response, "headers", {}))
+            try:
+                try:
+                    reader = pa.ipc.open_stream(response)
+                except (pa.ArrowInvalid, OSError) as error:
+                    raise SourceError(stream_failure(self.dsn, error)) from None
+                yield self._guarded(reader, self.dsn)
+            finally:
+                with contextlib.suppress(Exception):
+                    response.close()
 
     @contextmanager
     def _stream_embedded(self, sql: str, parameters: dict):
@@ -307,18 +383,26 @@ class ClickHouseSource:
         )
 
     @staticmethod
-    def _guarded(batches) -> Iterator[pa.RecordBatch]:
+    def _guarded(batches, dsn: str | None = None) -> Iterator[pa.RecordBatch]:
         try:
             yield from batches
-        except (ClickHouseError, RuntimeError, OSError) as error:
-            raise SourceError(f"ClickHouse query failed: {_first_line(str(error))}") from None
+        except (ClickHouseError, RuntimeError, OSError, pa.ArrowException) as error:
+            if dsn is None:
+                raise SourceError(f"ClickHouse query failed: {_first_line(str(error))}") from None
+            raise SourceError(stream_failure(dsn, error)) from None
+        except Exception as error:  # noqa: BLE001 - urllib3's ProtocolError, IncompleteRead …
+            if dsn is None:
+                raise
+            raise SourceError(stream_failure(dsn, error)) from None
 
     def scalar(self, sql: str, parameters: dict | None = None):
         with self._lock:
             try:
                 return self.client.query(sql, parameters=parameters or {}).first_row[0]
-            except ClickHouseError as error:
-                raise SourceError(f"ClickHouse query failed: {_first_line(str(error))}") from None
+            except SourceError:
+                raise
+            except Exception as error:  # noqa: BLE001 - driver and network errors alike
+                raise SourceError(query_failure(self.dsn, error)) from None
 
     def count_events(self, team_id: int | None = None) -> int:
         """Rows in the events table (for 'test connection')."""

@@ -16,11 +16,49 @@ from tests.harness.google import DATA_EDITOR, JOB_USER, FakeGoogle, ServiceAccou
 PROJECT = "bqtui-test"
 
 
+# Every end-to-end test of the models runs on both paths to ClickHouse: the embedded engine
+# and a ClickHouse server's HTTP interface (the stand-in runs the same engine behind it).
+SOURCE_PATHS = ["embedded", "http"]
+
+
+@pytest.fixture(scope="session")
+def http_clickhouse(tmp_path_factory):
+    """A ClickHouse HTTP server (tests.harness.clickhouse_http) with the demo data in "demo"."""
+    from tests.harness.clickhouse_http import ClickHouseHttpServer
+
+    path = tmp_path_factory.mktemp("clickhouse-http") / "data"
+    with ClickHouseHttpServer(
+        path, extra_args=["--seed-demo", "--seed-database", "demo"]
+    ) as server:
+        yield server
+
+
+@pytest.fixture(params=SOURCE_PATHS)
+def source_path(request) -> str:
+    return request.param
+
+
 @pytest.fixture
-def fresh_source(chdb_dsn_for):
+def demo_dsn(demo_dsn, source_path, request):
+    """The demo data, read through the embedded engine or over HTTP (same seed, same rows)."""
+    if source_path == "embedded":
+        return demo_dsn
+    return request.getfixturevalue("http_clickhouse").dsn("demo")
+
+
+@pytest.fixture
+def fresh_source(chdb_dsn_for, source_path, request):
     """A private, empty source database for tests that insert their own rows."""
-    dsn = chdb_dsn_for(unique_id("src"))
-    demo_data.create_source_tables(ClickHouseSource(dsn).client)
+    database = unique_id("src")
+    if source_path == "embedded":
+        dsn = chdb_dsn_for(database)
+    else:
+        server = request.getfixturevalue("http_clickhouse")
+        with ClickHouseSource(server.dsn("default")) as admin:
+            admin.client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+        dsn = server.dsn(database)
+    with ClickHouseSource(dsn) as source:
+        demo_data.create_source_tables(source.client)
     return dsn
 
 

@@ -454,7 +454,11 @@ def test_a_broken_source_fails_its_export_with_a_message_and_run_all_goes_on(
     db_path, destination, demo_dsn, fresh_source, capsys
 ):
     add_export(db_path, destination, demo_dsn, name="a-good", table="good")
-    broken = fresh_source.replace("?database=", "?database=missing_")
+    broken = (  # a database that does not exist, on either path
+        fresh_source.replace("?database=", "?database=missing_")
+        if "?database=" in fresh_source
+        else fresh_source.replace("/src_", "/missing_src_")
+    )
     add_export(db_path, destination, broken, name="b-broken", table="broken")
     store = Store(db_path)
     two_days_ago = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(

@@ -10,7 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Footer, Header, ProgressBar, RichLog, Static
 from textual.worker import Worker, WorkerState
 
-from ...runner import CancelToken, ExportRunner, RunResult
+from ...runner import CancelToken, ExportRunner, RunResult, duration_words
 from ...store import Store
 from ..formatting import duration_text, rows_text, time_text
 from ..messages import RunCompleted, RunLogLines, RunProgressed, RunWindowsFinished
@@ -110,10 +110,11 @@ class RunScreen(ExportScreen):
         )
         if progress.window is not None:
             self.query_one("#run-window", Static).update(f"Window {progress.window.label()}")
-        self.query_one("#run-counts", Static).update(
-            f"{progress.windows_done}/{progress.windows_total} windows · "
-            f"{rows_text(progress.rows)} rows"
-        )
+        counts = f"{progress.windows_done}/{progress.windows_total} windows · "
+        counts += f"{rows_text(progress.rows)} rows"
+        if progress.eta_seconds is not None and progress.windows_done < progress.windows_total:
+            counts += f" · about {duration_words(progress.eta_seconds)} left"
+        self.query_one("#run-counts", Static).update(counts)
 
     def on_run_windows_finished(self, message: RunWindowsFinished) -> None:
         for window in message.windows:
