@@ -22,6 +22,9 @@ path per process, peak RSS per process), one after the other, and prints markdow
                 created on first use with the project's chdb/clickhouse-connect/pyarrow).
 * bqtui-e2e     (b) ExportRunner.run_export into the local BigQuery emulator (upload, stage
                 table, MERGE); the emulator's speed is not ours.
+* bqtui-http    (a) over ClickHouse's HTTP interface (ArrowStream): the same data served by the
+                test stand-in (tests/harness/clickhouse_http.py, the real engine in another
+                process); RSS is bqtui's process alone.
 
 Child processes print one JSON line; the parent also watches each child's RSS and kills it
 above --rss-cap-gb so a materialising variant at 10M rows cannot take the machine down.
@@ -62,6 +65,7 @@ VARIANT_LABELS = {
     "bqtui-prefetch": "bqtui (a) + prefetch thread",
     "dlt": "dlt extract + normalize (2)",
     "bqtui-e2e": "bqtui end to end, emulator (b)",
+    "bqtui-http": "bqtui extract + encode over HTTP (a, server)",
 }
 
 
@@ -341,7 +345,16 @@ def _patch_prefetch(depth: int = 3) -> None:
 # -- child: bqtui extract + encode (a) ------------------------------------------------------
 
 
-def child_bqtui_encode(args, prefetch: bool) -> None:
+def child_bqtui_http(args) -> None:
+    """(a) over ClickHouse's HTTP interface: the same data served by the test stand-in (the
+    real engine in another process), read by ClickHouseSource as from a server."""
+    from tests.harness.clickhouse_http import ClickHouseHttpServer
+
+    with ClickHouseHttpServer(Path(args.chdb_dir)) as server:
+        child_bqtui_encode(args, prefetch=False, source_dsn=server.dsn("default"))
+
+
+def child_bqtui_encode(args, prefetch: bool, source_dsn: str | None = None) -> None:
     from bqtui.config import ExportConfig
     from bqtui.encode import write_parquet_files
     from bqtui.models.events import EVENTS
@@ -362,7 +375,7 @@ def child_bqtui_encode(args, prefetch: bool) -> None:
     params = EVENTS.query_parameters(export, WINDOW_START, WINDOW_END)
     fields = [f for f in EVENTS.fields if f.from_source]
     json_fields = {f.name for f in fields if f.json_capable} if spec["json_type"] else set()
-    source = ClickHouseSource(f"chdb://{args.chdb_dir}")
+    source = ClickHouseSource(source_dsn or f"chdb://{args.chdb_dir}")
     source.scalar("SELECT 1")  # open the engine before the clock starts
     counter = _BatchCounter(EVENTS.partition_field)
     files = out_bytes = 0
@@ -792,7 +805,7 @@ def main_parent(args) -> None:
         run_profiles(args, data_dir, spec)
         return
 
-    variants = ["native", "bqtui-encode"]
+    variants = ["native", "bqtui-encode", "bqtui-http"]
     if args.prefetch:
         variants.append("bqtui-prefetch")
     dlt_python = None
@@ -1019,7 +1032,7 @@ def render(report: dict) -> str:
         "| variant | rows/s | MB/s | wall s (min–max) | spread | CPU s | peak RSS | Parquet MB |"
     )
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
-    order = ["native", "bqtui-encode", "bqtui-prefetch", "dlt", "bqtui-e2e"]
+    order = ["native", "bqtui-encode", "bqtui-http", "bqtui-prefetch", "dlt", "bqtui-e2e"]
     order += [name for name in results if name not in order]
     for variant in order:
         runs = results.get(variant)
@@ -1198,6 +1211,7 @@ def main(argv=None) -> None:
         "bqtui-encode": lambda: child_bqtui_encode(args, prefetch=False),
         "bqtui-prefetch": lambda: child_bqtui_encode(args, prefetch=True),
         "bqtui-e2e": lambda: child_bqtui_e2e(args),
+        "bqtui-http": lambda: child_bqtui_http(args),
         "dlt": lambda: child_dlt(args),
     }
     children[args.variant]()

@@ -82,6 +82,10 @@ CHANNEL_TYPE = f"""multiIf(
     )"""
 
 
+# PostHog ends a session after 24 hours of activity; a margin on top for clock skew.
+SESSION_SPAN_HOURS = 26
+
+
 def _prop(name: str) -> str:
     return f"nullIf(JSONExtractString(properties, '{name}'), '')"
 
@@ -114,13 +118,21 @@ def build_query(export: ExportConfig) -> str:
     has_lcp = "JSONHas(properties, '$web_vitals_LCP_value')"
     return f"""
 WITH sessions_in_window AS (
-    SELECT {raw_session_id} AS session_id
+    SELECT {raw_session_id} AS session_id, min(timestamp) AS first_seen, max(timestamp) AS last_seen
     FROM events
     WHERE team_id = {{team_id:Int64}} AND session_id != ''
         -- ingested since the window's start, as plain ranges a skip index can prune with
         AND (inserted_at >= {start} OR (inserted_at IS NULL AND _timestamp >= toDateTime({start})))
     GROUP BY session_id
     HAVING max({INGESTED_AT}) < {end}
+),
+-- A session's events lie within SESSION_SPAN of the events that put it in the window: bounding
+-- the second scan by timestamp lets the primary key (team_id, toDate(timestamp), …) skip the
+-- rest of the team's history.
+event_span AS (
+    SELECT min(first_seen) - INTERVAL {SESSION_SPAN_HOURS} HOUR AS low,
+        max(last_seen) + INTERVAL {SESSION_SPAN_HOURS} HOUR AS high
+    FROM sessions_in_window
 )
 SELECT
     *,
@@ -170,7 +182,10 @@ FROM (
     FROM (
         SELECT uuid, event, {PARSEABLE_PROPERTIES} AS properties, timestamp, team_id, distinct_id
         FROM events
-        WHERE team_id = {{team_id:Int64}} AND {raw_session_id} IN sessions_in_window
+        WHERE team_id = {{team_id:Int64}}
+            AND timestamp >= (SELECT low FROM event_span)
+            AND timestamp <= (SELECT high FROM event_span)
+            AND {raw_session_id} IN (SELECT session_id FROM sessions_in_window)
         LIMIT 1 BY uuid
     )
     GROUP BY session_id
