@@ -3,9 +3,10 @@ time of bqtui's own events query, with and without a skip index on inserted_at.
 
     .venv/bin/python benchmarks/bench_window_reads.py [--base 1000000] [--factors 1 30]
 
-Histories of ``base × factor`` events spread over 60 days of one team, in PostHog's layout
-(ORDER BY team_id, toDate(timestamp), …; ingestion a few seconds after the event), in the
-embedded ClickHouse. The window is the same 5 minutes on the last day. Rows and bytes read are
+Histories of ``base × factor`` events at the same rate (``base`` events every two days) of one
+team, so a longer history is more days, as it grows in production; PostHog's layout (ORDER BY
+team_id, toDate(timestamp), …; ingestion a few seconds after the event), in the embedded
+ClickHouse. The window is the same 5 minutes on the last day. Rows and bytes read are
 the engine's own statistics (chdb's progress callback: what the query read from storage).
 """
 
@@ -15,7 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import chdb
@@ -29,18 +30,20 @@ from bqtui.models import get_model  # noqa: E402
 from bqtui.source import STREAM_SETTINGS, with_settings  # noqa: E402
 
 WINDOW = (datetime(2024, 4, 29, 12, 0, tzinfo=UTC), datetime(2024, 4, 29, 12, 5, tzinfo=UTC))
-DAYS = 60
+HISTORY_END = datetime(2024, 4, 30, tzinfo=UTC)
+DAYS_PER_BASE = 2
 
 
-def generate(connection, rows: int) -> None:
+def generate(connection, rows: int, days: int) -> None:
     connection.query(SOURCE_DDL["events"].format(table="events"))
-    seconds = DAYS * 86400
+    seconds = days * 86400
+    first = (HISTORY_END - timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S")
     connection.query(
         "INSERT INTO events SELECT generateUUIDv4(), if(number % 5 = 0, 'signed_up', "
         "'$pageview'), concat('{\"$current_url\": \"https://example.com/', toString(number % "
         "1000), '\"}'), t, 1, toString(number % 5000), '', t, generateUUIDv4(), "
         "t + toIntervalSecond(number % 20), toDateTime(t + toIntervalSecond(number % 20)) "
-        f"FROM (SELECT number, toDateTime64('2024-03-01 00:00:00', 6, 'UTC') + "
+        f"FROM (SELECT number, toDateTime64('{first}', 6, 'UTC') + "
         f"toIntervalSecond(intDiv(number * {seconds}, {rows})) AS t FROM numbers({rows}))"
     )
     connection.query("OPTIMIZE TABLE events FINAL")
@@ -89,7 +92,7 @@ def main() -> int:
         try:
             rows = args.base * factor
             started = time.monotonic()
-            generate(connection, rows)
+            generate(connection, rows, DAYS_PER_BASE * factor)
             print(f"<!-- {rows:,} rows generated in {time.monotonic() - started:.0f} s -->",
                   file=sys.stderr)  # fmt: skip
             for indexed in (False, True):
@@ -103,7 +106,8 @@ def main() -> int:
                         "SETTINGS mutations_sync = 2"
                     )
                 m = measure(connection)
-                print(f"| {rows:,} ({factor}×) | {'yes' if indexed else 'no'} | "
+                print(f"| {rows:,} ({factor}×, {DAYS_PER_BASE * factor} days) | "
+                      f"{'yes' if indexed else 'no'} | "
                       f"{m['exported']:,} | {m['read_rows']:,} | {m['read_bytes'] / 1e6:.1f} MB "
                       f"| {m['ms']:.1f} ms |", flush=True)  # fmt: skip
         finally:
