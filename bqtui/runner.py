@@ -36,6 +36,7 @@ from .errors import (
 from .keyfile import parse_key_text
 from .locks import ExportLock
 from .models import ExportModel, get_model
+from .ports import Destination, Source
 from .schedule import Window, backfill_windows, due_windows
 from .source import ClickHouseSource, is_embedded, remove_dead_engine_dirs
 from .store import Store, utcnow
@@ -148,6 +149,21 @@ GROUP_MAX_WINDOWS = 168  # a week of hourly windows
 GROUP_MAX_ROWS = 1_000_000
 
 
+def clickhouse_source(export: ExportConfig) -> ClickHouseSource:
+    return ClickHouseSource(export.source_dsn, secrets.load_clickhouse_secrets(export.uid))
+
+
+def bigquery_destination(export: ExportConfig, retry_deadline: float) -> BigQueryDestination:
+    key = parse_key_text(secrets.load_service_account_key(export.uid, export.name))
+    return BigQueryDestination(
+        key,
+        project_id=export.project_id,
+        endpoint=export.bigquery_endpoint,
+        location=export.location,
+        retry_deadline=retry_deadline,
+    )
+
+
 class ExportRunner:
     def __init__(
         self,
@@ -158,8 +174,13 @@ class ExportRunner:
         now: Callable[[], datetime] = utcnow,
         retry_deadline: float | None = None,
         work_dir: Path | None = None,
+        source_factory: Callable[[ExportConfig], Source] | None = None,
+        destination_factory: Callable[[ExportConfig, float], Destination] | None = None,
     ):
         self.store = store
+        # ClickHouse and BigQuery by default; in-memory fakes in the runner's unit tests.
+        self.source_factory = source_factory or clickhouse_source
+        self.destination_factory = destination_factory or bigquery_destination
         self.on_event = on_event or (lambda event: None)
         self.cancel = cancel or CancelToken()
         self.now = now
@@ -231,9 +252,7 @@ class ExportRunner:
             if not windows:
                 self._emit_log(export.name, "info", "Nothing due.")
                 return self._finish(RunResult(export.name, "nothing_due"), started)
-            source = ClickHouseSource(
-                export.source_dsn, secrets.load_clickhouse_secrets(export.uid)
-            )
+            source = self.source_factory(export)
             try:
                 source.open()  # before any window begins: a busy engine uses no attempt
             except SourceBusy as busy:
@@ -330,7 +349,7 @@ class _Run:
         self.model: ExportModel = get_model(export.model)
         self.windows: list[Window] = windows
         self.lock: ExportLock = lock
-        self.source: ClickHouseSource = source
+        self.source: Source = source
         self.stop = CancelToken()  # the lock's heartbeat: lost lock, or remove --force
         self.result = RunResult(export.name, "running", windows_total=len(windows))
         self.result.run_id = self.store.start_run(export.id, trigger, len(windows))
@@ -395,7 +414,7 @@ class _Run:
         destination = None
         try:
             self.source.open()
-            destination = self._connect()
+            destination = self.runner.destination_factory(export, self.runner.retry_deadline)
             plan = destination.prepare_table(
                 export.dataset_id, export.table_id, self.model, export.json_type
             )
@@ -455,17 +474,6 @@ class _Run:
                 f"Done: {self.result.windows_done} window(s), {self.result.rows:,} rows.",
             )
         return self.result
-
-    def _connect(self) -> BigQueryDestination:
-        export = self.export
-        key = parse_key_text(secrets.load_service_account_key(export.uid, export.name))
-        return BigQueryDestination(
-            key,
-            project_id=export.project_id,
-            endpoint=export.bigquery_endpoint,
-            location=export.location,
-            retry_deadline=self.runner.retry_deadline,
-        )
 
     def _export_group_with_retries(self, windows, destination, plan) -> int:
         """Export the first windows of ``windows`` as one group; return how many it took."""

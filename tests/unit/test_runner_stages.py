@@ -1,0 +1,225 @@
+"""The runner's pipeline (resolve → select → encode → stage → merge → record) on in-memory
+fakes of the source and the destination (bqtui.ports), with the real store and lock.
+
+The same guarantees are proven end to end against the real engines in tests/faults; these
+tests pin the mechanism: grouping, exact per-window bookkeeping, earlier MERGEs, cancel."""
+
+import uuid as uuids
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from bqtui.bigquery import BigQueryDestination, JobOutcome
+from bqtui.config import ExportConfig, Interval
+from bqtui.errors import TransientJobFailure
+from bqtui.locks import ExportLock
+from bqtui.runner import CancelToken, ExportRunner, LogEvent
+from bqtui.store import Store
+
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+class FakeSource:
+    """Events by ingestion time; a window's query returns those ingested in it."""
+
+    def __init__(self, rows_per_hour: list[int]):
+        self.events = [
+            (uuids.uuid4().hex, T0 + timedelta(hours=hour, minutes=minute))
+            for hour, count in enumerate(rows_per_hour)
+            for minute in range(count)
+        ]
+        self.last_read = None
+        self.queries = 0
+
+    def open(self):
+        return self
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @contextmanager
+    def stream(self, sql: str, parameters: dict):
+        self.queries += 1
+        start, end = parameters["window_start"], parameters["window_end"]
+        chosen = [(u, at) for u, at in self.events if start <= at < end]
+        batch = pa.RecordBatch.from_pydict(
+            {
+                "uuid": [u for u, _ in chosen],
+                "event": ["$pageview"] * len(chosen),
+                "properties": ["{}"] * len(chosen),
+                "elements": [""] * len(chosen),
+                "set": pa.array([None] * len(chosen), pa.string()),
+                "set_once": pa.array([None] * len(chosen), pa.string()),
+                "distinct_id": ["d"] * len(chosen),
+                "team_id": pa.array([1] * len(chosen), pa.int64()),
+                "ip": pa.array([None] * len(chosen), pa.string()),
+                "site_url": [""] * len(chosen),
+                "timestamp": pa.array([at for _, at in chosen], pa.timestamp("us", tz="UTC")),
+            }
+        )
+        yield iter([batch] if chosen else [])
+
+
+class FakeJob:
+    def __init__(self, job_id: str, stage: str):
+        self.job_id, self.stage = job_id, stage
+
+
+class FakeDestination:
+    """Tables as lists of rows; an insert-only MERGE by uuid (the events model)."""
+
+    def __init__(self):
+        self.tables: dict[str, list[dict]] = {}
+        self.jobs: dict[str, str] = {}  # job id → done | failed
+        self.loads: list[str] = []
+        self.merges: list[str] = []
+        self.fail_loads: set[str] = set()
+
+    def table_ref(self, dataset_id: str, table_id: str) -> str:
+        return f"p.{dataset_id}.{table_id}"
+
+    def prepare_table(self, dataset_id, table_id, model, json_type):
+        ref = self.table_ref(dataset_id, table_id)
+        self.tables.setdefault(ref, [])
+        return BigQueryDestination._plan(ref, model.schema(json_type), model, json_type, False)
+
+    def create_stage_table(self, plan, stage_table_id: str) -> str:
+        ref = self.table_ref(plan.table_ref.split(".")[1], stage_table_id)
+        self.tables.setdefault(ref, [])
+        return ref
+
+    def load_file(self, path, stage_ref, job_id, labels, *, first):
+        self.loads.append(job_id)
+        if job_id in self.fail_loads:
+            self.fail_loads.discard(job_id)
+            raise TransientJobFailure(f"job {job_id} failed (backendError)")
+        rows = pq.read_table(path).to_pylist()
+        self.tables[stage_ref] = rows if first else self.tables[stage_ref] + rows
+
+    def submit_merge(self, plan, stage_ref, model, job_id, labels, timestamp_range=None):
+        self.merges.append(job_id)
+        return FakeJob(job_id, stage_ref)
+
+    def wait_for(self, job, doing, dataset_id):
+        final = self.tables["p.ds.events"]
+        present = {row["uuid"] for row in final}
+        final.extend(row for row in self.tables[job.stage] if row["uuid"] not in present)
+        self.jobs[job.job_id] = "done"
+        return job
+
+    def job_outcome(self, job_id: str) -> JobOutcome:
+        state = self.jobs.get(job_id, "missing")
+        return JobOutcome(state, FakeJob(job_id, "") if state != "missing" else None)
+
+    def drop_table(self, ref: str):
+        self.tables.pop(ref, None)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(tmp_path / "bqtui.db")
+
+
+def make(store, source, destination, **runner_options):
+    export = store.add_export(
+        ExportConfig(
+            name="ev",
+            dataset_id="ds",
+            table_id="events",
+            interval=Interval.HOUR,
+            start_at=T0,
+            uid="0123456789abcdef" * 2,
+        )  # fmt: skip
+    )
+    runner = ExportRunner(
+        store, now=lambda: T0 + timedelta(days=1), source_factory=lambda e: source,
+        destination_factory=lambda e, deadline: destination, **runner_options,
+    )  # fmt: skip
+    return export, runner
+
+
+def windows_of(store, export) -> list[tuple[int, str, int, int]]:
+    return [(w.window_start.hour, w.status, w.attempt, w.rows)
+            for w in sorted(store.list_windows(export.id), key=lambda w: w.window_start)]  # fmt: skip
+
+
+def test_consecutive_windows_share_one_load_and_merge_and_keep_exact_counts(store):
+    source, destination = FakeSource([3, 0, 5, 1]), FakeDestination()
+    export, runner = make(store, source, destination)
+    windows = [w for w in runner.due(export) if w.start < T0 + timedelta(hours=4)]
+    result = runner.run_export(export, windows=windows)
+    assert (result.status, result.windows_done, result.rows) == ("succeeded", 4, 9)
+    assert windows_of(store, export) == [(0, "done", 1, 3), (1, "done", 1, 0),
+                                         (2, "done", 1, 5), (3, "done", 1, 1)]  # fmt: skip
+    assert [j.rsplit("_", 2)[-2:] for j in destination.loads] == [["a1", "load0"]]
+    assert len(destination.merges) == 1
+    assert sorted(r["uuid"] for r in destination.tables["p.ds.events"]) == sorted(
+        u for u, _ in source.events
+    )
+    assert [t for t in destination.tables if "stage" in t] == []  # dropped after the MERGE
+
+
+def test_a_group_is_cut_at_its_row_limit(store, monkeypatch):
+    monkeypatch.setenv("BQTUI_GROUP_ROWS", "4")
+    source, destination = FakeSource([3, 2, 3, 2]), FakeDestination()
+    export, runner = make(store, source, destination)
+    windows = [w for w in runner.due(export) if w.start < T0 + timedelta(hours=4)]
+    runner.run_export(export, windows=windows)
+    assert len(destination.merges) == 2  # [3, 2] reach 4 rows; then [3, 2]
+    assert [row[3] for row in windows_of(store, export)] == [3, 2, 3, 2]
+
+
+def test_an_earlier_merge_that_succeeded_is_recorded_without_running_anything(store):
+    source, destination = FakeSource([2]), FakeDestination()
+    export, runner = make(store, source, destination)
+    window = runner.due(export)[0]
+    lock = ExportLock(store, export.id).acquire()  # a runner that died after its MERGE
+    store.begin_window(export.id, window.start, window.end, None, lock.owner)
+    store.set_pending_merge(export.id, window.start, lock.owner, 1, "earlier_merge")
+    store.db.conn.execute("DELETE FROM locks")
+    destination.jobs["earlier_merge"] = "done"
+    result = runner.run_export(export, windows=[window])
+    assert result.windows_done == 1
+    assert windows_of(store, export) == [(0, "done", 2, 0)]
+    assert destination.loads == [] and destination.merges == [] and source.queries == 0
+
+
+def test_cancel_as_a_window_begins_merges_the_windows_before_it(store):
+    source, destination = FakeSource([1, 1, 1, 1]), FakeDestination()
+    cancel = CancelToken()
+
+    def on_event(event):
+        if isinstance(event, LogEvent) and event.message.startswith("Window 2024-05-01 02:00"):
+            cancel.cancel()
+
+    export, runner = make(store, source, destination, cancel=cancel, on_event=on_event)
+    windows = [w for w in runner.due(export) if w.start < T0 + timedelta(hours=4)]
+    result = runner.run_export(export, windows=windows)
+    assert (result.status, result.windows_done) == ("cancelled", 2)
+    assert windows_of(store, export) == [(0, "done", 1, 1), (1, "done", 1, 1),
+                                         (2, "cancelled", 1, 0)]  # fmt: skip
+    assert len(destination.tables["p.ds.events"]) == 2
+
+
+def test_a_transient_load_failure_is_tried_again_as_a_new_attempt(store, monkeypatch):
+    monkeypatch.setattr("bqtui.runner.time.sleep", lambda seconds: None)
+    source, destination = FakeSource([2, 2]), FakeDestination()
+    export, runner = make(store, source, destination)
+    destination.fail_loads.add(f"bqtui_{export.uid[:12]}_20240501T000000_a1_load0")
+    windows = [w for w in runner.due(export) if w.start < T0 + timedelta(hours=2)]
+    result = runner.run_export(export, windows=windows)
+    assert result.status == "succeeded"
+    assert windows_of(store, export) == [(0, "done", 2, 2), (1, "done", 2, 2)]
+    assert len(destination.tables["p.ds.events"]) == 4
