@@ -18,6 +18,7 @@ from .config import (
     DEFAULT_SETTLE_SECONDS,
     MODEL_DESCRIPTIONS,
     ExportConfig,
+    parse_alert_after,
     parse_event_names,
     parse_interval,
     parse_model,
@@ -32,6 +33,7 @@ from .keyfile import load_key_file
 from .paths import default_db_path, default_source_dsn
 from .runner import CancelToken, ExportRunner, LogEvent, ProgressEvent, RunFinished, RunResult
 from .schedule import first_window_start, next_run_at
+from .status import alert_after, export_status, lag_text
 from .store import Store, describe_database_error, to_iso, utcnow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -111,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="ClickHouse DSN, e.g. http://user:pass@host:8123/db (password goes to the "
         "keyring); default: the embedded ClickHouse",
     )
+    add.add_argument(
+        "--alert-after",
+        metavar="SECONDS",
+        help="bqtui status fails when the export is further behind than this (default: two "
+        "intervals + the settle delay + 10 minutes)",
+    )
     add.add_argument("--bigquery-endpoint", help="BigQuery API URL (emulators, private endpoints)")
     add.add_argument("--project-id", help="BigQuery project (default: the key file's project)")
     add.add_argument(
@@ -118,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--include-events", help="only these event names, comma-separated")
     add.add_argument("--exclude-events", help="all but these event names, comma-separated")
+
+    status = commands.add_parser(
+        "status",
+        parents=[db],
+        help="how far each export is behind now; exit 1 when any lags or failed (monitoring)",
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
 
     listing = commands.add_parser("list", parents=[db], help="list exports")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
@@ -195,6 +210,7 @@ def cmd_add(args, store: Store) -> int:
         json_type=args.json_type,
         team_id=parse_team_id(args.team_id),
         settle_seconds=parse_settle_seconds(args.settle),
+        alert_after_seconds=parse_alert_after(args.alert_after),
         source_dsn=source_dsn,
         bigquery_endpoint=args.bigquery_endpoint,
         project_id=args.project_id or None,
@@ -233,6 +249,7 @@ def export_summary(store: Store, export: ExportConfig) -> dict:
         "exclude_events": list(export.exclude_events),
         "start_at": to_iso(export.start_at),
         "settle_seconds": export.settle_seconds,
+        "alert_after_seconds": round(alert_after(export).total_seconds()),
         "enabled": export.enabled,
         "windows_done": len(done),
         "last_run": None
@@ -269,6 +286,29 @@ def cmd_list(args, store: Store) -> int:
             f"{s['interval']:<5} {'enabled' if s['enabled'] else 'paused':<7} {last_text}"
         )
     return EXIT_OK
+
+
+def cmd_status(args, store: Store) -> int:
+    at = now()
+    statuses = [export_status(store, e, at) for e in store.list_exports()]
+    healthy = all(s.healthy for s in statuses)
+    if args.json:
+        print(json.dumps({"healthy": healthy, "exports": [s.to_dict() for s in statuses]},
+                         indent=2))  # fmt: skip
+        return EXIT_OK if healthy else EXIT_FAILED
+    if not statuses:
+        print("No exports yet.")
+        return EXIT_OK
+    print(f"{'NAME':<20} {'STATE':<7} {'EXPORTED THROUGH (UTC)':<22} {'LAG':>9} "
+          f"{'WAITING':>7}  HEALTH")  # fmt: skip
+    for s in statuses:
+        through = f"{s.exported_through:%Y-%m-%d %H:%M}" if s.exported_through else "nothing yet"
+        health = "ok" if s.healthy else "ALERT: " + "; ".join(s.problems)
+        if not s.enabled:
+            health = "paused"
+        print(f"{s.name:<20} {'enabled' if s.enabled else 'paused':<7} {through:<22} "
+              f"{lag_text(s.lag):>9} {s.windows_waiting:>7}  {health}")  # fmt: skip
+    return EXIT_OK if healthy else EXIT_FAILED
 
 
 def cmd_show(args, store: Store) -> int:
@@ -468,6 +508,7 @@ COMMANDS = {
     "add": cmd_add,
     "list": cmd_list,
     "show": cmd_show,
+    "status": cmd_status,
     "pause": cmd_pause_resume,
     "resume": cmd_pause_resume,
     "remove": cmd_remove,

@@ -67,6 +67,7 @@ class ExportConfig:
     uid: str = ""  # stable random id: names keyring entries, job ids and stage tables
     created_at: datetime | None = None
     settle_seconds: int = DEFAULT_SETTLE_SECONDS
+    alert_after_seconds: int | None = None  # None: two intervals + settle + 10 minutes
     extra: dict = field(default_factory=dict, compare=False)
 
     def with_changes(self, **changes) -> "ExportConfig":
@@ -157,6 +158,20 @@ def parse_settle_seconds(value) -> int:
             f"Settle delay must be between 0 and {MAX_SETTLE_SECONDS} seconds (24 hours), "
             f"not {seconds}; the default is {DEFAULT_SETTLE_SECONDS}."
         )
+    return seconds
+
+
+def parse_alert_after(value) -> int | None:
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        seconds = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(
+            f'Alert-after must be a whole number of seconds, not "{value}".'
+        ) from None
+    if seconds <= 0:
+        raise ConfigError("Alert-after must be a positive number of seconds.")
     return seconds
 
 

@@ -134,12 +134,18 @@ def _migration_4(db: sqlite_utils.Database) -> None:
     db["windows"].add_column("bytes_read", int)
 
 
+def _migration_5(db: sqlite_utils.Database) -> None:
+    # How far behind now an export may be before `bqtui status` alerts (NULL: the default).
+    db["exports"].add_column("alert_after_seconds", int)
+
+
 # Each migration takes the schema from version N-1 to N; never edit one that has shipped.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
     _migration_4,
+    _migration_5,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -374,6 +380,7 @@ class Store:
             "start_at": to_iso(config.start_at),
             "enabled": int(config.enabled),
             "settle_seconds": config.settle_seconds,
+            "alert_after_seconds": config.alert_after_seconds,
         }
 
     @staticmethod
@@ -400,6 +407,7 @@ class Store:
             settle_seconds=DEFAULT_SETTLE_SECONDS
             if row.get("settle_seconds") is None
             else row["settle_seconds"],
+            alert_after_seconds=row.get("alert_after_seconds"),
         )
 
     # -- windows --------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from textual.widgets import DataTable
 
 from ...config import ExportConfig
 from ...schedule import next_run_at
+from ...status import export_status, lag_text
 from ...store import Store
 from ..formatting import relative_text, rows_text
 
@@ -18,11 +19,21 @@ STATUS_STYLES = {
     "interrupted": "bold red",
 }
 # What matters most comes first: at 80 columns the destination scrolls out of view.
-COLUMNS = ("Name", "State", "Last run", "Rows", "When", "Next run", "Model", "Every", "Destination")
+COLUMNS = ("Name", "State", "Last run", "Rows", "When", "Lag", "Next run", "Model", "Every",
+           "Destination")  # fmt: skip
 
 
 def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def lag_cell(store: Store, export: ExportConfig, now: datetime) -> Text:
+    """How far behind now the export is: red past its alert threshold (as `bqtui status`)."""
+    status = export_status(store, export, now)
+    if not export.enabled:
+        return Text(lag_text(status.lag), style="dim")
+    late = status.lag > status.alert_after
+    return Text(lag_text(status.lag), style="bold red" if late else "")
 
 
 class ExportsTable(DataTable):
@@ -64,6 +75,7 @@ class ExportsTable(DataTable):
             status_text(last.status) if last else Text("never", style="dim"),
             rows_text(last.rows) if last else "",
             relative_text(last.started_at, now) if last else "",
+            lag_cell(store, export, now),
             next_text,
             export.model.value,
             export.interval.value,

@@ -1,0 +1,106 @@
+"""Freshness: how far each export has exported, how far behind now that is, and whether that
+is healthy — for `bqtui status`, monitoring and the TUI's home table."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .config import ExportConfig
+from .schedule import STEP
+from .store import Store
+
+# Behind by more than this (past the settle delay) and an export is lagging: two missed
+# windows, and ten minutes for a slow run.
+ALERT_MARGIN = timedelta(minutes=10)
+WAITING = ("failed", "cancelled", "interrupted")
+
+
+def alert_after(export: ExportConfig) -> timedelta:
+    """How far behind now an export may be before `bqtui status` calls it lagging."""
+    if export.alert_after_seconds is not None:
+        return timedelta(seconds=export.alert_after_seconds)
+    return 2 * STEP[export.interval] + export.settle + ALERT_MARGIN
+
+
+@dataclass(frozen=True)
+class ExportStatus:
+    name: str
+    enabled: bool
+    exported_through: datetime | None  # every row ingested before this is exported
+    lag: timedelta | None
+    alert_after: timedelta
+    windows_waiting: int  # failed, cancelled or interrupted, not done since
+    last_run_status: str | None
+    last_run_error: str | None
+
+    @property
+    def problems(self) -> list[str]:
+        if not self.enabled:
+            return []
+        found = []
+        if self.lag is not None and self.lag > self.alert_after:
+            found.append(f"{lag_text(self.lag)} behind (alert after {lag_text(self.alert_after)})")
+        if self.last_run_status in ("failed", "interrupted"):
+            first = (self.last_run_error or "").splitlines()[0] if self.last_run_error else ""
+            found.append(f"last run {self.last_run_status}: {first}".rstrip(": "))
+        return found
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "enabled": self.enabled,
+            "exported_through": self.exported_through.isoformat()
+            if self.exported_through
+            else None,
+            "lag_seconds": round(self.lag.total_seconds()) if self.lag is not None else None,
+            "alert_after_seconds": round(self.alert_after.total_seconds()),
+            "windows_waiting": self.windows_waiting,
+            "last_run_status": self.last_run_status,
+            "healthy": self.healthy,
+            "problems": self.problems,
+        }
+
+
+def export_status(store: Store, export: ExportConfig, now: datetime) -> ExportStatus:
+    """Exported through = the end of the unbroken run of done windows from the export's start
+    (a window that failed in between holds the mark back until it is done)."""
+    step = STEP[export.interval]
+    done = sorted(s for s in store.done_window_starts(export.id) if s >= export.start_at)
+    through = None
+    expected = export.start_at
+    for start in done:
+        if start != expected:
+            break
+        expected = start + step
+        through = expected
+    waiting = store.db.conn.execute(
+        "SELECT count(*) FROM windows WHERE export_id = ? AND status IN (?, ?, ?)",
+        [export.id, *WAITING],
+    ).fetchone()[0]
+    last = store.last_run(export.id)
+    since = through or export.start_at
+    lag = max(now - since, timedelta(0)) if now > since else timedelta(0)
+    return ExportStatus(
+        name=export.name,
+        enabled=export.enabled,
+        exported_through=through,
+        lag=lag,
+        alert_after=alert_after(export),
+        windows_waiting=waiting,
+        last_run_status=last.status if last else None,
+        last_run_error=last.error if last else None,
+    )
+
+
+def lag_text(lag: timedelta) -> str:
+    seconds = lag.total_seconds()
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
