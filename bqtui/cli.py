@@ -172,6 +172,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--start", help="backfill from (ISO 8601); requires --end")
     run.add_argument("--end", help="backfill until (exclusive, ISO 8601)")
 
+    verify = commands.add_parser(
+        "verify",
+        parents=[db],
+        help="compare BigQuery with ClickHouse for the windows done; exit 1 if they differ",
+    )
+    verify.add_argument("name")
+    verify.add_argument("--start", help="events from this day (ISO 8601; by event timestamp)")
+    verify.add_argument("--end", help="events before this day (exclusive)")
+    verify.add_argument("--json", action="store_true", help="JSON alone on stdout")
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="re-export the windows holding missing or stale rows and delete duplicate "
+        "copies, then verify again (asks first on a terminal)",
+    )
+    verify.add_argument("--yes", action="store_true", help="repair without asking")
+    verify.add_argument(
+        "--max-bytes", type=int, metavar="N", help="refuse if BigQuery would scan more"
+    )
+    verify.add_argument(
+        "--max-listed", type=int, default=20, metavar="N", help="keys listed per kind (20)"
+    )
+
     check = commands.add_parser(
         "check", parents=[db], help="check the key and every BigQuery permission an export needs"
     )
@@ -481,6 +504,77 @@ def cmd_run_all(args, store: Store) -> int:
     return signals.exit_code(EXIT_FAILED if any(r.failed for r in results) else EXIT_OK)
 
 
+def cmd_verify(args, store: Store) -> int:
+    from .runner import bigquery_destination, clickhouse_source, retry_deadline_from_env
+    from .verify import Verifier
+
+    export = store.require_export(args.name)
+    start = parse_timestamp(args.start, "start") if args.start else None
+    end = parse_timestamp(args.end, "end") if args.end else None
+    if start and end and end <= start:
+        raise ConfigError("--end must be after --start.")
+    if args.max_listed < 0 or (args.max_bytes is not None and args.max_bytes < 0):
+        raise ConfigError("--max-listed and --max-bytes cannot be negative.")
+    destination = bigquery_destination(export, retry_deadline_from_env())
+    with clickhouse_source(export) as source:
+        verifier = Verifier(store, export, source, destination, now=now,
+                            listed=args.max_listed, max_bytes=args.max_bytes)  # fmt: skip
+        report = verifier.run(start, end)
+        repair = None
+        if args.repair and not report.ok:
+            repair = _repair(args, store, export, verifier, report)
+            report = verifier.run(start, end) if repair.get("done") else report
+    destination.close()
+    if args.json:
+        print(json.dumps({**report.to_dict(), "repair": repair}, indent=2, default=str))
+    else:
+        if repair and repair.get("done"):
+            print("After the repair:")
+        print("\n".join(report.lines()))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _repair(args, store: Store, export: ExportConfig, verifier, report) -> dict:
+    """Name everything a repair changes, ask (or --yes), then do it."""
+    out = sys.stderr if args.json else sys.stdout
+    if not args.json:
+        print("\n".join(report.lines()), file=out)
+    windows = verifier.windows_to_reexport(report)
+    plan = {
+        "reexport_windows": [w.label() for w in windows],
+        "delete_duplicate_copies": report.duplicated.count,
+        "duplicated_uuids": report.duplicate_keys,
+        "done": False,
+    }
+    if not windows and not report.duplicate_keys:
+        print("Repair: nothing bqtui can repair (extra rows are left as they are).", file=out)
+        return plan
+    print("Repair plan:", file=out)
+    for window in windows:
+        print(f"  re-export window {window.label()} (the MERGE adds only what is missing)",
+              file=out)  # fmt: skip
+    if report.duplicate_keys:
+        print(f"  delete {report.duplicated.count:,} duplicate copies, keeping the first "
+              f"loaded copy of each of: {', '.join(report.duplicate_keys)}", file=out)  # fmt: skip
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise ConfigError("--repair changes BigQuery: confirm on a terminal, or pass --yes.")
+        answer = input("Repair now? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing was changed.", file=out)
+            return plan
+    deleted = verifier.delete_duplicates(report)
+    verifier.source.close()  # the runner opens the source itself
+    if windows:
+        result = ExportRunner(store, on_event=_Console(), now=now).run_export(
+            export, windows=windows, trigger="repair"
+        )
+        plan["reexport_status"] = result.status
+    plan["deleted_copies"] = deleted
+    plan["done"] = True
+    return plan
+
+
 def cmd_check(args, store: Store) -> int:
     from .permission_check import run_check_command
 
@@ -516,6 +610,7 @@ COMMANDS = {
     "set-source": cmd_set_source,
     "run": cmd_run,
     "check": cmd_check,
+    "verify": cmd_verify,
 }
 
 

@@ -304,6 +304,8 @@ class BigQueryProxy:
         self._job_failures: list[tuple[re.Pattern[str], JobFailure, list[int]]] = []
         self._job_latency: tuple[float, re.Pattern[str]] | None = None
         self._job_ready_at: dict[tuple[str, str], float] = {}
+        # What a dry run says it would scan (the emulator says 0); None: as the emulator says.
+        self.dry_run_bytes: int | None = None
         self._calls: list[RecordedCall] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _ProxyRequestHandler)
         self._server.daemon_threads = True
@@ -386,6 +388,7 @@ class BigQueryProxy:
             self._faults.clear()
             self._job_failures.clear()
             self._job_latency = None
+            self.dry_run_bytes = None
 
     @property
     def calls(self) -> list[RecordedCall]:
@@ -577,6 +580,13 @@ class BigQueryProxy:
         if conflict is not None:
             return conflict
         response = self._forward(request)
+        if dry_run and self.dry_run_bytes is not None and response.status < 300:
+            # The emulator estimates nothing; BigQuery says what the query would scan.
+            payload = response.json() or {}
+            statistics = payload.setdefault("statistics", {})
+            statistics["totalBytesProcessed"] = str(self.dry_run_bytes)
+            statistics.setdefault("query", {})["totalBytesProcessed"] = str(self.dry_run_bytes)
+            response = response.with_json(payload)
         return self._job_created(project, job_id, location, response)
 
     def _start_upload(self, request: _Request, match: _Match, job: dict) -> _Response:

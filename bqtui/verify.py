@@ -1,0 +1,489 @@
+"""`bqtui verify`: does BigQuery hold what ClickHouse holds, for what bqtui recorded as done?
+
+Events are compared per day of their timestamp (BigQuery's partitions): rows, distinct uuids
+and a checksum both engines compute the same way (the sum of the timestamps in microseconds).
+A day that differs is narrowed to hours, then to the exact uuids missing, duplicated or extra.
+Persons (one row per distinct_id) and sessions (one row per session_id) are compared key by
+key: missing, extra, and rows older than ClickHouse's latest.
+
+Only what should be there counts: the export's team and event filters, and rows ingested in
+windows recorded done (persons and sessions: as of the end of the unbroken run of done
+windows). A repair re-exports exactly the windows that hold missing or stale rows (the MERGE
+makes that safe) and deletes duplicate copies of an event (keeping the first loaded).
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from google.cloud import bigquery
+
+from .config import ExportConfig, Model
+from .errors import ConfigError, SourceError
+from .models.base import INGESTED_AT
+from .models.events import event_filters
+from .schedule import STEP, Window, floor_to_interval
+from .source import query_failure
+from .status import export_status
+from .store import Store
+
+DEFAULT_LISTED = 20  # uuids or keys listed per kind; the rest are counted
+REPAIR_CAP = 100_000  # keys a repair acts on at most in one go
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class DayCheck:
+    day: date
+    source: int  # distinct uuids that should be there
+    bigquery: int  # rows in BigQuery
+    missing: int = 0
+    extra: int = 0
+    duplicated: int = 0  # extra copies of a uuid
+    checksum_differs: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.extra or self.duplicated or self.checksum_differs)
+
+
+@dataclass
+class Finding:
+    """Keys of one kind (missing, extra, duplicated, stale): some listed, all counted."""
+
+    count: int = 0
+    listed: list[str] = field(default_factory=list)
+
+    def add(self, key: str, limit: int) -> None:
+        self.count += 1
+        if len(self.listed) < limit:
+            self.listed.append(key)
+
+
+@dataclass
+class VerifyReport:
+    export: str
+    model: str
+    table: str
+    compared_through: datetime | None
+    bytes_estimate: int | None = None
+    days: list[DayCheck] = field(default_factory=list)
+    missing: Finding = field(default_factory=Finding)
+    extra: Finding = field(default_factory=Finding)
+    duplicated: Finding = field(default_factory=Finding)
+    stale: Finding = field(default_factory=Finding)
+    source_rows: int = 0
+    bigquery_rows: int = 0
+    # For a repair: every missing or stale key (up to REPAIR_CAP) and every duplicated uuid.
+    repair_keys: list[str] = field(default_factory=list, repr=False)
+    duplicate_keys: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing.count or self.extra.count or self.duplicated.count
+                    or self.stale.count) and all(d.ok for d in self.days)  # fmt: skip
+
+    def verdict(self) -> str:
+        if self.compared_through is None:
+            return "Nothing exported yet: nothing to compare."
+        if self.ok:
+            return (
+                f"OK: BigQuery holds exactly what ClickHouse holds ({self.source_rows:,} "
+                f"{'events' if self.model == 'events' else 'rows'}, through "
+                f"{self.compared_through:%Y-%m-%d %H:%M} UTC)."
+            )
+        parts = [
+            f"{finding.count:,} {name}"
+            for name, finding in (("missing", self.missing), ("extra", self.extra),
+                                  ("duplicated", self.duplicated), ("stale", self.stale))
+            if finding.count
+        ]  # fmt: skip
+        return f"DIFFERS: {', '.join(parts) or 'checksums differ'}."
+
+    def to_dict(self) -> dict:
+        def finding(f: Finding) -> dict:
+            return {"count": f.count, "listed": f.listed}
+
+        return {
+            "export": self.export,
+            "model": self.model,
+            "table": self.table,
+            "compared_through": self.compared_through.isoformat()
+            if self.compared_through
+            else None,
+            "bytes_estimate": self.bytes_estimate,
+            "ok": self.ok,
+            "source_rows": self.source_rows,
+            "bigquery_rows": self.bigquery_rows,
+            "days": [
+                {
+                    "day": d.day.isoformat(),
+                    "source": d.source,
+                    "bigquery": d.bigquery,
+                    "missing": d.missing,
+                    "extra": d.extra,
+                    "duplicated": d.duplicated,
+                    "checksum_differs": d.checksum_differs,
+                    "ok": d.ok,
+                }
+                for d in self.days
+            ],  # fmt: skip
+            "missing": finding(self.missing),
+            "extra": finding(self.extra),
+            "duplicated": finding(self.duplicated),
+            "stale": finding(self.stale),
+            "verdict": self.verdict(),
+        }
+
+    def lines(self) -> list[str]:
+        out = [f"Verify {self.export} ({self.model}) against {self.table}"]
+        if self.bytes_estimate is not None:
+            out.append(f"BigQuery will scan about {self.bytes_estimate:,} bytes (dry run).")
+        if self.days:
+            out.append(f"{'DAY':<10} {'SOURCE':>9} {'BIGQUERY':>9} {'MISSING':>8} {'EXTRA':>6} "
+                       f"{'DUPLICATED':>10}  STATUS")  # fmt: skip
+            for d in self.days:
+                status = "ok" if d.ok else ("checksum differs" if d.checksum_differs and not (
+                    d.missing or d.extra or d.duplicated) else "DIFFERS")  # fmt: skip
+                out.append(f"{d.day.isoformat():<10} {d.source:>9,} {d.bigquery:>9,} "
+                           f"{d.missing:>8,} {d.extra:>6,} {d.duplicated:>10,}  {status}")  # fmt: skip
+        for name, finding in (("missing", self.missing), ("extra", self.extra),
+                              ("duplicated", self.duplicated), ("stale", self.stale)):  # fmt: skip
+            if finding.count:
+                more = finding.count - len(finding.listed)
+                out.append(f"{name.capitalize()} ({finding.count:,}): {', '.join(finding.listed)}"
+                           + (f" … and {more:,} more" if more else ""))  # fmt: skip
+        out.append(self.verdict())
+        return out
+
+
+def done_ranges(store: Store, export: ExportConfig) -> list[tuple[datetime, datetime]]:
+    """The windows recorded done, merged into ranges of ingestion time."""
+    step = STEP[export.interval]
+    ranges: list[list[datetime]] = []
+    for start in sorted(store.done_window_starts(export.id)):
+        if ranges and ranges[-1][1] == start:
+            ranges[-1][1] = start + step
+        else:
+            ranges.append([start, start + step])
+    return [(a, b) for a, b in ranges]
+
+
+class Verifier:
+    def __init__(self, store: Store, export: ExportConfig, source, destination, *, now,
+                 listed: int = DEFAULT_LISTED, max_bytes: int | None = None):  # fmt: skip
+        self.store = store
+        self.export = export
+        self.source = source
+        self.destination = destination
+        self.now = now
+        self.listed = listed
+        self.max_bytes = max_bytes
+        self.table = destination.table_ref(export.dataset_id, export.table_id)
+
+    # -- the two engines -------------------------------------------------------------------
+
+    def ch(self, sql: str, parameters: dict):
+        """A ClickHouse query; any failure is one clear message."""
+        try:
+            return self.source.client.query(sql, parameters=parameters)
+        except SourceError:
+            raise
+        except Exception as error:  # noqa: BLE001 - driver and network errors alike
+            raise SourceError(query_failure(self.export.source_dsn, error)) from None
+
+    def bq_rows(self, sql: str, parameters: list | None = None) -> list[dict]:
+        config = bigquery.QueryJobConfig(query_parameters=parameters or [])
+        try:
+            job = self.destination.client.query(sql, job_config=config)
+            return [dict(row) for row in job.result(retry=self.destination.retry)]
+        except Exception as error:  # noqa: BLE001 - every API failure becomes one message
+            raise self.destination.translate(
+                error, f"verifying {self.table}", self.export.dataset_id
+            ) from None
+
+    def estimate(self, sql: str, parameters: list | None = None) -> int:
+        config = bigquery.QueryJobConfig(dry_run=True, use_query_cache=False,
+                                         query_parameters=parameters or [])  # fmt: skip
+        try:
+            job = self.destination.client.query(sql, job_config=config)
+        except Exception as error:  # noqa: BLE001
+            raise self.destination.translate(
+                error, f"estimating the scan of {self.table}", self.export.dataset_id
+            ) from None
+        return int(job.total_bytes_processed or 0)
+
+    def guard(self, report: VerifyReport, queries: list[tuple[str, list]]) -> None:
+        """Before anything runs: what BigQuery will scan, and the --max-bytes limit."""
+        report.bytes_estimate = sum(self.estimate(sql, params) for sql, params in queries)
+        if self.max_bytes is not None and report.bytes_estimate > self.max_bytes:
+            raise ConfigError(
+                f"Verify would scan about {report.bytes_estimate:,} bytes of {self.table}, "
+                f"over --max-bytes {self.max_bytes:,}. Narrow it with --start/--end (days), "
+                "or raise --max-bytes."
+            )
+
+    # -- the check --------------------------------------------------------------------------
+
+    def run(self, start: datetime | None = None, end: datetime | None = None) -> VerifyReport:
+        through = export_status(self.store, self.export, self.now()).exported_through
+        report = VerifyReport(self.export.name, self.export.model.value, self.table, through)
+        ranges = done_ranges(self.store, self.export)
+        if not ranges:
+            report.compared_through = None
+            return report
+        if self.export.model == Model.EVENTS:
+            report.compared_through = ranges[-1][1]
+            self._events(report, ranges, start, end)
+        elif through is not None:
+            self._keys(report, through)
+        return report
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _source_filter(self) -> str:
+        return (
+            "team_id = {team_id:Int64}" + event_filters(self.export)
+            + f" AND arrayExists((s, e) -> {INGESTED_AT} >= s AND {INGESTED_AT} < e,"
+            " {starts:Array(DateTime64(6, 'UTC'))}, {ends:Array(DateTime64(6, 'UTC'))})"
+        )  # fmt: skip
+
+    def _source_parameters(self, ranges, start, end) -> dict:
+        parameters = {
+            "team_id": self.export.team_id,
+            "starts": [a for a, _ in ranges],
+            "ends": [b for _, b in ranges],
+            "low": start or EARLIEST,
+            "high": end or LATEST,
+        }
+        if self.export.include_events:
+            parameters["include_events"] = list(self.export.include_events)
+        if self.export.exclude_events:
+            parameters["exclude_events"] = list(self.export.exclude_events)
+        return parameters
+
+    def _events(self, report: VerifyReport, ranges, start, end) -> None:
+        bounds, bq_parameters = "", []
+        if start or end:
+            bounds = "WHERE timestamp >= @low AND timestamp < @high"
+            bq_parameters = [
+                bigquery.ScalarQueryParameter("low", "TIMESTAMP", start or EARLIEST),
+                bigquery.ScalarQueryParameter("high", "TIMESTAMP", end or LATEST),
+            ]
+        by_day = (
+            "SELECT DATE(timestamp) AS day, COUNT(*) AS rows, COUNT(DISTINCT uuid) AS uuids, "
+            f"SUM(UNIX_MICROS(timestamp)) AS checksum FROM `{self.table}` {bounds} "
+            "GROUP BY day ORDER BY day"
+        )
+        self.guard(report, [(by_day, bq_parameters)])
+        bq_days = {row["day"]: row for row in self.bq_rows(by_day, bq_parameters)}
+        parameters = self._source_parameters(ranges, start, end)
+        source_days = {
+            row[0]: row
+            for row in self.ch(
+                "SELECT toDate(first_ts) AS day, count() AS uuids, "
+                "sum(toUnixTimestamp64Micro(first_ts)) AS checksum FROM ("
+                "SELECT uuid, min(timestamp) AS first_ts FROM events WHERE "
+                f"{self._source_filter()} AND timestamp >= {{low:DateTime64(6, 'UTC')}} "
+                "AND timestamp < {high:DateTime64(6, 'UTC')} GROUP BY uuid) "
+                "GROUP BY day ORDER BY day",
+                parameters=parameters,
+            ).result_rows
+        }
+        for day in sorted(set(bq_days) | set(source_days)):
+            source_count = int(source_days[day][1]) if day in source_days else 0
+            source_sum = int(source_days[day][2]) if day in source_days else 0
+            bq = bq_days.get(day, {"rows": 0, "uuids": 0, "checksum": 0})
+            check = DayCheck(day, source_count, int(bq["rows"]))
+            check.duplicated = int(bq["rows"]) - int(bq["uuids"])
+            if source_count != int(bq["uuids"]) or source_sum != int(bq["checksum"] or 0):
+                self._narrow_day(report, check, parameters)
+            report.days.append(check)
+            report.source_rows += source_count
+            report.bigquery_rows += check.bigquery
+        if any(d.duplicated for d in report.days):
+            self._duplicates(report, [d.day for d in report.days if d.duplicated])
+
+    def _narrow_day(self, report: VerifyReport, check: DayCheck, parameters: dict) -> None:
+        """A day that differs: hours, then the exact uuids of the hours that differ."""
+        low = datetime.combine(check.day, datetime.min.time(), tzinfo=UTC)
+        high = low + timedelta(days=1)
+        day_parameters = {**parameters, "low": low, "high": high}
+        bq_hours = {
+            int(row["hour"]): int(row["uuids"])
+            for row in self.bq_rows(
+                f"SELECT EXTRACT(HOUR FROM timestamp) AS hour, COUNT(DISTINCT uuid) AS uuids "
+                f"FROM `{self.table}` WHERE timestamp >= @low AND timestamp < @high "
+                "GROUP BY hour",
+                [bigquery.ScalarQueryParameter("low", "TIMESTAMP", low),
+                 bigquery.ScalarQueryParameter("high", "TIMESTAMP", high)],
+            )
+        }  # fmt: skip
+        source_hours = dict(
+            self.ch(
+                "SELECT toHour(first_ts) AS hour, count() FROM (SELECT uuid, min(timestamp) "
+                f"AS first_ts FROM events WHERE {self._source_filter()} AND timestamp >= "
+                "{low:DateTime64(6, 'UTC')} AND timestamp < {high:DateTime64(6, 'UTC')} "
+                "GROUP BY uuid) GROUP BY hour",
+                parameters=day_parameters,
+            ).result_rows
+        )
+        differing = [h for h in range(24) if bq_hours.get(h, 0) != source_hours.get(h, 0)]
+        if not differing:  # same counts, other uuids or times: compare the whole day
+            differing = list(range(24))
+        for hour in differing:
+            hour_low = low + timedelta(hours=hour)
+            hour_parameters = {**day_parameters, "low": hour_low,
+                               "high": hour_low + timedelta(hours=1)}  # fmt: skip
+            source_uuids = {
+                row[0]
+                for row in self.ch(
+                    f"SELECT DISTINCT toString(uuid) FROM events WHERE {self._source_filter()} "
+                    "AND timestamp >= {low:DateTime64(6, 'UTC')} "
+                    "AND timestamp < {high:DateTime64(6, 'UTC')}",
+                    parameters=hour_parameters,
+                ).result_rows
+            }
+            bq_uuids = {
+                row["uuid"]
+                for row in self.bq_rows(
+                    f"SELECT DISTINCT uuid FROM `{self.table}` WHERE timestamp >= @low "
+                    "AND timestamp < @high",
+                    [bigquery.ScalarQueryParameter("low", "TIMESTAMP", hour_low),
+                     bigquery.ScalarQueryParameter("high", "TIMESTAMP",
+                                                   hour_low + timedelta(hours=1))],
+                )
+            }  # fmt: skip
+            for uuid in sorted(source_uuids - bq_uuids):
+                check.missing += 1
+                report.missing.add(uuid, self.listed)
+                if len(report.repair_keys) < REPAIR_CAP:
+                    report.repair_keys.append(uuid)
+            for uuid in sorted(bq_uuids - source_uuids):
+                check.extra += 1
+                report.extra.add(uuid, self.listed)
+        if not (check.missing or check.extra):
+            check.checksum_differs = True  # same uuids, other timestamps
+
+    def _duplicates(self, report: VerifyReport, days: list[date]) -> None:
+        rows = self.bq_rows(
+            f"SELECT uuid, COUNT(*) AS copies FROM `{self.table}` WHERE DATE(timestamp) IN "
+            "UNNEST(@days) GROUP BY uuid HAVING COUNT(*) > 1 ORDER BY uuid",
+            [bigquery.ArrayQueryParameter("days", "DATE", days)],
+        )
+        for row in rows:
+            report.duplicated.add(f"{row['uuid']} ×{row['copies']}", self.listed)
+            report.duplicate_keys.append(row["uuid"])
+        report.duplicated.count = sum(int(r["copies"]) - 1 for r in rows)
+
+    # -- persons and sessions: key by key ---------------------------------------------------
+
+    def _keys(self, report: VerifyReport, through: datetime) -> None:
+        persons = self.export.model == Model.PERSONS
+        key, versions = (("distinct_id", ("person_distinct_id_version", "person_version"))
+                         if persons else ("session_id", ("end_timestamp",)))  # fmt: skip
+        bq_sql = (
+            f"SELECT {key} AS k, {', '.join(versions)}, COUNT(*) OVER (PARTITION BY {key}) "
+            f"AS copies FROM `{self.table}` WHERE team_id = @team"
+        )
+        team = [bigquery.ScalarQueryParameter("team", "INT64", self.export.team_id)]
+        self.guard(report, [(bq_sql, team)])
+        bigquery_side: dict[str, tuple] = {}
+        copies: Counter[str] = Counter()
+        for row in self.bq_rows(bq_sql, team):
+            bigquery_side[row["k"]] = tuple(row[v] for v in versions)
+            copies[row["k"]] = int(row["copies"])
+        source_side = self._persons_source(through) if persons else self._sessions_source(
+            through)  # fmt: skip
+        report.source_rows, report.bigquery_rows = len(source_side), sum(copies.values())
+        for k in sorted(source_side):
+            if k not in bigquery_side:
+                report.missing.add(k, self.listed)
+                report.repair_keys.append(k)
+            elif _older(bigquery_side[k], source_side[k]):
+                report.stale.add(k, self.listed)
+                report.repair_keys.append(k)
+        for k in sorted(set(bigquery_side) - set(source_side)):
+            report.extra.add(k, self.listed)
+        for k, n in sorted(copies.items()):
+            if n > 1:
+                report.duplicated.add(f"{k} ×{n}", self.listed)
+
+    def _persons_source(self, through: datetime) -> dict[str, tuple]:
+        rows = self.ch(
+            "SELECT m.distinct_id, toInt64(m.mapping_version), toInt64(p.person_version) FROM "
+            "(SELECT distinct_id, argMax(person_id, version) AS latest_person, max(version) AS "
+            "mapping_version FROM person_distinct_id2 WHERE team_id = {team:Int64} AND "
+            "_timestamp < {through:DateTime64(6, 'UTC')} GROUP BY distinct_id) AS m LEFT JOIN "
+            "(SELECT id, max(version) AS person_version FROM person WHERE team_id = {team:Int64} "
+            "AND _timestamp < {through:DateTime64(6, 'UTC')} GROUP BY id) AS p "
+            "ON p.id = m.latest_person SETTINGS join_use_nulls = 1",
+            parameters={"team": self.export.team_id, "through": through},
+        ).result_rows
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def _sessions_source(self, through: datetime) -> dict[str, tuple]:
+        session = "JSONExtractString(properties, '$session_id')"
+        rows = self.ch(
+            f"SELECT {session} AS s, max(timestamp) FROM events WHERE team_id = {{team:Int64}} "
+            f"AND s != '' GROUP BY s HAVING max({INGESTED_AT}) < {{through:DateTime64(6, 'UTC')}}",
+            parameters={"team": self.export.team_id, "through": through},
+        ).result_rows
+        return {r[0]: (r[1],) for r in rows}
+
+    # -- repair -----------------------------------------------------------------------------
+
+    def windows_to_reexport(self, report: VerifyReport) -> list:
+        """The windows holding the missing or stale keys, by their ingestion time."""
+        if not report.repair_keys:
+            return []
+        if self.export.model == Model.EVENTS:
+            sql = (f"SELECT DISTINCT {INGESTED_AT} FROM events WHERE team_id = {{team:Int64}} "
+                   "AND toString(uuid) IN {keys:Array(String)}")  # fmt: skip
+        elif self.export.model == Model.PERSONS:
+            sql = ("SELECT DISTINCT toDateTime64(_timestamp, 6, 'UTC') FROM person_distinct_id2 "
+                   "WHERE team_id = {team:Int64} AND distinct_id IN {keys:Array(String)} UNION "
+                   "DISTINCT SELECT DISTINCT toDateTime64(p._timestamp, 6, 'UTC') FROM person AS p "
+                   "WHERE team_id = {team:Int64} AND id IN (SELECT person_id FROM "
+                   "person_distinct_id2 WHERE team_id = {team:Int64} AND distinct_id IN "
+                   "{keys:Array(String)})")  # fmt: skip
+        else:
+            sql = (f"SELECT max({INGESTED_AT}) FROM events WHERE team_id = {{team:Int64}} AND "
+                   "JSONExtractString(properties, '$session_id') IN {keys:Array(String)} "
+                   "GROUP BY JSONExtractString(properties, '$session_id')")  # fmt: skip
+        times = self.ch(
+            sql, parameters={"team": self.export.team_id, "keys": report.repair_keys}
+        ).result_rows
+        done = self.store.done_window_starts(self.export.id)
+        starts = {floor_to_interval(row[0], self.export.interval) for row in times}
+        step = STEP[self.export.interval]
+        return sorted(Window(s, s + step) for s in starts if s in done)
+
+    def delete_duplicates(self, report: VerifyReport) -> int:
+        """Delete every copy of a duplicated event but the first loaded (one statement: it
+        happens whole or not at all)."""
+        if not report.duplicate_keys:
+            return 0
+        self.bq_rows(
+            f"DELETE FROM `{self.table}` AS t WHERE uuid IN UNNEST(@dups) AND "
+            "bq_ingested_timestamp > (SELECT MIN(u.bq_ingested_timestamp) FROM "
+            f"`{self.table}` AS u WHERE u.uuid = t.uuid)",
+            [bigquery.ArrayQueryParameter("dups", "STRING", report.duplicate_keys)],
+        )
+        return report.duplicated.count
+
+
+def _older(stored: tuple, latest: tuple) -> bool:
+    """Whether BigQuery's versions are older than ClickHouse's (NULL is oldest)."""
+
+    def key(values):
+        return tuple((v is not None, _utc(v)) for v in values)
+
+    return key(stored) < key(latest)
+
+
+def _utc(value):
+    """ClickHouse gives naive UTC times where BigQuery gives aware ones."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
