@@ -195,6 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-listed", type=int, default=20, metavar="N", help="keys listed per kind (20)"
     )
 
+    schedule = commands.add_parser(
+        "schedule",
+        parents=[db],
+        help="run `bqtui --run-all` every minute: a systemd user timer, else a crontab entry",
+    )
+    schedule.add_argument("action", choices=("install", "show", "remove"))
+    schedule.add_argument(
+        "--every", type=int, default=1, metavar="MINUTES", help="minutes between runs (1)"
+    )
+
     check = commands.add_parser(
         "check", parents=[db], help="check the key and every BigQuery permission an export needs"
     )
@@ -319,11 +329,14 @@ def cmd_status(args, store: Store) -> int:
         print(json.dumps({"healthy": healthy, "exports": [s.to_dict() for s in statuses]},
                          indent=2))  # fmt: skip
         return EXIT_OK if healthy else EXIT_FAILED
+    from . import schedule_install
+
+    installed = schedule_install.show()
     if not statuses:
         print("No exports yet.")
-        return EXIT_OK
-    print(f"{'NAME':<20} {'STATE':<7} {'EXPORTED THROUGH (UTC)':<22} {'LAG':>9} "
-          f"{'WAITING':>7}  HEALTH")  # fmt: skip
+    else:
+        print(f"{'NAME':<20} {'STATE':<7} {'EXPORTED THROUGH (UTC)':<22} {'LAG':>9} "
+              f"{'WAITING':>7}  HEALTH")  # fmt: skip
     for s in statuses:
         through = f"{s.exported_through:%Y-%m-%d %H:%M}" if s.exported_through else "nothing yet"
         health = "ok" if s.healthy else "ALERT: " + "; ".join(s.problems)
@@ -331,6 +344,10 @@ def cmd_status(args, store: Store) -> int:
             health = "paused"
         print(f"{s.name:<20} {'enabled' if s.enabled else 'paused':<7} {through:<22} "
               f"{lag_text(s.lag):>9} {s.windows_waiting:>7}  {health}")  # fmt: skip
+    if installed.kind == "none":
+        print("Not scheduled: bqtui schedule install runs bqtui --run-all every minute.")
+    else:
+        print(f"Scheduled ({installed.kind}); runs' logs: {installed.log}")
     return EXIT_OK if healthy else EXIT_FAILED
 
 
@@ -575,6 +592,27 @@ def _repair(args, store: Store, export: ExportConfig, verifier, report) -> dict:
     return plan
 
 
+def cmd_schedule(args) -> int:
+    from . import schedule_install
+
+    if args.action == "install":
+        installed = schedule_install.install(args.every, getattr(args, "db", None))
+        print(f"Installed ({installed.kind}): bqtui --run-all every "
+              f"{'minute' if args.every == 1 else f'{args.every} minutes'}.")  # fmt: skip
+    elif args.action == "remove":
+        installed = schedule_install.remove()
+        print("Removed bqtui's schedule." if installed.kind == "none" else "Nothing removed.")
+        return EXIT_OK
+    else:
+        installed = schedule_install.show()
+        if installed.kind == "none":
+            print("No schedule installed. Install one with: bqtui schedule install")
+            return EXIT_OK
+    print(installed.text)
+    print(f"Logs: {installed.log}")
+    return EXIT_OK
+
+
 def cmd_check(args, store: Store) -> int:
     from .permission_check import run_check_command
 
@@ -627,6 +665,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "schedule":
+            return cmd_schedule(args)
         store = _open_store(args)
         try:
             if args.run_all:
