@@ -580,15 +580,9 @@ def _repair(args, store: Store, export: ExportConfig, verifier, report) -> dict:
         if answer.strip().lower() not in ("y", "yes"):
             print("Nothing was changed.", file=out)
             return plan
-    deleted = verifier.delete_duplicates(report)
-    verifier.source.close()  # the runner opens the source itself
-    if windows:
-        result = ExportRunner(store, on_event=_Console(), now=now).run_export(
-            export, windows=windows, trigger="repair"
-        )
-        plan["reexport_status"] = result.status
-    plan["deleted_copies"] = deleted
-    plan["done"] = True
+    from .verify import repair
+
+    plan.update(repair(store, verifier, report, now, on_event=_Console()), done=True)
     return plan
 
 

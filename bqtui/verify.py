@@ -41,6 +41,7 @@ class DayCheck:
     extra: int = 0
     duplicated: int = 0  # extra copies of a uuid
     checksum_differs: bool = False
+    keys: list[str] = field(default_factory=list)  # the day's missing and extra uuids (some)
 
     @property
     def ok(self) -> bool:
@@ -357,11 +358,15 @@ class Verifier:
             for uuid in sorted(source_uuids - bq_uuids):
                 check.missing += 1
                 report.missing.add(uuid, self.listed)
+                if len(check.keys) < self.listed:
+                    check.keys.append(f"missing {uuid}")
                 if len(report.repair_keys) < REPAIR_CAP:
                     report.repair_keys.append(uuid)
             for uuid in sorted(bq_uuids - source_uuids):
                 check.extra += 1
                 report.extra.add(uuid, self.listed)
+                if len(check.keys) < self.listed:
+                    check.keys.append(f"extra {uuid}")
         if not (check.missing or check.extra):
             check.checksum_differs = True  # same uuids, other timestamps
 
@@ -487,3 +492,20 @@ def _utc(value):
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
+
+
+def repair(store: Store, verifier: Verifier, report: VerifyReport, now, on_event=None) -> dict:
+    """Delete the duplicate copies, then re-export the windows holding missing or stale rows;
+    the plan (what changes) is returned, and was shown to the user before."""
+    from .runner import ExportRunner
+
+    windows = verifier.windows_to_reexport(report)
+    outcome = {"reexported_windows": [w.label() for w in windows], "deleted_copies": 0}
+    outcome["deleted_copies"] = verifier.delete_duplicates(report)
+    verifier.source.close()  # the runner opens the source itself
+    if windows:
+        result = ExportRunner(store, on_event=on_event, now=now).run_export(
+            verifier.export, windows=windows, trigger="repair"
+        )
+        outcome["reexport_status"] = result.status
+    return outcome

@@ -67,3 +67,12 @@ class TableSchemaChecked(Message):
     exists: bool
     missing_fields: list[str]
     error: str | None = None
+
+
+@dataclass
+class VerifyDone(Message):
+    """A verify (or a repair, then a verify) finished: its report, or why it could not run."""
+
+    report: object | None  # bqtui.verify.VerifyReport
+    error: str | None = None
+    repaired: dict | None = None

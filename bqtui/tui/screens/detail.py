@@ -3,10 +3,21 @@
 from google.api_core import exceptions as api_errors
 from google.auth import exceptions as auth_errors
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, RichLog, Static, TabbedContent, TabPane
+from textual.containers import Horizontal
+from textual.widgets import (
+    Button,
+    DataTable,
+    Footer,
+    Header,
+    RichLog,
+    Sparkline,
+    Static,
+    TabbedContent,
+    TabPane,
+)
 
 from ... import secrets
 from ...bigquery import TRANSIENT_NETWORK_ERRORS, BigQueryDestination
@@ -15,10 +26,12 @@ from ...dsn import redact_dsn
 from ...errors import BqtuiError
 from ...keyfile import parse_key_text
 from ...models import get_model
+from ...store import Store
 from ..formatting import bytes_text, duration_text, rows_text, time_text
-from ..messages import TableSchemaChecked
+from ..messages import TableSchemaChecked, VerifyDone
 from ..widgets.exports_table import status_text
 from .base import ExportScreen
+from .dialogs import ConfirmDialog
 
 SCHEMA_RETRY_SECONDS = 15.0  # an unreachable BigQuery shows as an error state, not a long wait
 LEVEL_STYLES = {"warning": "yellow", "error": "bold red"}
@@ -53,6 +66,7 @@ class ExportDetailScreen(ExportScreen):
         Binding("1", "show_tab('tab-runs')", "Runs"),
         Binding("2", "show_tab('tab-windows')", "Windows"),
         Binding("3", "show_tab('tab-config')", "Config"),
+        Binding("4", "show_tab('tab-verify')", "Verify"),
     ]
 
     @property
@@ -64,6 +78,10 @@ class ExportDetailScreen(ExportScreen):
         yield Static(id="detail-title")
         with TabbedContent(id="detail-tabs"):
             with TabPane("Runs and logs", id="tab-runs"):
+                yield Static("Rows per run (oldest → newest)", classes="chart-label")
+                yield Sparkline([], id="runs-rows", classes="chart")
+                yield Static("Run duration, seconds", classes="chart-label")
+                yield Sparkline([], id="runs-seconds", classes="chart")
                 yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
                 yield Static("Select a run to see its log.", id="log-title")
                 yield RichLog(id="run-logs", wrap=True, markup=False, highlight=False)
@@ -72,12 +90,33 @@ class ExportDetailScreen(ExportScreen):
             with TabPane("Configuration and table", id="tab-config"):
                 yield Static(id="config")
                 yield Static("Checking the destination table…", id="schema")
+            with TabPane("Verify", id="tab-verify"):
+                with Horizontal(id="verify-bar"):
+                    yield Static(
+                        "Compare BigQuery with ClickHouse for the windows done.",
+                        id="verify-summary",
+                    )
+                    yield Button("Verify now", id="verify-run", variant="primary")
+                    yield Button("Repair…", id="verify-repair", disabled=True)
+                yield Static("ClickHouse, rows per day", classes="chart-label")
+                yield Sparkline([], id="verify-source", classes="chart")
+                yield Static("BigQuery, rows per day", classes="chart-label")
+                yield Sparkline([], id="verify-bigquery", classes="chart")
+                yield Static("Differences per day (missing + extra + duplicated)",
+                             classes="chart-label")  # fmt: skip
+                yield Sparkline([], id="verify-diff", classes="chart")
+                yield DataTable(id="verify-days", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="verify-keys")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#runs", DataTable).add_columns(
             "Run", "Trigger", "Status", "Started", "Took", "Windows", "Rows", "Bytes", "Error"
         )
+        self.query_one("#verify-days", DataTable).add_columns(
+            "Day", "ClickHouse", "BigQuery", "Missing", "Extra", "Duplicated", "Status"
+        )
+        self.verify_report = None
         self.query_one("#windows", DataTable).add_columns(
             "Window (UTC)",
             "Status",
@@ -106,6 +145,11 @@ class ExportDetailScreen(ExportScreen):
     def show_runs(self) -> None:
         table = self.query_one("#runs", DataTable)
         table.clear()
+        history = list(reversed(self.bqtui.store.list_runs(self.export_id)))
+        self.query_one("#runs-rows", Sparkline).data = [float(r.rows) for r in history]
+        self.query_one("#runs-seconds", Sparkline).data = [
+            (r.finished_at - r.started_at).total_seconds() for r in history if r.finished_at
+        ]
         for run in self.bqtui.store.list_runs(self.export_id):
             took = run.finished_at - run.started_at if run.finished_at else None
             table.add_row(
@@ -207,6 +251,113 @@ class ExportDetailScreen(ExportScreen):
         else:
             text = Text("The table has every field of the model.", style="green")
         schema.update(text)
+
+    # -- verify ------------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#verify-run")
+    def start_verify(self) -> None:
+        self.query_one("#verify-summary", Static).update(Text("Verifying…", "italic"))
+        self.query_one("#verify-run", Button).disabled = True
+        self.verify_in_thread(repair=False)
+
+    @on(Button.Pressed, "#verify-repair")
+    def ask_repair(self) -> None:
+        report = self.verify_report
+        if report is None:
+            return
+        changes = []
+        if report.missing.count or report.stale.count:
+            changes.append(
+                f"re-export the windows holding {report.missing.count:,} missing and "
+                f"{report.stale.count:,} stale rows (the MERGE adds only what is missing)"
+            )
+        if report.duplicate_keys:
+            changes.append(
+                f"delete {report.duplicated.count:,} duplicate copies, keeping the first loaded "
+                f"copy of each of: {', '.join(report.duplicate_keys[:20])}"
+                + (" …" if len(report.duplicate_keys) > 20 else "")
+            )
+        if not changes:
+            self.notify("Nothing bqtui can repair: extra rows are left as they are.")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.query_one("#verify-summary", Static).update(Text("Repairing…", "italic"))
+                self.query_one("#verify-repair", Button).disabled = True
+                self.verify_in_thread(repair=True)
+
+        self.app.push_screen(
+            ConfirmDialog("Repair the BigQuery table?", "This will:\n- " + "\n- ".join(changes),
+                          confirm_label="Repair"),
+            confirmed,
+        )  # fmt: skip
+
+    @work(thread=True, exclusive=True, group="verify", exit_on_error=False,
+          description="Verifying")  # fmt: skip
+    def verify_in_thread(self, repair: bool) -> None:
+        from ...runner import bigquery_destination, clickhouse_source, retry_deadline_from_env
+        from ...verify import Verifier
+        from ...verify import repair as repair_table
+
+        store = Store(self.bqtui.store.path)  # this thread's own connection
+        try:
+            export = store.get_export(self.export_id)
+            destination = bigquery_destination(export, retry_deadline_from_env())
+            with clickhouse_source(export) as source:
+                verifier = Verifier(store, export, source, destination, now=self.bqtui.clock)
+                repaired = None
+                if repair and self.verify_report is not None:
+                    repaired = repair_table(store, verifier, self.verify_report, self.bqtui.clock)
+                report = verifier.run()
+            destination.close()
+            self.post_message(VerifyDone(report, repaired=repaired))
+        except BqtuiError as error:
+            self.post_message(VerifyDone(None, str(error)))
+        finally:
+            store.close()
+
+    def on_verify_done(self, message: VerifyDone) -> None:
+        self.query_one("#verify-run", Button).disabled = False
+        summary = self.query_one("#verify-summary", Static)
+        if message.error:
+            summary.update(Text(message.error, "bold red"))
+            return
+        report = self.verify_report = message.report
+        lines = [report.verdict()]
+        if report.bytes_estimate is not None:
+            lines.append(f"BigQuery scanned about {bytes_text(report.bytes_estimate)} (dry run).")
+        if message.repaired is not None:
+            lines.insert(0, "Repaired; verified again:")
+        summary.update(Text("\n".join(lines), "green" if report.ok else "bold red"))
+        self.query_one("#verify-repair", Button).disabled = report.ok
+        days = report.days
+        self.query_one("#verify-source", Sparkline).data = [float(d.source) for d in days]
+        self.query_one("#verify-bigquery", Sparkline).data = [float(d.bigquery) for d in days]
+        self.query_one("#verify-diff", Sparkline).data = [
+            float(d.missing + d.extra + d.duplicated) for d in days
+        ]
+        table = self.query_one("#verify-days", DataTable)
+        table.clear()
+        for day in days:
+            table.add_row(
+                day.day.isoformat(), rows_text(day.source), rows_text(day.bigquery),
+                str(day.missing), str(day.extra), str(day.duplicated),
+                Text("ok", "green") if day.ok else Text("differs", "bold red"),
+                key=day.day.isoformat(),
+            )  # fmt: skip
+        keys = [f"{name}: {', '.join(f.listed)}" for name, f in (
+            ("missing", report.missing), ("extra", report.extra),
+            ("duplicated", report.duplicated), ("stale", report.stale)) if f.count]  # fmt: skip
+        self.query_one("#verify-keys", Static).update("\n".join(keys))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """A day of the verify table: its missing and extra uuids."""
+        if event.data_table.id != "verify-days" or self.verify_report is None:
+            return
+        day = next(d for d in self.verify_report.days if d.day.isoformat() == event.row_key.value)
+        text = "\n".join(day.keys) if day.keys else f"{day.day}: nothing differs by uuid."
+        self.query_one("#verify-keys", Static).update(f"{day.day}:\n{text}")
 
     # -- actions ----------------------------------------------------------------------------
 

@@ -1,0 +1,101 @@
+"""The detail screen's Verify tab: charts of rows per day, source next to BigQuery, the days
+that differ, a drill-down to their uuids, and a repair behind a confirmation."""
+
+from textual.widgets import Button, DataTable, Sparkline, Static
+
+from bqtui.cli import main
+from bqtui.tui.screens.detail import ExportDetailScreen
+from bqtui.tui.screens.dialogs import ConfirmDialog
+from tests.harness.google import DATA_EDITOR, JOB_USER
+
+from .conftest import PROJECT, SIZE, make_app, wait_until
+
+
+def add_and_run(db_path, fake_google, demo_dsn, tmp_path, dataset: str) -> None:
+    """The demo's three days exported, as of just after them (the TUI's clock too)."""
+    fake_google.admin_client(PROJECT).create_dataset(f"{PROJECT}.{dataset}", exists_ok=True)
+    account = fake_google.new_account(
+        PROJECT, f"{dataset.replace('_', '-')}-sa", project_permissions=JOB_USER,
+        dataset_permissions={dataset: DATA_EDITOR},
+    )  # fmt: skip
+    key = account.write_key(tmp_path / f"{dataset}.json")
+    assert main(["add", "--db", str(db_path), "--name", "daily-events", "--key-file", str(key),
+                 "--dataset-id", dataset, "--table-id", "events", "--interval", "day",
+                 "--start", "2024-05-01", "--source-dsn", demo_dsn,
+                 "--bigquery-endpoint", fake_google.api_endpoint]) == 0  # fmt: skip
+    assert main(["run", "daily-events", "--db", str(db_path)]) == 0  # BQTUI_NOW: see below
+
+
+async def open_verify(pilot) -> ExportDetailScreen:
+    await pilot.press("l", "4")
+    screen = pilot.app.screen
+    assert isinstance(screen, ExportDetailScreen)
+    return screen
+
+
+async def verify(pilot, screen) -> str:
+    summary = screen.query_one("#verify-summary", Static)
+    await pilot.click("#verify-run")
+    await wait_until(pilot, lambda: not screen.query_one("#verify-run", Button).disabled
+                     and "Verifying" not in str(summary.render()))  # fmt: skip
+    await pilot.pause()
+    return str(summary.render())
+
+
+async def test_verify_shows_the_days_and_repairs_what_differs(
+    db_path, fake_google, demo_dsn, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("BQTUI_NOW", "2024-05-04T00:05:00Z")
+    dataset = "tui_verify"
+    add_and_run(db_path, fake_google, demo_dsn, tmp_path, dataset)
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_verify(pilot)
+        assert (await verify(pilot, screen)).startswith(
+            "OK: BigQuery holds exactly what ClickHouse holds (5,290 events, through 2024-05-04 "
+            "00:00 UTC)."  # the demo's 5,310 rows hold 5,290 distinct uuids
+        )
+        per_day = screen.query_one("#verify-source", Sparkline).data
+        assert sum(per_day) == 5290  # late events have days before 2024-05-01 too
+        assert screen.query_one("#verify-bigquery", Sparkline).data == per_day
+        assert screen.query_one("#verify-repair", Button).disabled
+
+        table = f"`{PROJECT}.{dataset}.events`"
+        admin = fake_google.admin_client(PROJECT)
+        gone = next(iter(admin.query(
+            f"SELECT uuid FROM {table} WHERE DATE(timestamp) = '2024-05-02' ORDER BY uuid LIMIT 1"
+        ).result()))["uuid"]  # fmt: skip
+        admin.query(f"DELETE FROM {table} WHERE uuid = '{gone}'").result()
+        assert (await verify(pilot, screen)).splitlines()[0] == "DIFFERS: 1 missing."
+        days = screen.query_one("#verify-days", DataTable)
+        rows = [days.get_row_at(i) for i in range(days.row_count)]
+        assert [(row[0], str(row[6])) for row in rows if str(row[6]) != "ok"] == [
+            ("2024-05-02", "differs")
+        ]  # fmt: skip
+        differing = [row[0] for row in rows].index("2024-05-02")
+        diff = screen.query_one("#verify-diff", Sparkline).data
+        assert diff[differing] == 1.0 and sum(diff) == 1.0
+        days.focus()
+        days.move_cursor(row=differing)
+        await pilot.press("enter")  # drill down into the day
+        await pilot.pause()
+        assert f"missing {gone}" in str(screen.query_one("#verify-keys", Static).render())
+
+        await pilot.click("#verify-repair")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.click("#confirm")
+        summary = screen.query_one("#verify-summary", Static)
+        await wait_until(pilot, lambda: "Repaired; verified again" in str(summary.render()),
+                         timeout=120)  # fmt: skip
+        assert "OK: BigQuery holds exactly what ClickHouse holds" in str(summary.render())
+
+
+def test_verify_tab_snapshot(snap_compare, db_path, fake_google, demo_dsn, tmp_path, monkeypatch):
+    monkeypatch.setenv("BQTUI_NOW", "2024-05-04T00:05:00Z")
+    add_and_run(db_path, fake_google, demo_dsn, tmp_path, "tui_snapshot_verify")
+
+    async def run_before(pilot):
+        screen = await open_verify(pilot)
+        await verify(pilot, screen)
+
+    assert snap_compare(make_app(db_path), terminal_size=SIZE, run_before=run_before)
