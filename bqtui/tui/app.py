@@ -5,7 +5,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 
-from textual import events
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -14,7 +14,9 @@ from ..config import ExportConfig
 from ..errors import BqtuiError, ConfigError
 from ..export_setup import remove_export
 from ..paths import default_db_path
+from ..runner import ExportRunner
 from ..store import Store, utcnow
+from .messages import AutorunDone
 from .screens.backfill import BackfillDialog
 from .screens.check import PermissionCheckScreen
 from .screens.detail import ExportDetailScreen
@@ -26,6 +28,7 @@ from .screens.run import RunScreen
 from .screens.wizard.screen import NewExportScreen
 
 Clock = Callable[[], datetime]
+AUTORUN_SECONDS = 60.0
 
 
 class BqtuiApp(App[None]):
@@ -52,6 +55,8 @@ class BqtuiApp(App[None]):
         self.clock = clock
         self.browse_from = Path(browse_from) if browse_from else Path.cwd()
         self.cursor_blink = cursor_blink
+        self.autorun = False  # "run due exports while open", off until the user turns it on
+        self._autorun_timer = None
 
     def get_default_screen(self) -> Screen:
         return HomeScreen()
@@ -63,6 +68,45 @@ class BqtuiApp(App[None]):
 
     def on_unmount(self) -> None:
         self.store.close()
+
+    # -- "run due exports while open": the same runner and locks as cron -------------------
+
+    def action_toggle_autorun(self) -> None:
+        self.autorun = not self.autorun
+        if self.autorun:
+            self._autorun_timer = self.set_interval(AUTORUN_SECONDS, self.autorun_tick)
+            self.autorun_tick()
+            self.sub_title = f"{self.SUB_TITLE} · running due exports every minute"
+            self.notify("While bqtui is open it runs every due export each minute (press a "
+                        "again to stop). It uses the same locks as cron: they never collide.")  # fmt: skip
+        else:
+            if self._autorun_timer is not None:
+                self._autorun_timer.stop()
+            self.sub_title = self.SUB_TITLE
+            self.notify("Stopped running due exports.")
+
+    def autorun_tick(self) -> None:
+        if not any(w.group == "autorun" and w.is_running for w in self.workers):
+            self.run_due_exports()
+
+    @work(thread=True, group="autorun", exit_on_error=False, description="Due exports")
+    def run_due_exports(self) -> None:
+        store = Store(self.store.path)  # this thread's own connection
+        try:
+            self.post_message(AutorunDone(ExportRunner(store, now=self.clock).run_all()))
+        finally:
+            store.close()
+
+    def on_autorun_done(self, message: AutorunDone) -> None:
+        if isinstance(self.screen, HomeScreen):
+            self.screen.refresh_exports()
+        failed = [r for r in message.results if r.failed]
+        if failed:
+            self.notify(
+                "; ".join(f"{r.export_name}: {(r.error or r.status).splitlines()[0]}"
+                          for r in failed),
+                title="A due export failed", severity="error", timeout=15,
+            )  # fmt: skip
 
     async def action_quit(self) -> None:
         """Quit; while a run is active, ask first (it then stops at its next safe point)."""

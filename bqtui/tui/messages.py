@@ -76,3 +76,10 @@ class VerifyDone(Message):
     report: object | None  # bqtui.verify.VerifyReport
     error: str | None = None
     repaired: dict | None = None
+
+
+@dataclass
+class AutorunDone(Message):
+    """The TUI ran every due window while open (as cron's runner does): the results."""
+
+    results: list

@@ -127,3 +127,21 @@ async def test_ctrl_c_asks_before_quitting_while_a_run_is_active(
         time.sleep(0.1)
     runs = Store(db_path).list_runs()
     assert [r.status for r in runs] == ["cancelled"] and runs[0].windows_done == 0
+
+
+async def test_run_due_exports_while_open_uses_the_runner_and_its_locks(
+    db_path, key_file, dataset, demo_dsn, fake_google
+):
+    add_export(db_path, key_file, dataset, demo_dsn, fake_google.api_endpoint,
+               name="auto", interval="day")  # fmt: skip
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a")
+        assert app.autorun and "running due exports every minute" in app.sub_title
+        await wait_until(pilot, lambda: Store(db_path).list_runs() and
+                         Store(db_path).list_runs()[0].status != "running", timeout=120)  # fmt: skip
+        run = Store(db_path).list_runs()[0]
+        assert (run.trigger, run.status, run.windows_done) == ("schedule", "succeeded", 3)
+        await pilot.press("a")
+        assert not app.autorun
+    assert count_rows(fake_google, dataset, "events") == 5290

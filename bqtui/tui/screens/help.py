@@ -12,6 +12,7 @@ KEYS = """\
   b  backfill a date range        c  check key and permissions
   e  edit the export              p  pause / resume
   d  delete (asks first)          l  logs and detail (or Enter)
+  a  run due exports while open (each minute; same locks as cron)
   ?  this help                    q  quit
   ctrl+p  command palette: new export, run, check, quit…
 
@@ -19,6 +20,9 @@ KEYS = """\
   ctrl+n  next step (each step is checked first)
   escape  previous step; on the first step, leave the wizard
   tab     next field                enter  load the typed key path
+
+[b]Export detail[/b]
+  1 runs (with charts)  2 windows  3 configuration  4 verify: BigQuery against ClickHouse
 
 [b]Run[/b]
   x  cancel: stops at the next safe point, nothing half written

@@ -34,6 +34,7 @@ class HomeScreen(BqtuiScreen):
         Binding("p", "pause", "Pause"),
         Binding("d", "delete", "Delete"),
         Binding("l", "detail", "Logs"),
+        Binding("a", "app.toggle_autorun", "Auto-run"),
         Binding("question_mark", "app.help", "Help", key_display="?"),
         Binding("q", "app.quit", "Quit"),
     ]
