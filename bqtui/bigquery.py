@@ -197,7 +197,8 @@ class BigQueryDestination:
         fields, json_fields, missing = [], set(), []
         for model_field in model.fields:
             if model_field.name not in table_types:
-                missing.append(model_field.name)
+                if not model_field.optional:
+                    missing.append(model_field.name)
                 continue
             table_type, mode = table_types[model_field.name]
             expected = {"JSON", "STRING"} if model_field.json_capable else {model_field.bq_type}

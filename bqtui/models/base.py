@@ -53,6 +53,9 @@ class ModelField:
     repeated: bool = False
     from_source: bool = True  # False: filled in BigQuery at load time
     repetitive: bool = True  # few distinct values: worth a Parquet dictionary
+    # Filled only where the user's table has it: new tables are created without it and its
+    # absence is not reported (PostHog added ``_inserted_at`` to exported events later).
+    optional: bool = False
 
     def destination_type(self, json_type: bool) -> str:
         return "JSON" if self.json_capable and json_type else self.bq_type
@@ -99,7 +102,7 @@ class ExportModel:
         raise KeyError(name)
 
     def schema(self, json_type: bool) -> list[SchemaField]:
-        return [f.schema_field(json_type) for f in self.fields]
+        return [f.schema_field(json_type) for f in self.fields if not f.optional]
 
     def query_parameters(
         self, export: ExportConfig, window_start: datetime, window_end: datetime

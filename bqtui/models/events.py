@@ -6,7 +6,7 @@ import pyarrow as pa
 
 from ..config import ExportConfig, Model
 from ..json_text import suspicious_rows
-from .base import ExportModel, ModelField, ingested_in_window
+from .base import INGESTED_AT, ExportModel, ModelField, ingested_in_window
 
 FIELDS = (
     ModelField("uuid", "STRING", repetitive=False),
@@ -21,6 +21,7 @@ FIELDS = (
     ModelField("site_url", "STRING"),
     ModelField("timestamp", "TIMESTAMP", repetitive=False),
     ModelField("bq_ingested_timestamp", "TIMESTAMP", from_source=False),
+    ModelField("_inserted_at", "TIMESTAMP", repetitive=False, optional=True),
 )
 
 
@@ -49,7 +50,9 @@ SELECT
     team_id,
     nullIf(JSONExtractString(properties, '$ip'), '') AS ip,
     '' AS site_url,
-    timestamp
+    timestamp,
+    -- when the event reached ClickHouse: its window; filled where the table has the column
+    {INGESTED_AT} AS _inserted_at
 FROM events
 WHERE team_id = {{team_id:Int64}}
     AND {ingested_in_window()}{event_filters(export)}

@@ -132,3 +132,27 @@ def test_sessions_verify_names_a_dropped_session_and_repair_brings_it_back(world
     assert sorted(r["session_id"] for r in bq(world, f"SELECT session_id FROM {table}")) == [
         "s0", "s1", "s2"
     ]  # fmt: skip
+
+
+def test_inserted_at_is_filled_where_the_table_has_it_and_verify_counts_by_it(world: World):
+    from google.cloud import bigquery as bq_api
+
+    from bqtui.models import get_model
+
+    world.insert_hours(T0, 3)
+    world.add(table="with_inserted_at")
+    schema = get_model("events").schema(False) + [bq_api.SchemaField("_inserted_at", "TIMESTAMP")]
+    world.google.admin_client(PROJECT).create_table(
+        bq_api.Table(f"{PROJECT}.{world.dataset}.with_inserted_at", schema=schema)
+    )
+    ran = world.bqtui("run", "ev")
+    assert ran.code == 0 and "lacks model fields" not in ran.err
+    table = f"`{PROJECT}.{world.dataset}.with_inserted_at`"
+    rows = bq(world, f"SELECT uuid, timestamp, _inserted_at FROM {table}")
+    assert len(rows) == 120
+    assert all(r["_inserted_at"] == r["timestamp"] for r in rows)  # the seed ingests at once
+    # A row of a window bqtui has not recorded done (ingested later) is not counted.
+    bq(world, f"INSERT INTO {table} (uuid, timestamp, _inserted_at) VALUES ('late', "
+              "TIMESTAMP '2024-05-01 02:30:00', TIMESTAMP '2024-05-01 05:00:00')")  # fmt: skip
+    report = json.loads(world.bqtui("verify", "ev", "--json").out)
+    assert report["by_ingestion_window"] is True and report["ok"] is True, report

@@ -231,7 +231,9 @@ class ExportDetailScreen(ExportScreen):
         finally:
             destination.close()
         have = {field.name for field in table.schema}
-        missing = [f.name for f in get_model(export.model).fields if f.name not in have]
+        missing = [
+            f.name for f in get_model(export.model).fields if f.name not in have and not f.optional
+        ]
         self.post_message(TableSchemaChecked(True, missing))
 
     def on_table_schema_checked(self, message: TableSchemaChecked) -> None:
