@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .config import ExportConfig
-from .schedule import STEP
+from .schedule import STEP, floor_to_interval
 from .store import Store
 
 # Behind by more than this (past the settle delay) and an export is lagging: two missed
@@ -68,9 +68,10 @@ def export_status(store: Store, export: ExportConfig, now: datetime) -> ExportSt
     """Exported through = the end of the unbroken run of done windows from the export's start
     (a window that failed in between holds the mark back until it is done)."""
     step = STEP[export.interval]
-    done = sorted(s for s in store.done_window_starts(export.id) if s >= export.start_at)
+    first = floor_to_interval(export.start_at, export.interval)  # windows are aligned
+    done = sorted(s for s in store.done_window_starts(export.id) if s >= first)
     through = None
-    expected = export.start_at
+    expected = first
     for start in done:
         if start != expected:
             break
@@ -81,7 +82,7 @@ def export_status(store: Store, export: ExportConfig, now: datetime) -> ExportSt
         [export.id, *WAITING],
     ).fetchone()[0]
     last = store.last_run(export.id)
-    since = through or export.start_at
+    since = through or first
     lag = max(now - since, timedelta(0)) if now > since else timedelta(0)
     return ExportStatus(
         name=export.name,

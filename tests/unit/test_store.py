@@ -43,6 +43,7 @@ def test_export_round_trip(db_path):
         "name", "dataset_id", "table_id", "model", "interval", "json_type", "team_id",
         "source_dsn", "bigquery_endpoint", "project_id", "location", "include_events",
         "exclude_events", "start_at", "enabled", "id", "uid", "created_at", "settle_seconds",
+        "alert_after_seconds",
     }  # fmt: skip
     created = datetime(2024, 1, 1, tzinfo=UTC)
     store = Store(db_path)
@@ -67,6 +68,7 @@ def test_export_round_trip(db_path):
             uid="0123456789abcdef0123456789abcdef",
             created_at=created,
             settle_seconds=17,
+            alert_after_seconds=900,
         )
     )
     after = datetime.now(UTC)
@@ -93,6 +95,7 @@ def test_export_round_trip(db_path):
     assert loaded.start_at.utcoffset() == timedelta(0)
     assert loaded.enabled is False
     assert loaded.settle_seconds == 17
+    assert loaded.alert_after_seconds == 900
     # created_at is the time of add_export, not a value the caller passes in.
     assert before <= loaded.created_at <= after
     assert loaded.created_at.tzinfo is not None
@@ -110,6 +113,7 @@ def test_export_round_trip(db_path):
     assert (loaded.source_dsn, loaded.bigquery_endpoint, loaded.project_id) == ("", None, None)
     assert (loaded.location, loaded.include_events, loaded.exclude_events) == (None, (), ())
     assert (loaded.start_at, loaded.enabled, loaded.settle_seconds) == (None, True, 60)
+    assert loaded.alert_after_seconds is None
     assert len(loaded.uid) == 32 and int(loaded.uid, 16) >= 0  # generated: 32 hex digits
     assert loaded.uid != "0123456789abcdef0123456789abcdef"
 
