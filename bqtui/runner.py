@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,6 +148,7 @@ JOB_ATTEMPTS_PER_RUN = 3
 # Consecutive small windows share one stage and one MERGE, up to these limits.
 GROUP_MAX_WINDOWS = 168  # a week of hourly windows
 GROUP_MAX_ROWS = 1_000_000
+LOAD_PARALLELISM = 3  # a group's Parquet files uploaded at once (each ~256 MB)
 
 
 def clickhouse_source(export: ExportConfig) -> ClickHouseSource:
@@ -353,6 +355,7 @@ class _Run:
         self.stop = CancelToken()  # the lock's heartbeat: lost lock, or remove --force
         self.result = RunResult(export.name, "running", windows_total=len(windows))
         self.result.run_id = self.store.start_run(export.id, trigger, len(windows))
+        self._in_flight: _Group | None = None  # staged and merging while the next is staged
         lock.set_run(self.result.run_id)
         self._last_progress = 0.0
         self._started = time.monotonic()
@@ -429,10 +432,13 @@ class _Run:
                     "table to export them.",
                 )
             pending = list(self.windows)
-            while pending:
-                self.check_stop()
-                exported = self._export_group_with_retries(pending, destination, plan)
-                pending = pending[exported:]
+            try:
+                while pending:
+                    self.check_stop()
+                    exported = self._export_group_with_retries(pending, destination, plan)
+                    pending = pending[exported:]
+            finally:
+                self._settle_in_flight()  # the last MERGE: awaited and recorded, whatever
             self.result.status = "succeeded"
         except LockLost as lost:
             self.result.status = "interrupted"
@@ -499,19 +505,46 @@ class _Run:
     # attempt, row count and record, and is recorded done only after the group's MERGE.
 
     def _export_group(self, windows: list[Window], destination, plan: TablePlan) -> int:
+        """Stage the next group while the previous group's MERGE runs in BigQuery, then wait
+        for that MERGE (one DML on the table at a time) and submit this group's."""
         group = _Group(self, destination, plan)
         try:
             taken = group.fill(windows)
+            self._settle_in_flight()
             if group.rows:
                 if group.cancelled is None:
                     # The last safe point: the MERGE is atomic, so cancel waits for it.
                     self.check_stop()
-                group.merge()
+                group.submit_merge()
         except BaseException as error:
             for member in group.members:
                 self._record_failure(member.attempt, group, error, group.merge_submitted)
             if group.cancelled is not None:
                 self._record_failure(group.cancelled_attempt, group, group.cancelled, False)
+            raise
+        if group.merge_submitted and group.cancelled is None:
+            self._in_flight = group  # awaited before the next MERGE, or at the run's end
+        else:
+            self._finish_group(group)
+        if group.cancelled is not None:
+            # Cancelled as a window began: the windows before it are exported, it is not.
+            self._record_failure(group.cancelled_attempt, group, group.cancelled, False)
+            raise group.cancelled
+        return taken
+
+    def _settle_in_flight(self) -> None:
+        group, self._in_flight = self._in_flight, None
+        if group is not None:
+            self._finish_group(group)
+
+    def _finish_group(self, group: "_Group") -> None:
+        """Wait for the group's MERGE (if it has one), then record each of its windows."""
+        try:
+            if group.merge_submitted:
+                group.wait_for_merge()
+        except BaseException as error:
+            for member in group.members:
+                self._record_failure(member.attempt, group, error, True)
             raise
         group.drop()
         for member in group.members:
@@ -519,11 +552,6 @@ class _Run:
                 member.attempt, member.counter.rows, group.bytes_for(member), group.job_ids,
                 member.read,
             )  # fmt: skip
-        if group.cancelled is not None:
-            # Cancelled as a window began: the windows before it are exported, it is not.
-            self._record_failure(group.cancelled_attempt, group, group.cancelled, False)
-            raise group.cancelled
-        return taken
 
     def _resolve_earlier_merge(self, attempt: _Attempt, job_id: str, destination) -> bool:
         """Before anything else: what became of the MERGE an earlier attempt submitted?
@@ -632,6 +660,8 @@ class _Group:
         self.job_ids: list[str] = []
         self.uploaded = 0
         self.merge_submitted = False
+        self.merge_job = None
+        self._bookkeeping = threading.Lock()  # parallel loads report here
         self.cancelled: Cancelled | None = None  # a cancel that arrived as a window began
         self.cancelled_attempt: _Attempt | None = None
 
@@ -657,10 +687,19 @@ class _Group:
             files = write_parquet_files(
                 batches, self.plan.source_fields, self.plan.json_fields, Path(work_dir)
             )
-            for number, load_file in enumerate(files):
-                if self.cancelled is None:  # after a cancel between windows: finish them
-                    run.check_stop()
-                self._load(number, load_file)
+            # The first file replaces the stage's contents; the others are appended, several
+            # uploads at once, while the next file is written.
+            with ThreadPoolExecutor(LOAD_PARALLELISM, thread_name_prefix="bqtui-load") as pool:
+                loads = []
+                for number, load_file in enumerate(files):
+                    if self.cancelled is None:  # after a cancel between windows: finish them
+                        run.check_stop()
+                    if number == 0:
+                        self._load(number, load_file)
+                    else:
+                        loads.append(pool.submit(self._load, number, load_file))
+                for load in loads:
+                    load.result()
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
         return self.taken
@@ -736,8 +775,9 @@ class _Group:
         self.destination.load_file(
             load_file.path, self.ref, job_id, self.first.labels, first=number == 0
         )
-        self.job_ids.append(job_id)
-        self.uploaded += load_file.bytes
+        with self._bookkeeping:
+            self.job_ids.append(job_id)
+            self.uploaded += load_file.bytes
         load_file.path.unlink(missing_ok=True)
         run.log(
             "info",
@@ -756,7 +796,7 @@ class _Group:
 
     # -- merge ------------------------------------------------------------------------------
 
-    def merge(self) -> None:
+    def submit_merge(self) -> None:
         run, export = self.run, self.run.export
         job_id = self.first.merge_job_id
         for member in self.members:  # noted before submitting: a crash leaves it findable
@@ -764,13 +804,17 @@ class _Group:
                 export.id, member.attempt.window.start, run.lock.owner, member.attempt.number,
                 job_id,
             )  # fmt: skip
-        job = self.destination.submit_merge(
+        self.merge_job = self.destination.submit_merge(
             self.plan, self.ref, run.model, job_id, self.first.labels, self._range()
         )
         self.merge_submitted = True
         checkpoints.reached("merge_submitted")
-        self.destination.wait_for(job, f"merging into {self.plan.table_ref}", export.dataset_id)
-        self.job_ids.append(job_id)
+
+    def wait_for_merge(self) -> None:
+        self.destination.wait_for(
+            self.merge_job, f"merging into {self.plan.table_ref}", self.run.export.dataset_id
+        )
+        self.job_ids.append(self.first.merge_job_id)
         checkpoints.reached("merge_done")
 
     def _range(self):
