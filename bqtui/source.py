@@ -134,8 +134,8 @@ def connection_failure(dsn: str, error: Exception) -> str:
     if "516" in text or "authentication failed" in lowered:
         return (
             f"ClickHouse at {where} refused the user or password (code 516, "
-            "AUTHENTICATION_FAILED). Check the DSN's user, and the password in the keyring "
-            "(set the DSN again with the password to replace it)."
+            "AUTHENTICATION_FAILED). Check the user and password, and replace them with: "
+            "bqtui set-source NAME --source-dsn 'https://user:password@host:8443/db'"
         )
     if "connection refused" in lowered or "failed to establish" in lowered:
         return (
