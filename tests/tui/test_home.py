@@ -148,6 +148,9 @@ async def test_help_and_command_palette_commands(db_path):
          "numbers and underscores (at most 1024). BigQuery allows no dashes or spaces there; "
          '"my_dataset" would do.'),
         ("team-id", "x", 'Team ID must be a whole number, not "x".'),
+        ("source-dsn", "clickhouse://ch:9000/db", '"clickhouse://" is ClickHouse\'s native '
+         "protocol; bqtui speaks its HTTP interface. Use http://host:8123/database, or "
+         "https://host:8443/database with TLS."),
     ],
 )  # fmt: skip
 async def test_the_edit_screen_refuses_bad_input_and_changes_nothing(
@@ -166,3 +169,22 @@ async def test_the_edit_screen_refuses_bad_input_and_changes_nothing(
         assert str(error.render()) == message
     assert Store(db_path).get_export(export.id) == export
     assert db_path.read_bytes() == before
+
+
+async def test_the_edit_screen_moves_a_new_clickhouse_password_to_the_keyring(db_path):
+    export = add_stored_export(db_path)
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("e")
+        app.screen.query_one("#source-dsn", Input).value = "http://reader:n3w-pw@ch:8123/db"
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, HomeScreen)
+        await pilot.press("e")
+        assert app.screen.query_one("#source-dsn", Input).value == "http://reader@ch:8123/db"
+        app.screen.query_one("#source-password", Input).value = "0ther-pw"
+        await pilot.press("ctrl+s")
+    saved = Store(db_path).get_export(export.id)
+    assert saved.source_dsn == "http://reader@ch:8123/db"
+    assert secrets.load_clickhouse_secrets(export.uid) == {"password": "0ther-pw"}
+    data = b"".join(p.read_bytes() for p in db_path.parent.glob(f"{db_path.name}*"))
+    assert b"n3w-pw" not in data and b"0ther-pw" not in data

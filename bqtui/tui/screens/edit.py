@@ -1,10 +1,12 @@
-"""Edit an export: destination, interval, filters, team and paused state, via the core's checks."""
+"""Edit an export: destination, interval, filters, team, source and paused state, via the
+core's checks (a ClickHouse password goes to the keyring, as with `bqtui set-source`)."""
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Footer, Header, Input, Select, Static, Switch
 
+from ... import secrets
 from ...config import (
     ExportConfig,
     Interval,
@@ -13,7 +15,8 @@ from ...config import (
     parse_team_id,
     validate_export,
 )
-from ...errors import ConfigError
+from ...dsn import split_secrets
+from ...errors import BqtuiError, ConfigError
 from ...ids import validate_dataset_id, validate_table_id
 from ...schedule import STEP, floor_to_interval, next_boundary
 from ..formatting import time_text
@@ -68,6 +71,18 @@ class EditExportScreen(ExportScreen):
                 id="field-settle",
             )
             yield FormField(
+                "ClickHouse source",
+                Input(export.source_dsn, id="source-dsn"),
+                "A password typed here (user:password@) moves to the keyring.",
+                id="field-source-dsn",
+            )
+            yield FormField(
+                "ClickHouse password",
+                Input(password=True, placeholder="unchanged", id="source-password"),
+                "Empty: keep the one in the keyring.",
+                id="field-source-password",
+            )
+            yield FormField(
                 "Only these events",
                 Input(", ".join(export.include_events), placeholder="all", id="include-events"),
                 id="field-include-events",
@@ -108,8 +123,18 @@ class EditExportScreen(ExportScreen):
             except ConfigError as problem:
                 error = str(problem)
             self.query_one(f"#field-{input_id}", FormField).show_error(error)
-        if len(values) < len(parsers):
+        try:
+            source_dsn, credentials = split_secrets(self.query_one("#source-dsn", Input).value)
+            dsn_error = None
+        except ConfigError as problem:
+            dsn_error = str(problem)
+        self.query_one("#field-source-dsn", FormField).show_error(dsn_error)
+        if len(values) < len(parsers) or dsn_error:
             return
+        password = self.query_one("#source-password", Input).value
+        if password:
+            credentials = {k: v for k, v in credentials.items() if k != "access_token"}
+            credentials["password"] = password
         interval = Interval(self.query_one("#interval", Select).value)
         start_at, gap = export.start_at, None
         if interval != export.interval:
@@ -122,6 +147,7 @@ class EditExportScreen(ExportScreen):
                     table_id=values["table-id"],
                     team_id=values["team-id"],
                     settle_seconds=values["settle"],
+                    source_dsn=source_dsn,
                     include_events=values["include-events"],
                     exclude_events=values["exclude-events"],
                     interval=interval,
@@ -132,6 +158,12 @@ class EditExportScreen(ExportScreen):
         except ConfigError as problem:
             self.query_one("#edit-error", ErrorLine).show(str(problem))
             return
+        if credentials:  # typed now: they replace what the keyring holds
+            try:
+                secrets.store_clickhouse_secrets(export.uid, credentials)
+            except BqtuiError as problem:
+                self.query_one("#edit-error", ErrorLine).show(str(problem))
+                return
         store.update_export(changed)
         message = f'Export "{changed.name}" saved.'
         if gap:
