@@ -131,6 +131,7 @@ class BigQueryDestination:
             client_options={"api_endpoint": endpoint} if endpoint else None,
         )
         self.service_account_email = key.client_email
+        self._dataset_locations: dict[str, str | None] = {}
 
     def close(self) -> None:
         self.client.close()
@@ -259,8 +260,9 @@ class BigQueryDestination:
             except api_errors.Conflict:
                 log.info("job %s was already submitted; waiting for it", job_id)
                 return self.client.get_job(
-                    job_id, project=self.project, retry=self.retry, timeout=REQUEST_TIMEOUT
-                )
+                    job_id, project=self.project, location=self.job_location(dataset_id),
+                    retry=self.retry, timeout=REQUEST_TIMEOUT,
+                )  # fmt: skip
         except API_FAILURES as error:
             raise self.translate(error, doing, dataset_id) from None
 
@@ -285,12 +287,28 @@ class BigQueryDestination:
             raise translated from None
         return job
 
-    def job_outcome(self, job_id: str) -> JobOutcome:
+    def job_location(self, dataset_id: str | None) -> str | None:
+        """Where the export's jobs run: the export's location, else its dataset's (BigQuery
+        finds a job outside the US only when told its location)."""
+        if self.location or not dataset_id:
+            return self.location
+        if dataset_id not in self._dataset_locations:
+            try:
+                dataset = self.client.get_dataset(
+                    f"{self.project}.{dataset_id}", retry=self.retry, timeout=REQUEST_TIMEOUT
+                )
+                self._dataset_locations[dataset_id] = dataset.location
+            except API_FAILURES:
+                return None
+        return self._dataset_locations[dataset_id]
+
+    def job_outcome(self, job_id: str, dataset_id: str | None = None) -> JobOutcome:
         """Look a job up by its deterministic id (an earlier attempt's MERGE)."""
         try:
             job = self.client.get_job(
-                job_id, project=self.project, retry=self.retry, timeout=REQUEST_TIMEOUT
-            )
+                job_id, project=self.project, location=self.job_location(dataset_id),
+                retry=self.retry, timeout=REQUEST_TIMEOUT,
+            )  # fmt: skip
         except api_errors.NotFound:
             return JobOutcome("missing")
         except API_FAILURES as error:

@@ -4,6 +4,7 @@ The one place that knows the order of things. The TUI and the CLI start it and r
 events it emits through ``on_event``; ``CancelToken`` stops it at the next safe point.
 """
 
+import contextlib
 import functools
 import logging
 import os
@@ -27,6 +28,7 @@ from .encode import write_parquet_files
 from .errors import (
     BqtuiError,
     Cancelled,
+    DestinationError,
     ExportBusy,
     LockLost,
     PermissionProblem,
@@ -356,6 +358,11 @@ class _Run:
         self.result = RunResult(export.name, "running", windows_total=len(windows))
         self.result.run_id = self.store.start_run(export.id, trigger, len(windows))
         self._in_flight: _Group | None = None  # staged and merging while the next is staged
+        self.done_in_run: set[datetime] = set()
+        # Windows whose MERGE failed for a transient reason after the next group was staged:
+        # exported again, as new attempts, at the end of the run.
+        self._retry_windows: list[Window] = []
+        self._retry_error: TransientJobFailure | None = None
         lock.set_run(self.result.run_id)
         self._last_progress = 0.0
         self._started = time.monotonic()
@@ -432,13 +439,20 @@ class _Run:
                     "table to export them.",
                 )
             pending = list(self.windows)
-            try:
-                while pending:
-                    self.check_stop()
-                    exported = self._export_group_with_retries(pending, destination, plan)
-                    pending = pending[exported:]
-            finally:
-                self._settle_in_flight()  # the last MERGE: awaited and recorded, whatever
+            for retry in range(JOB_ATTEMPTS_PER_RUN):
+                try:
+                    while pending:
+                        self.check_stop()
+                        exported = self._export_group_with_retries(pending, destination, plan)
+                        pending = pending[exported:]
+                finally:
+                    self._settle_in_flight()  # the last MERGE: awaited and recorded, whatever
+                if not self._retry_windows:
+                    break
+                if retry == JOB_ATTEMPTS_PER_RUN - 1:
+                    raise self._retry_error
+                pending, self._retry_windows = sorted(self._retry_windows), []
+                time.sleep(min(2.0 ** (retry + 1), 30.0))
             self.result.status = "succeeded"
         except LockLost as lost:
             self.result.status = "interrupted"
@@ -525,7 +539,12 @@ class _Run:
         if group.merge_submitted and group.cancelled is None:
             self._in_flight = group  # awaited before the next MERGE, or at the run's end
         else:
-            self._finish_group(group)
+            try:
+                self._finish_group(group)
+            except BaseException:
+                if group.cancelled is not None:
+                    self._record_failure(group.cancelled_attempt, group, group.cancelled, False)
+                raise
         if group.cancelled is not None:
             # Cancelled as a window began: the windows before it are exported, it is not.
             self._record_failure(group.cancelled_attempt, group, group.cancelled, False)
@@ -534,8 +553,14 @@ class _Run:
 
     def _settle_in_flight(self) -> None:
         group, self._in_flight = self._in_flight, None
-        if group is not None:
+        if group is None:
+            return
+        try:
             self._finish_group(group)
+        except TransientJobFailure as failure:  # recorded failed; tried again at the end
+            self.log("warning", f"{failure} Its window(s) are tried again as a new attempt.")
+            self._retry_windows.extend(m.attempt.window for m in group.members)
+            self._retry_error = failure
 
     def _finish_group(self, group: "_Group") -> None:
         """Wait for the group's MERGE (if it has one), then record each of its windows."""
@@ -560,20 +585,25 @@ class _Run:
         Failed or never created: this attempt starts over.
         """
         window, export = attempt.window, self.export
-        outcome = destination.job_outcome(job_id)
+        # A lookup that fails raises: the window waits for the next run, its job still noted.
+        outcome = destination.job_outcome(job_id, export.dataset_id)
         if outcome.state == "running":
             self.log(
                 "info",
                 f"Window {window.label()}: an earlier attempt's MERGE ({job_id}) is still "
                 "running in BigQuery; waiting for it before anything else.",
             )
-            try:
+            # What the job says afterwards decides, not how the wait ended.
+            with contextlib.suppress(BqtuiError):
                 destination.wait_for(outcome.job, f"waiting for {job_id}", export.dataset_id)
-                outcome = destination.job_outcome(job_id)
-            except BqtuiError as error:
-                outcome = type(outcome)("failed", outcome.job, str(error))
+            outcome = destination.job_outcome(job_id, export.dataset_id)
+            if outcome.state == "running":
+                raise DestinationError(
+                    f"Window {window.label()}: the earlier attempt's MERGE ({job_id}) is still "
+                    "running in BigQuery; the window is exported after it ends (next run)."
+                )
         if outcome.state == "done":
-            rows = int(getattr(outcome.job, "num_dml_affected_rows", None) or 0)
+            rows = self.store.get_window(export.id, window.start).rows  # noted with the job
             self.log(
                 "info",
                 f"Window {window.label()}: the earlier attempt's MERGE ({job_id}) had "
@@ -601,6 +631,7 @@ class _Run:
             rows_read=read.rows if read else None, bytes_read=read.bytes if read else None,
         )  # fmt: skip
         checkpoints.reached("recorded")
+        self.done_in_run.add(window.start)
         self.result.windows_done += 1
         self.result.rows += rows
         self.result.bytes += uploaded
@@ -695,11 +726,11 @@ class _Group:
                     if self.cancelled is None:  # after a cancel between windows: finish them
                         run.check_stop()
                     if number == 0:
-                        self._load(number, load_file)
+                        run.log("info", self._load(number, load_file))
                     else:
                         loads.append(pool.submit(self._load, number, load_file))
-                for load in loads:
-                    load.result()
+                for load in loads:  # logged here: the store is this thread's alone
+                    run.log("info", load.result())
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
         return self.taken
@@ -711,6 +742,8 @@ class _Group:
             if self.taken and (self.taken >= max_windows or self.rows >= max_rows):
                 return
             self.taken += 1
+            if window.start in run.done_in_run:
+                continue  # recorded done earlier in this run (before a retry)
             attempt = self._begin(window)
             if attempt is None:
                 continue  # recorded done from an earlier attempt's MERGE
@@ -748,8 +781,12 @@ class _Group:
         )
         attempt = _Attempt.of(export, window, number)
         pending = run.store.get_window(export.id, window.start).pending_merge_job
-        if pending and run._resolve_earlier_merge(attempt, pending, self.destination):
-            return None
+        try:
+            if pending and run._resolve_earlier_merge(attempt, pending, self.destination):
+                return None
+        except BaseException as error:
+            run._record_failure(attempt, self, error, merge_unresolved=True)
+            raise
         if self.first is None:
             self.first = attempt
         return attempt
@@ -761,7 +798,9 @@ class _Group:
 
     # -- stage ------------------------------------------------------------------------------
 
-    def _load(self, number: int, load_file) -> None:
+    def _load(self, number: int, load_file) -> str:
+        """Upload one file into the stage (from an upload thread but the first: no store
+        access here); return the line to log."""
         run = self.run
         if self.ref is None:
             self.ref = self.destination.create_stage_table(self.plan, self.first.stage_id)
@@ -779,10 +818,9 @@ class _Group:
             self.job_ids.append(job_id)
             self.uploaded += load_file.bytes
         load_file.path.unlink(missing_ok=True)
-        run.log(
-            "info",
+        return (
             f"{self.label()}: loaded {load_file.rows:,} rows ({load_file.bytes / 1e6:.1f} MB) "
-            "into the stage table.",
+            "into the stage table."
         )
 
     def label(self) -> str:
@@ -802,12 +840,14 @@ class _Group:
         for member in self.members:  # noted before submitting: a crash leaves it findable
             run.store.set_pending_merge(
                 export.id, member.attempt.window.start, run.lock.owner, member.attempt.number,
-                job_id,
+                job_id, rows=member.counter.rows,
             )  # fmt: skip
+        # Before submitting: a submit that fails after BigQuery created the job (a lost
+        # answer) leaves a MERGE that may run; the stage must stay and the job be looked up.
+        self.merge_submitted = True
         self.merge_job = self.destination.submit_merge(
             self.plan, self.ref, run.model, job_id, self.first.labels, self._range()
         )
-        self.merge_submitted = True
         checkpoints.reached("merge_submitted")
 
     def wait_for_merge(self) -> None:
@@ -824,13 +864,15 @@ class _Group:
         return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
     def drop(self, quiet: bool = False) -> None:
+        """Drop the stage once (it expires anyway): not once per window of the group."""
         if not self.ref:
             return
-        drop_error = self.destination.drop_table(self.ref)
+        ref, self.ref = self.ref, None
+        drop_error = self.destination.drop_table(ref)
         if drop_error and not quiet:
             self.run.log(
                 "warning",
-                f"The stage table {self.ref} was not dropped and will expire by itself "
+                f"The stage table {ref} was not dropped and will expire by itself "
                 f"within 12 hours: {drop_error}",
             )
 

@@ -32,15 +32,26 @@ class Installed:
     log: str | None  # where the runs' output goes
 
 
-def bqtui_command() -> str:
+def bqtui_argv() -> list[str]:
     """The absolute path of this bqtui, so cron's minimal PATH finds the same one."""
     candidate = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
     if candidate and candidate.name == "bqtui" and candidate.exists():
-        return str(candidate)
+        return [str(candidate)]
     found = shutil.which("bqtui")
     if found:
-        return str(Path(found).resolve())
-    return f"{shlex.quote(sys.executable)} -m bqtui.cli"
+        return [str(Path(found).resolve())]
+    return [sys.executable, "-m", "bqtui.cli"]
+
+
+def _cron_quote(text: str) -> str:
+    """Shell-quoted, and % escaped (cron turns a bare % into a newline)."""
+    return shlex.quote(text).replace("%", "\\%")
+
+
+def _systemd_quote(text: str) -> str:
+    """A systemd command-line word: double-quoted, with specifiers and escapes doubled."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    return f'"{escaped}"'
 
 
 def log_file() -> Path:
@@ -91,6 +102,12 @@ def _write_crontab(text: str) -> None:
 
 
 def _without_block(text: str) -> str:
+    if BEGIN in text and END not in text[text.index(BEGIN) :]:
+        raise ConfigError(
+            "Your crontab has bqtui's start marker but not its end marker: bqtui will not guess "
+            f"which lines are its own. Edit it with `crontab -e` (remove the lines from "
+            f"'{BEGIN}'), then try again."
+        )
     lines, kept, inside = text.splitlines(), [], False
     for line in lines:
         if line.strip() == BEGIN:
@@ -111,10 +128,11 @@ def _block(text: str) -> str | None:
 
 
 def crontab_entry(every_minutes: int, db: str | None) -> str:
-    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in _environment(db).items())
+    env = " ".join(f"{k}={_cron_quote(v)}" for k, v in _environment(db).items())
     log = log_file()
     schedule = "* * * * *" if every_minutes == 1 else f"*/{every_minutes} * * * *"
-    command = f"{bqtui_command()} --run-all >> {shlex.quote(str(log))} 2>&1"
+    program = " ".join(_cron_quote(part) for part in bqtui_argv())
+    command = f"{program} --run-all >> {_cron_quote(str(log))} 2>&1"
     return "\n".join([BEGIN, f"{schedule} {env + ' ' if env else ''}{command}", END])
 
 
@@ -132,7 +150,8 @@ def systemd_units(every_minutes: int, db: str | None) -> dict[str, str]:
     )
     service = (
         "[Unit]\nDescription=bqtui: export every due window (bqtui --run-all)\n\n"
-        f"[Service]\nType=oneshot\n{environment}\nExecStart={bqtui_command()} --run-all\n"
+        f"[Service]\nType=oneshot\n{environment}\n"
+        f"ExecStart={' '.join(_systemd_quote(part) for part in bqtui_argv())} --run-all\n"
     )
     timer = (
         "[Unit]\nDescription=Run bqtui --run-all on a schedule\n\n"

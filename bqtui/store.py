@@ -299,10 +299,11 @@ class Store:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     # -- exports --------------------------------------------------------------------------
 
@@ -439,24 +440,34 @@ class Store:
             previous = self.get_window(export_id, start)
             attempt = (previous.attempt if previous else 0) + 1
             pending = previous.pending_merge_job if previous else None
+            rows = previous.rows if pending else 0  # the rows that MERGE was to merge
             self.db.conn.execute(
                 "INSERT OR REPLACE INTO windows (export_id, window_start, window_end, status,"
                 " attempt, rows, bytes, job_ids, error, started_at, finished_at, run_id,"
                 " pending_merge_job)"
-                " VALUES (?, ?, ?, 'running', ?, 0, 0, '[]', NULL, ?, NULL, ?, ?)",
-                [export_id, to_iso(start), to_iso(end), attempt, to_iso(utcnow()), run_id, pending],
-            )
+                " VALUES (?, ?, ?, 'running', ?, ?, 0, '[]', NULL, ?, NULL, ?, ?)",
+                [export_id, to_iso(start), to_iso(end), attempt, rows, to_iso(utcnow()), run_id,
+                 pending],
+            )  # fmt: skip
         return attempt
 
     def set_pending_merge(
-        self, export_id: int, start: datetime, owner: str, attempt: int, job_id: str | None
+        self,
+        export_id: int,
+        start: datetime,
+        owner: str,
+        attempt: int,
+        job_id: str | None,
+        rows: int = 0,
     ) -> None:
-        """Note (before submitting) or clear (once resolved) the window's MERGE job."""
+        """Note (before submitting, with the rows it merges) or clear (once resolved) the
+        window's MERGE job."""
         with self.transaction():
             self._require_window(export_id, start, owner, attempt)
             self.db.conn.execute(
-                "UPDATE windows SET pending_merge_job = ? WHERE export_id = ? AND window_start = ?",
-                [job_id, export_id, to_iso(start)],
+                "UPDATE windows SET pending_merge_job = ?, rows = ? WHERE export_id = ? AND "
+                "window_start = ?",
+                [job_id, rows, export_id, to_iso(start)],
             )
 
     def finish_window(
@@ -482,7 +493,8 @@ class Store:
             self.db.conn.execute(
                 "UPDATE windows SET status = ?, rows = ?, bytes = ?, job_ids = ?, error = ?,"
                 " finished_at = ?, rows_read = ?, bytes_read = ?"
-                + ("" if keep_pending_merge else ", pending_merge_job = NULL")
+                # a MERGE that may still run keeps its job and the rows it merges
+                + (", rows = rows" if keep_pending_merge else ", pending_merge_job = NULL")
                 + " WHERE export_id = ? AND window_start = ?",
                 [
                     status, rows, bytes_, json.dumps(job_ids or []), error, to_iso(utcnow()),

@@ -20,6 +20,7 @@ from google.cloud import bigquery
 
 from .config import ExportConfig, Model
 from .errors import ConfigError, SourceError
+from .locks import ExportLock
 from .models.base import INGESTED_AT
 from .models.events import event_filters
 from .schedule import STEP, Window, floor_to_interval
@@ -498,13 +499,23 @@ class Verifier:
         happens whole or not at all)."""
         if not report.duplicate_keys:
             return 0
-        self.bq_rows(
-            f"DELETE FROM `{self.table}` AS t WHERE uuid IN UNNEST(@dups) AND "
-            "bq_ingested_timestamp > (SELECT MIN(u.bq_ingested_timestamp) FROM "
-            f"`{self.table}` AS u WHERE u.uuid = t.uuid)",
-            [bigquery.ArrayQueryParameter("dups", "STRING", report.duplicate_keys)],
-        )
-        return report.duplicated.count
+        config = bigquery.QueryJobConfig(query_parameters=[
+            bigquery.ArrayQueryParameter("dups", "STRING", report.duplicate_keys)])  # fmt: skip
+        try:
+            job = self.destination.client.query(
+                f"DELETE FROM `{self.table}` AS t WHERE uuid IN UNNEST(@dups) AND "
+                "bq_ingested_timestamp > (SELECT MIN(u.bq_ingested_timestamp) FROM "
+                f"`{self.table}` AS u WHERE u.uuid = t.uuid)",
+                job_config=config,
+            )
+            job.result(retry=self.destination.retry)
+        except Exception as error:  # noqa: BLE001 - every API failure becomes one message
+            raise self.destination.translate(
+                error, f"deleting duplicates in {self.table}", self.export.dataset_id
+            ) from None
+        # Copies loaded at the same instant cannot be told apart; they stay (verify says so).
+        affected = job.num_dml_affected_rows
+        return int(affected) if affected is not None else report.duplicated.count
 
 
 def _older(stored: tuple, latest: tuple) -> bool:
@@ -530,7 +541,11 @@ def repair(store: Store, verifier: Verifier, report: VerifyReport, now, on_event
 
     windows = verifier.windows_to_reexport(report)
     outcome = {"reexported_windows": [w.label() for w in windows], "deleted_copies": 0}
-    outcome["deleted_copies"] = verifier.delete_duplicates(report)
+    lock = ExportLock(store, verifier.export.id).acquire()  # no runner MERGEs meanwhile
+    try:
+        outcome["deleted_copies"] = verifier.delete_duplicates(report)
+    finally:
+        lock.release()
     verifier.source.close()  # the runner opens the source itself
     if windows:
         result = ExportRunner(store, on_event=on_event, now=now).run_export(

@@ -116,7 +116,7 @@ class FakeDestination:
         self.jobs[job.job_id] = "done"
         return job
 
-    def job_outcome(self, job_id: str) -> JobOutcome:
+    def job_outcome(self, job_id: str, dataset_id: str | None = None) -> JobOutcome:
         state = self.jobs.get(job_id, "missing")
         return JobOutcome(state, FakeJob(job_id, "") if state != "missing" else None)
 
@@ -223,3 +223,70 @@ def test_a_transient_load_failure_is_tried_again_as_a_new_attempt(store, monkeyp
     assert result.status == "succeeded"
     assert windows_of(store, export) == [(0, "done", 2, 2), (1, "done", 2, 2)]
     assert len(destination.tables["p.ds.events"]) == 4
+
+
+def test_a_groups_files_upload_in_parallel_and_all_rows_land(store, monkeypatch):
+    import functools
+
+    from bqtui import encode
+
+    # One Parquet file per batch: four files, the last three uploaded from threads.
+    monkeypatch.setattr(
+        "bqtui.runner.write_parquet_files",
+        functools.partial(encode.write_parquet_files, max_file_bytes=1),
+    )
+    source, destination = FakeSource([2, 3, 1, 4]), FakeDestination()
+    export, runner = make(store, source, destination)
+    windows = [w for w in runner.due(export) if w.start < T0 + timedelta(hours=4)]
+    result = runner.run_export(export, windows=windows)
+    assert (result.status, result.rows) == ("succeeded", 10)
+    assert sorted(j.rsplit("_", 1)[-1] for j in destination.loads) == [
+        "load0", "load1", "load2", "load3"
+    ]  # fmt: skip
+    assert len(destination.tables["p.ds.events"]) == 10
+    logs = store.run_logs(result.run_id)
+    assert sum("into the stage table" in message for _, _, message in logs) == 4
+
+
+def test_a_merge_that_fails_while_the_next_group_is_staged_is_tried_again(store, monkeypatch):
+    monkeypatch.setenv("BQTUI_GROUP_WINDOWS", "1")
+    monkeypatch.setattr("bqtui.runner.time.sleep", lambda seconds: None)
+    source, destination = FakeSource([2, 2, 2]), FakeDestination()
+    first_merge = f"bqtui_{'0123456789ab'}_20240501T000000_a1_merge"
+    original = destination.wait_for
+
+    def wait_for(job, doing, dataset_id):
+        if job.job_id == first_merge and first_merge not in destination.jobs:
+            destination.jobs[first_merge] = "failed"
+            raise TransientJobFailure(f"job {first_merge} failed (backendError)")
+        return original(job, doing, dataset_id)
+
+    destination.wait_for = wait_for
+    destination.job_outcome = lambda job_id, dataset_id=None: JobOutcome(
+        "failed" if destination.jobs.get(job_id) == "failed" else "missing"
+    )
+    export, runner = make(store, source, destination)
+    windows = [w for w in runner.due(export) if w.start < T0 + timedelta(hours=3)]
+    result = runner.run_export(export, windows=windows)
+    assert (result.status, result.windows_done, result.rows) == ("succeeded", 3, 6)
+    assert windows_of(store, export) == [(0, "done", 2, 2), (1, "done", 1, 2), (2, "done", 1, 2)]
+    assert len(destination.tables["p.ds.events"]) == 6
+
+
+def test_a_merge_still_running_after_the_wait_keeps_the_window_for_the_next_run(store):
+    source, destination = FakeSource([2]), FakeDestination()
+    export, runner = make(store, source, destination)
+    window = runner.due(export)[0]
+    lock = ExportLock(store, export.id).acquire()
+    store.begin_window(export.id, window.start, window.end, None, lock.owner)
+    store.set_pending_merge(export.id, window.start, lock.owner, 1, "slow_merge", rows=2)
+    store.db.conn.execute("DELETE FROM locks")
+    destination.job_outcome = lambda job_id, dataset_id=None: JobOutcome("running", FakeJob(
+        job_id, ""))  # fmt: skip
+    destination.wait_for = lambda job, doing, dataset_id: job
+    result = runner.run_export(export, windows=[window])
+    assert result.status == "failed"
+    assert "is still running in BigQuery; the window is exported after it ends" in result.error
+    state = store.get_window(export.id, window.start)
+    assert (state.status, state.pending_merge_job, state.rows) == ("failed", "slow_merge", 2)
+    assert destination.loads == [] and destination.merges == []
