@@ -21,7 +21,7 @@ from google.cloud import bigquery
 from .config import ExportConfig, Model
 from .errors import ConfigError, SourceError
 from .locks import ExportLock
-from .models.base import INGESTED_AT
+from .models.base import INGESTED_AT, PARSEABLE_PROPERTIES
 from .models.events import event_filters
 from .schedule import STEP, Window, floor_to_interval
 from .source import query_failure
@@ -32,6 +32,8 @@ DEFAULT_LISTED = 20  # uuids or keys listed per kind; the rest are counted
 REPAIR_CAP = 100_000  # keys a repair acts on at most in one go
 EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
 MAX_RANGES = 50  # done ranges spelled out in BigQuery's filter at most
+# A session's end and its event counts, compared between the engines.
+SESSION_COMPARED = ("end_timestamp", "pageview_count", "autocapture_count", "screen_count")
 
 
 @dataclass
@@ -416,7 +418,7 @@ class Verifier:
     def _keys(self, report: VerifyReport, through: datetime) -> None:
         persons = self.export.model == Model.PERSONS
         key, versions = (("distinct_id", ("person_distinct_id_version", "person_version"))
-                         if persons else ("session_id", ("end_timestamp",)))  # fmt: skip
+                         if persons else ("session_id", SESSION_COMPARED))  # fmt: skip
         bq_sql = (
             f"SELECT {key} AS k, {', '.join(versions)}, COUNT(*) OVER (PARTITION BY {key}) "
             f"AS copies FROM `{self.table}` WHERE team_id = @team"
@@ -435,7 +437,9 @@ class Verifier:
             if k not in bigquery_side:
                 report.missing.add(k, self.listed)
                 report.repair_keys.append(k)
-            elif _older(bigquery_side[k], source_side[k]):
+            elif _older(bigquery_side[k], source_side[k]) or (
+                not persons and _utc_all(bigquery_side[k]) != _utc_all(source_side[k])
+            ):  # a person is stale when older; a session when its end or counts differ
                 report.stale.add(k, self.listed)
                 report.repair_keys.append(k)
         for k in sorted(set(bigquery_side) - set(source_side)):
@@ -458,13 +462,17 @@ class Verifier:
         return {r[0]: (r[1], r[2]) for r in rows}
 
     def _sessions_source(self, through: datetime) -> dict[str, tuple]:
-        session = "JSONExtractString(properties, '$session_id')"
+        # As the sessions model reads it: properties made parseable first.
+        session = f"JSONExtractString({PARSEABLE_PROPERTIES}, '$session_id')"
         rows = self.ch(
-            f"SELECT {session} AS s, max(timestamp) FROM events WHERE team_id = {{team:Int64}} "
-            f"AND s != '' GROUP BY s HAVING max({INGESTED_AT}) < {{through:DateTime64(6, 'UTC')}}",
+            f"SELECT {session} AS s, max(timestamp), toInt64(countIf(event = '$pageview')), "
+            "toInt64(countIf(event = '$autocapture')), toInt64(countIf(event = '$screen')) "
+            "FROM (SELECT * FROM events WHERE team_id = {team:Int64} LIMIT 1 BY uuid) "
+            f"WHERE s != '' GROUP BY s HAVING max({INGESTED_AT}) < "
+            "{through:DateTime64(6, 'UTC')}",
             parameters={"team": self.export.team_id, "through": through},
         ).result_rows
-        return {r[0]: (r[1],) for r in rows}
+        return {r[0]: tuple(r[1:]) for r in rows}
 
     # -- repair -----------------------------------------------------------------------------
 
@@ -553,3 +561,7 @@ def repair(store: Store, verifier: Verifier, report: VerifyReport, now, on_event
         )
         outcome["reexport_status"] = result.status
     return outcome
+
+
+def _utc_all(values: tuple) -> tuple:
+    return tuple(_utc(v) for v in values)

@@ -125,12 +125,14 @@ def test_sessions_verify_names_a_dropped_session_and_repair_brings_it_back(world
     assert world.bqtui("verify", "sess").code == 0
     table = f"`{PROJECT}.{world.dataset}.sessions`"
     bq(world, f"DELETE FROM {table} WHERE session_id = 's1'")
+    bq(world, f"UPDATE {table} SET pageview_count = 1 WHERE session_id = 's2'")
     found = world.bqtui("verify", "sess")
     assert found.code == 1
-    assert "Missing (1): s1" in found.out
+    assert "Missing (1): s1" in found.out and "Stale (1): s2" in found.out
     assert world.bqtui("verify", "sess", "--repair", "--yes").code == 0
-    assert sorted(r["session_id"] for r in bq(world, f"SELECT session_id FROM {table}")) == [
-        "s0", "s1", "s2"
+    rows = bq(world, f"SELECT session_id, pageview_count FROM {table} ORDER BY session_id")
+    assert [(r["session_id"], r["pageview_count"]) for r in rows] == [
+        ("s0", 30), ("s1", 30), ("s2", 30)
     ]  # fmt: skip
 
 
