@@ -350,6 +350,28 @@ class BigQueryDestination:
         checkpoints.reached("load_submitted")
         return self.wait_for(job, doing, dataset_id)
 
+    def remove_duplicate_copies(self, table_ref: str, key: str, keys: list[str], days: list) -> int:
+        """Leave one row (the first loaded) per listed key in the listed days; return the
+        copies removed. One statement: it happens whole or not at all."""
+        dataset_id = table_ref.split(".")[1]
+        try:
+            table = self.client.get_table(table_ref, retry=self.retry, timeout=REQUEST_TIMEOUT)
+            columns = [f.name for f in table.schema]
+            order_by = "bq_ingested_timestamp" if "bq_ingested_timestamp" in columns else "1"
+            sql = deduplicate_statement(table_ref, columns, key, order_by, days)
+            config = bigquery.QueryJobConfig(
+                query_parameters=[bigquery.ArrayQueryParameter("keys", "STRING", keys)]
+            )
+            job = self.client.query(sql, job_config=config, timeout=REQUEST_TIMEOUT)
+            job.result(retry=self.retry, timeout=JOB_TIMEOUT)
+        except API_FAILURES as error:
+            raise self.translate(error, f"removing duplicates in {table_ref}", dataset_id) from None
+        stats = job.dml_stats
+        if stats is not None:  # deleted every copy, inserted one back per key
+            return int(stats.deleted_row_count) - int(stats.inserted_row_count)
+        affected = job.num_dml_affected_rows
+        return int(affected) - 2 * len(keys) if affected is not None else -1
+
     def submit_merge(
         self,
         plan: TablePlan,
@@ -376,6 +398,34 @@ class BigQueryDestination:
         return self._submit(
             submit, job_id, f"merging into {plan.table_ref}", plan.table_ref.split(".")[1]
         )
+
+
+def deduplicate_statement(
+    table_ref: str, columns: list[str], key: str, order_by: str, days: list
+) -> str:
+    """One MERGE that leaves one row per duplicated key (the first by ``order_by``), copies
+    made at the same instant included (they are identical: no DELETE can tell them apart).
+
+    Every copy of the listed keys in the listed days is deleted and one copy inserted back, in
+    one atomic statement; the day ranges are constants, so BigQuery scans and rewrites only
+    those partitions of a table partitioned by day on ``timestamp``.
+    """
+    days_filter = " OR ".join(
+        f"({{alias}}timestamp >= {_timestamp_literal(start)} AND "
+        f"{{alias}}timestamp < {_timestamp_literal(start + timedelta(days=1))})"
+        for start in (datetime(d.year, d.month, d.day, tzinfo=UTC) for d in sorted(days))
+    )
+    listed = f"{{alias}}`{key}` IN UNNEST(@keys) AND ({days_filter})"
+    column_list = ", ".join(f"`{c}`" for c in columns)
+    values = ", ".join(f"kept.`{c}`" for c in columns)
+    return (
+        f"MERGE {_quote(table_ref)} AS t\n"
+        f"USING (SELECT * FROM {_quote(table_ref)} WHERE {listed.format(alias='')}\n"
+        f"  QUALIFY ROW_NUMBER() OVER (PARTITION BY `{key}` ORDER BY {order_by}) = 1) AS kept\n"
+        "ON FALSE\n"
+        f"WHEN NOT MATCHED BY SOURCE AND {listed.format(alias='t.')} THEN DELETE\n"
+        f"WHEN NOT MATCHED THEN INSERT ({column_list}) VALUES ({values})"
+    )
 
 
 def missing_key_message(ref: str, model: ExportModel, json_type: bool, lacking: list[str]) -> str:

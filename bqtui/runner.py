@@ -747,7 +747,9 @@ class _Group:
             attempt = self._begin(window)
             if attempt is None:
                 continue  # recorded done from an earlier attempt's MERGE
-            member = _Member(attempt, _BatchCounter(run.model.partition_field))
+            member = _Member(
+                attempt, _BatchCounter(run.model.partition_field, run.model.full_history_rows)
+            )
             self.members.append(member)
             run.log("info", f"Window {window.label()}: extracting (attempt {attempt.number}).")
             with run.source.stream(
@@ -767,6 +769,9 @@ class _Group:
                     yield first
                     yield from counted
             member.read = run.source.last_read
+            if member.counter.full_history and run.model.full_history_note:
+                note = run.model.full_history_note(member.counter.full_history, member.counter.rows)
+                run.log("info", f"Window {window.label()}: {note}")
             if member.read is not None:
                 run.log(
                     "info",
@@ -880,8 +885,10 @@ class _Group:
 class _BatchCounter:
     """Counts rows as batches stream by, and the range of the partition column."""
 
-    def __init__(self, partition_field: str | None):
+    def __init__(self, partition_field: str | None, full_history_rows=None):
         self.partition_field = partition_field
+        self.full_history_rows = full_history_rows
+        self.full_history = 0
         self.rows = 0
         self.batches = 0
         self.low = self.high = None
@@ -894,6 +901,8 @@ class _BatchCounter:
         for batch in batches:
             self.rows += batch.num_rows
             self.batches += 1
+            if self.full_history_rows and batch.num_rows:
+                self.full_history += self.full_history_rows(batch)
             if self.partition_field and batch.num_rows:
                 bounds = pc.min_max(batch.column(self.partition_field)).as_py()
                 if bounds["min"] is not None:

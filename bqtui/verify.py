@@ -83,6 +83,7 @@ class VerifyReport:
     # For a repair: every missing or stale key (up to REPAIR_CAP) and every duplicated uuid.
     repair_keys: list[str] = field(default_factory=list, repr=False)
     duplicate_keys: list[str] = field(default_factory=list, repr=False)
+    duplicate_days: list[date] = field(default_factory=list, repr=False)  # the days they are in
 
     @property
     def ok(self) -> bool:
@@ -411,6 +412,7 @@ class Verifier:
         for row in rows:
             report.duplicated.add(f"{row['uuid']} ×{row['copies']}", self.listed)
             report.duplicate_keys.append(row["uuid"])
+        report.duplicate_days = days
         report.duplicated.count = sum(int(r["copies"]) - 1 for r in rows)
 
     # -- persons and sessions: key by key ---------------------------------------------------
@@ -503,27 +505,14 @@ class Verifier:
         return sorted(Window(s, s + step) for s in starts if s in done)
 
     def delete_duplicates(self, report: VerifyReport) -> int:
-        """Delete every copy of a duplicated event but the first loaded (one statement: it
-        happens whole or not at all)."""
+        """Leave the first loaded copy of every duplicated event, in the days that hold them
+        (one statement: it happens whole or not at all)."""
         if not report.duplicate_keys:
             return 0
-        config = bigquery.QueryJobConfig(query_parameters=[
-            bigquery.ArrayQueryParameter("dups", "STRING", report.duplicate_keys)])  # fmt: skip
-        try:
-            job = self.destination.client.query(
-                f"DELETE FROM `{self.table}` AS t WHERE uuid IN UNNEST(@dups) AND "
-                "bq_ingested_timestamp > (SELECT MIN(u.bq_ingested_timestamp) FROM "
-                f"`{self.table}` AS u WHERE u.uuid = t.uuid)",
-                job_config=config,
-            )
-            job.result(retry=self.destination.retry)
-        except Exception as error:  # noqa: BLE001 - every API failure becomes one message
-            raise self.destination.translate(
-                error, f"deleting duplicates in {self.table}", self.export.dataset_id
-            ) from None
-        # Copies loaded at the same instant cannot be told apart; they stay (verify says so).
-        affected = job.num_dml_affected_rows
-        return int(affected) if affected is not None else report.duplicated.count
+        removed = self.destination.remove_duplicate_copies(
+            self.table, "uuid", report.duplicate_keys, report.duplicate_days
+        )
+        return removed if removed >= 0 else report.duplicated.count
 
 
 def _older(stored: tuple, latest: tuple) -> bool:

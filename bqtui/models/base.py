@@ -83,6 +83,10 @@ class ExportModel:
     build_query: Callable[[ExportConfig], str]
     # Fixes a batch where ClickHouse could not compute a field (see events).
     repair_batch: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None
+    # Rows of a batch whose source rows were looked up in the team's whole history (sessions
+    # without UUIDv7 ids), and the window's log line about them: what the window cost.
+    full_history_rows: Callable[[pa.RecordBatch], int] | None = None
+    full_history_note: Callable[[int, int], str] | None = None
 
     @property
     def required_fields(self) -> tuple[str, ...]:

@@ -4,6 +4,9 @@ A session is exported in the window in which its last event was ingested; the ve
 decides a MERGE is end_timestamp.
 """
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from ..config import ExportConfig, Model
 from .base import INGESTED_AT, PARSEABLE_PROPERTIES, WINDOW_PARAMETERS, ExportModel, ModelField
 
@@ -82,8 +85,28 @@ CHANNEL_TYPE = f"""multiIf(
     )"""
 
 
-# PostHog ends a session after 24 hours of activity; a margin on top for clock skew.
-SESSION_SPAN_HOURS = 26
+# A UUIDv7 session id carries the session's start (its first 48 bits, in milliseconds): the
+# SDK creates it at the session's first event. Event timestamps are the client's clock as
+# PostHog corrected it, so they may precede the id's instant by the client's clock error: the
+# scan starts this much earlier.
+UUID7_CLOCK_MARGIN_HOURS = 24
+UUID7_PATTERN = (
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-7[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$"
+)
+# No session lies here: the bound of a scan that has no session to look for (reads nothing).
+_NEVER = "toDateTime64('2200-01-01 00:00:00', 6, 'UTC')"
+
+
+def uuid7_start(session_id: str) -> str:
+    """The instant a UUIDv7 id was made (its first 48 bits, ms since the epoch), else NULL."""
+    millis = (
+        f"reinterpretAsUInt64(reverse(unhex(concat('0000', substring({session_id}, 1, 8), "
+        f"substring({session_id}, 10, 4)))))"
+    )
+    return (
+        f"if(match({session_id}, '{UUID7_PATTERN}'), "
+        f"fromUnixTimestamp64Milli(toInt64({millis}), 'UTC'), NULL)"
+    )
 
 
 def _prop(name: str) -> str:
@@ -116,9 +139,15 @@ def build_query(export: ExportConfig) -> str:
     has_url = f"{url} != ''"
     is_view = "event IN ('$pageview', '$screen')"
     has_lcp = "JSONHas(properties, '$web_vitals_LCP_value')"
+    # Every event of a session in the window was ingested before the window's end (else the
+    # session belongs to a later window): an exact bound that the inserted_at index prunes by.
+    ingested_before_end = (
+        f"(inserted_at < {end} OR (inserted_at IS NULL AND _timestamp < toDateTime({end})))"
+    )
     return f"""
 WITH sessions_in_window AS (
-    SELECT {raw_session_id} AS session_id, min(timestamp) AS first_seen, max(timestamp) AS last_seen
+    SELECT {raw_session_id} AS session_id, min(timestamp) AS first_seen,
+        {uuid7_start("session_id")} AS id_start
     FROM events
     WHERE team_id = {{team_id:Int64}} AND session_id != ''
         -- ingested since the window's start, as plain ranges a skip index can prune with
@@ -126,13 +155,17 @@ WITH sessions_in_window AS (
     GROUP BY session_id
     HAVING max({INGESTED_AT}) < {end}
 ),
--- A session's events lie within SESSION_SPAN of the events that put it in the window: bounding
--- the second scan by timestamp lets the primary key (team_id, toDate(timestamp), …) skip the
--- rest of the team's history.
-event_span AS (
-    SELECT min(first_seen) - INTERVAL {SESSION_SPAN_HOURS} HOUR AS low,
-        max(last_seen) + INTERVAL {SESSION_SPAN_HOURS} HOUR AS high
-    FROM sessions_in_window
+-- Sessions with UUIDv7 ids: their events lie after the id's instant (less the clock margin),
+-- so the primary key (team_id, toDate(timestamp), …) skips the team's earlier history.
+uuid7_span AS (
+    SELECT if(count() = 0, {_NEVER}, min(least(first_seen,
+        id_start - INTERVAL {UUID7_CLOCK_MARGIN_HOURS} HOUR))) AS low
+    FROM sessions_in_window WHERE id_start IS NOT NULL
+),
+-- Other ids say nothing of their start: their events are looked for in the whole history.
+other_ids AS (
+    SELECT if(count() = 0, {_NEVER}, toDateTime64('1970-01-01 00:00:00', 6, 'UTC')) AS low
+    FROM sessions_in_window WHERE id_start IS NULL
 )
 SELECT
     *,
@@ -183,15 +216,38 @@ FROM (
         SELECT uuid, event, {PARSEABLE_PROPERTIES} AS properties, timestamp, team_id, distinct_id
         FROM events
         WHERE team_id = {{team_id:Int64}}
-            AND timestamp >= (SELECT low FROM event_span)
-            AND timestamp <= (SELECT high FROM event_span)
-            AND {raw_session_id} IN (SELECT session_id FROM sessions_in_window)
+            AND timestamp >= (SELECT low FROM uuid7_span)
+            AND {ingested_before_end}
+            AND {raw_session_id} IN (SELECT session_id FROM sessions_in_window
+                WHERE id_start IS NOT NULL)
+        LIMIT 1 BY uuid
+        UNION ALL
+        SELECT uuid, event, {PARSEABLE_PROPERTIES} AS properties, timestamp, team_id, distinct_id
+        FROM events
+        WHERE team_id = {{team_id:Int64}}
+            AND timestamp >= (SELECT low FROM other_ids)
+            AND {ingested_before_end}
+            AND {raw_session_id} IN (SELECT session_id FROM sessions_in_window
+                WHERE id_start IS NULL)
         LIMIT 1 BY uuid
     )
     GROUP BY session_id
 )
 SETTINGS prefer_column_name_to_alias = 1
 """
+
+
+def sessions_without_uuid7(batch: pa.RecordBatch) -> int:
+    ids = batch.column("session_id")
+    return len(ids) - (pc.sum(pc.match_substring_regex(ids, UUID7_PATTERN)).as_py() or 0)
+
+
+def full_history_note(without_uuid7: int, sessions: int) -> str:
+    return (
+        f"{without_uuid7:,} of {sessions:,} session(s) have ids that are not UUIDv7, which "
+        "carry no start time: their events were looked up in the team's whole history "
+        "(README: Sessions of any length)."
+    )
 
 
 SESSIONS = ExportModel(
@@ -203,4 +259,6 @@ SESSIONS = ExportModel(
     insert_only=False,
     partition_field=None,
     build_query=build_query,
+    full_history_rows=sessions_without_uuid7,
+    full_history_note=full_history_note,
 )

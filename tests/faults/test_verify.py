@@ -158,3 +158,42 @@ def test_inserted_at_is_filled_where_the_table_has_it_and_verify_counts_by_it(wo
               "TIMESTAMP '2024-05-01 02:30:00', TIMESTAMP '2024-05-01 05:00:00')")  # fmt: skip
     report = json.loads(world.bqtui("verify", "ev", "--json").out)
     assert report["by_ingestion_window"] is True and report["ok"] is True, report
+
+
+def test_repair_removes_exact_copies_in_one_statement_limited_to_their_days(
+    events_world: World,
+):
+    """Copies made at the same instant (a file loaded twice, INSERT … SELECT) are identical:
+    repair leaves one of each, touching only the days that hold them."""
+    world = events_world
+    assert world.bqtui("run", "ev").code == 0
+    table = f"`{PROJECT}.{world.dataset}.events_export`"
+    before = bq(world, f"SELECT * FROM {table}")
+    copied = sorted(r["uuid"] for r in before)[10:13]
+    listed = ", ".join(f"'{u}'" for u in copied)
+    bq(world, f"INSERT INTO {table} SELECT * FROM {table} WHERE uuid IN ({listed})")
+
+    found = json.loads(world.bqtui("verify", "ev", "--json").out)
+    assert found["duplicated"] == {"count": 3, "listed": [f"{u} ×2" for u in copied]}
+    world.google.proxy.reset_calls()
+    repaired = world.bqtui("verify", "ev", "--repair", "--yes")
+    assert repaired.code == 0, repaired.out + repaired.err
+    assert f"keeping the first loaded copy of each of: {', '.join(copied)}" in repaired.out
+    assert repaired.out.splitlines()[-1].startswith("OK: BigQuery holds exactly")
+
+    after = bq(world, f"SELECT * FROM {table}")
+    key = lambda r: r["uuid"]  # noqa: E731
+    assert sorted(after, key=key) == sorted(before, key=key)  # every row as it was, once
+    statements = [
+        c.json["configuration"]["query"]["query"]
+        for c in world.google.proxy.calls_to("jobs.insert")
+        if isinstance(c.json, dict) and "query" in c.json.get("configuration", {})
+    ]
+    dedupe = [s for s in statements if s.startswith("MERGE") and "NOT MATCHED BY SOURCE" in s]
+    assert len(dedupe) == 1, statements
+    # The copies are read and deleted within their day's partition, and nowhere else.
+    day = ("timestamp >= TIMESTAMP '2024-05-01T00:00:00.000000+00:00' AND {t}timestamp < "
+           "TIMESTAMP '2024-05-02T00:00:00.000000+00:00'")  # fmt: skip
+    assert day.format(t="") in dedupe[0] and day.format(t="t.") in dedupe[0]
+    assert dedupe[0].count("TIMESTAMP '") == 4
+    world.assert_exactly_once_and_clean()
