@@ -298,8 +298,12 @@ class BigQueryDestination:
                     f"{self.project}.{dataset_id}", retry=self.retry, timeout=REQUEST_TIMEOUT
                 )
                 self._dataset_locations[dataset_id] = dataset.location
-            except API_FAILURES:
-                return None
+            except API_FAILURES as error:
+                # Never "no location": outside the US a job looked up without it reads as
+                # missing, and its window would be MERGEd again while the job may still run.
+                raise self.translate(
+                    error, f"looking up the location of dataset {dataset_id}", dataset_id
+                ) from None
         return self._dataset_locations[dataset_id]
 
     def job_outcome(self, job_id: str, dataset_id: str | None = None) -> JobOutcome:

@@ -364,6 +364,9 @@ class _Run:
         self._retry_windows: list[Window] = []
         self._retry_error: TransientJobFailure | None = None
         lock.set_run(self.result.run_id)
+        # Fencing checks come from upload threads too: their own connection, one at a time.
+        self._fence_store: Store | None = None
+        self._fence_lock = threading.Lock()
         self._last_progress = 0.0
         self._started = time.monotonic()
 
@@ -393,6 +396,22 @@ class _Run:
                 eta,
             )  # fmt: skip
         )
+
+    def fence(self, attempts: list[_Attempt]) -> None:
+        """Right before BigQuery is asked to change anything: raise ``LockLost`` unless this
+        runner still holds the lock and the attempts are still their windows' latest (a
+        runner that was frozen and lost its lock submits nothing)."""
+        with self._fence_lock:
+            if self._fence_store is None:
+                self._fence_store = self.store.sibling()
+            self._fence_store.require_attempts(
+                self.export.id, self.lock.owner, [(a.window.start, a.number) for a in attempts]
+            )
+
+    def _close_fence_store(self) -> None:
+        if self._fence_store is not None and self._fence_store is not self.store:
+            self._fence_store.close()
+        self._fence_store = None
 
     def check_stop(self) -> None:
         """A safe point: stop here if the user cancelled or the lock says so."""
@@ -478,6 +497,7 @@ class _Run:
         finally:
             if destination is not None:
                 destination.close()
+            self._close_fence_store()
         self.store.update_run(
             self.result.run_id,
             status=self.result.status,
@@ -811,11 +831,13 @@ class _Group:
             self.ref = self.destination.create_stage_table(self.plan, self.first.stage_id)
             if self.first.number > 1:  # an earlier attempt's stage, if still there
                 earlier = _Attempt.of(run.export, self.first.window, self.first.number - 1)
+                run.fence([self.first])  # the earlier attempt is not another runner's now
                 self.destination.drop_table(
                     self.destination.table_ref(run.export.dataset_id, earlier.stage_id)
                 )
         job_id = f"{self.first.job_prefix}_load{number}"
         checkpoints.reached("uploading")
+        run.fence([m.attempt for m in list(self.members)])  # a copy: the main thread appends
         self.destination.load_file(
             load_file.path, self.ref, job_id, self.first.labels, first=number == 0
         )
@@ -849,6 +871,7 @@ class _Group:
             )  # fmt: skip
         # Before submitting: a submit that fails after BigQuery created the job (a lost
         # answer) leaves a MERGE that may run; the stage must stay and the job be looked up.
+        run.fence([m.attempt for m in self.members])
         self.merge_submitted = True
         self.merge_job = self.destination.submit_merge(
             self.plan, self.ref, run.model, job_id, self.first.labels, self._range()
@@ -856,11 +879,33 @@ class _Group:
         checkpoints.reached("merge_submitted")
 
     def wait_for_merge(self) -> None:
-        self.destination.wait_for(
+        job = self.destination.wait_for(
             self.merge_job, f"merging into {self.plan.table_ref}", self.run.export.dataset_id
         )
         self.job_ids.append(self.first.merge_job_id)
         checkpoints.reached("merge_done")
+        self._check_merge_counts(job)
+
+    def _check_merge_counts(self, job) -> None:
+        """Log what the MERGE changed beside what was staged; more rows inserted than staged
+        means something else wrote through this MERGE: the window fails, loudly."""
+        counts = merge_counts(job)
+        if counts is None:
+            return
+        inserted, updated = counts
+        staged = self.rows
+        changed = (
+            f"inserted {inserted:,}" + (f" and updated {updated:,}" if updated is not None else "")
+            if inserted is not None
+            else f"changed {updated:,}"  # BigQuery gave only the total of rows affected
+        )
+        self.run.log("info", f"{self.label()}: the MERGE {changed} of {staged:,} staged rows.")
+        if inserted is not None and inserted > staged:
+            raise DestinationError(
+                f"{self.label()}: BigQuery reports {inserted:,} rows inserted by MERGE job "
+                f"{self.first.merge_job_id}, more than the {staged:,} staged. The window is "
+                "recorded failed; run `bqtui verify` on this export before trusting its rows."
+            )
 
     def _range(self):
         ranges = [m.counter.range for m in self.members if m.counter.range]
@@ -880,6 +925,16 @@ class _Group:
                 f"The stage table {ref} was not dropped and will expire by itself "
                 f"within 12 hours: {drop_error}",
             )
+
+
+def merge_counts(job) -> tuple[int | None, int | None] | None:
+    """(inserted, updated) from a MERGE job's DML statistics; where BigQuery gives only the
+    total of rows affected: (None, total); None when it gives nothing."""
+    stats = getattr(job, "dml_stats", None)
+    if stats is not None:
+        return int(stats.inserted_row_count or 0), int(stats.updated_row_count or 0)
+    affected = getattr(job, "num_dml_affected_rows", None)
+    return None if affected is None else (None, int(affected))
 
 
 class _BatchCounter:

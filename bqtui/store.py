@@ -502,6 +502,16 @@ class Store:
                 ],
             )  # fmt: skip
 
+    def require_attempts(
+        self, export_id: int, owner: str, attempts: list[tuple[datetime, int]]
+    ) -> None:
+        """Raise ``LockLost`` unless this runner holds the lock and each (window start,
+        attempt) is still its window's latest: checked right before BigQuery is asked to
+        change anything (fencing beyond the store's own records)."""
+        self._require_lock(export_id, owner)
+        for start, attempt in attempts:
+            self._require_window(export_id, start, owner, attempt)
+
     def _require_lock(self, export_id: int, owner: str) -> None:
         row = self.db.conn.execute(
             "SELECT owner FROM locks WHERE export_id = ?", [export_id]

@@ -26,18 +26,17 @@ def uuid7(at: datetime, rng: random.Random) -> str:
 
 def session_events(rng, session_id, start, span, *, every, distinct_id):
     """Events from ``start`` over ``span``: a pageview first, then pageviews and clicks."""
-    events, n = [], 0
+    events = []
     moments = [start + every * i for i in range(int(span / every) + 1)]
     if moments[-1] < start + span:
         moments.append(start + span)  # the session lasts exactly ``span``
-    for moment in moments:
+    for n, moment in enumerate(moments):
         kind = "$pageview" if n % 3 == 0 else "$autocapture"
         properties = {"$session_id": session_id, "$current_url": f"https://shop.test/p{n}",
                       "$pathname": f"/p{n}", "$host": "shop.test"}  # fmt: skip
         if n == 0:
             properties.update({"utm_source": "newsletter", "$referring_domain": "mail.test"})
         events.append(_event(rng, kind, properties, moment, distinct_id, moment))
-        n += 1
     return events
 
 

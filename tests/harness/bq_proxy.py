@@ -302,6 +302,8 @@ class BigQueryProxy:
         self._upload_sessions: dict[str, _UploadSession] = {}
         self._faults: list[_InjectedFault] = []
         self._job_failures: list[tuple[re.Pattern[str], JobFailure, list[int]]] = []
+        # DML statistics BigQuery reports for matching DONE jobs (the emulator reports none).
+        self._dml_stats: tuple[re.Pattern[str], dict] | None = None
         self._job_latency: tuple[float, re.Pattern[str]] | None = None
         self._job_ready_at: dict[tuple[str, str], float] = {}
         # What a dry run says it would scan (the emulator says 0); None: as the emulator says.
@@ -383,10 +385,21 @@ class BigQueryProxy:
         with self._lock:
             self._job_failures.append((re.compile(job_id_regex), failure, [times]))
 
+    def report_dml_stats(self, job_id_regex: str, inserted: int, updated: int = 0,
+                         deleted: int = 0) -> None:  # fmt: skip
+        """DONE jobs whose id matches report these ``dmlStats``, as BigQuery does for DML."""
+        with self._lock:
+            self._dml_stats = (
+                re.compile(job_id_regex),
+                {"insertedRowCount": str(inserted), "updatedRowCount": str(updated),
+                 "deletedRowCount": str(deleted)},
+            )  # fmt: skip
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
             self._job_failures.clear()
+            self._dml_stats = None
             self._job_latency = None
             self.dry_run_bytes = None
 
@@ -681,6 +694,9 @@ class BigQueryProxy:
         elif job.failure is not None:
             error = {"reason": job.failure.reason, "message": job.failure.message}
             payload["status"] = {"state": "DONE", "errorResult": error, "errors": [error]}
+        elif self._dml_stats and job_id and self._dml_stats[0].search(job_id):
+            query = payload.setdefault("statistics", {}).setdefault("query", {})
+            query["dmlStats"] = dict(self._dml_stats[1])
         return response.with_json(payload)
 
     def _with_emulator_job_id(self, request: _Request, match: _Match) -> _Request:
