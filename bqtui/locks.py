@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LOCK_TTL = timedelta(minutes=5)
 HEARTBEAT_MAX = 1.0  # seconds between renewals at most
+HEARTBEAT_WARN_AFTER = 3  # consecutive failed renewals that make a warning in the run's log
 
 
 def lock_ttl_from_env() -> timedelta:
@@ -169,7 +170,10 @@ class ExportLock:
         return bool(held), bool(row and row[0])
 
     def start_heartbeat(
-        self, on_lost: Callable[[], None], on_cancel_requested: Callable[[], None]
+        self,
+        on_lost: Callable[[], None],
+        on_cancel_requested: Callable[[], None],
+        on_trouble: Callable[[str], None] | None = None,
     ) -> None:
         """Renew from a thread with its own connection until released: every quarter TTL, and
         at least every ``HEARTBEAT_MAX`` seconds so a stop request is seen within seconds."""
@@ -177,12 +181,22 @@ class ExportLock:
 
         def beat() -> None:
             store = self.store.sibling()
+            failures = 0
             try:
                 while not self._stop.wait(interval):
                     try:
                         held, cancel = self.renew(store)
-                    except Exception:  # noqa: BLE001 - a busy database: try at the next beat
+                        failures = 0
+                    except Exception as error:  # noqa: BLE001 - a busy database: next beat
+                        failures += 1
                         log.warning("could not renew the lock of export %s", self.export_id)
+                        if on_trouble and failures % HEARTBEAT_WARN_AFTER == 0:
+                            on_trouble(
+                                f"The lock's heartbeat failed {failures} times in a row "
+                                f"({error}); if it cannot renew the lock within "
+                                f"{self.ttl.total_seconds():g} s, another runner may take "
+                                "this export over and this one stops."
+                            )
                         continue
                     if not held:
                         on_lost()

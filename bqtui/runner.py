@@ -8,6 +8,7 @@ import contextlib
 import functools
 import logging
 import os
+import queue
 import shutil
 import tempfile
 import threading
@@ -30,8 +31,10 @@ from .errors import (
     Cancelled,
     DestinationError,
     ExportBusy,
+    KeyFileError,
     LockLost,
     PermissionProblem,
+    SecretsError,
     SourceBusy,
     SourceError,
     TransientJobFailure,
@@ -135,6 +138,10 @@ class CancelToken:
     def cancelled(self) -> bool:
         return self._event.is_set()
 
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, waking at once on a cancel; returns whether cancelled."""
+        return self._event.wait(seconds)
+
     def raise_if_cancelled(self) -> None:
         if self._event.is_set():
             raise self._error or Cancelled("Cancelled by the user; the window was not written.")
@@ -154,11 +161,21 @@ LOAD_PARALLELISM = 3  # a group's Parquet files uploaded at once (each ~256 MB)
 
 
 def clickhouse_source(export: ExportConfig) -> ClickHouseSource:
-    return ClickHouseSource(export.source_dsn, secrets.load_clickhouse_secrets(export.uid))
+    credentials = secrets.load_clickhouse_secrets(export.uid, export.name)
+    return ClickHouseSource(export.source_dsn, credentials)
 
 
 def bigquery_destination(export: ExportConfig, retry_deadline: float) -> BigQueryDestination:
-    key = parse_key_text(secrets.load_service_account_key(export.uid, export.name))
+    text = secrets.load_service_account_key(export.uid, export.name)
+    try:
+        key = parse_key_text(text)
+    except KeyFileError as error:
+        reason = str(error).split(". ")[0]
+        raise SecretsError(
+            f'The service-account key stored in the keyring for export "{export.name}" no '
+            f"longer reads as a key ({reason}). Set it again: bqtui set-key {export.name} "
+            "--key-file KEY.json"
+        ) from None
     return BigQueryDestination(
         key,
         project_id=export.project_id,
@@ -250,25 +267,42 @@ class ExportRunner:
         except ExportBusy as busy:
             self._emit_log(export.name, "warning", str(busy))
             return self._finish(RunResult(export.name, "busy", error=str(busy)), started)
+        watch = _LockWatch(lock)  # renewed from now on, however long the engine makes us wait
         try:
             self._clean_up_after_dead_runner(export, lock)
             windows = self.due(export) if windows is None else windows
             if not windows:
                 self._emit_log(export.name, "info", "Nothing due.")
                 return self._finish(RunResult(export.name, "nothing_due"), started)
-            source = self.source_factory(export)
             try:
+                source = self.source_factory(export)
                 source.open()  # before any window begins: a busy engine uses no attempt
             except SourceBusy as busy:
                 self._emit_log(export.name, "warning", str(busy))
                 return self._finish(RunResult(export.name, "busy", error=str(busy)), started)
             except SourceError:
                 pass  # the run records it as failed (see _Run.execute)
+            except BqtuiError as error:  # the keyring, stored credentials: before any window
+                result = self._record_setup_failure(export, trigger, windows, error)
+                return self._finish(result, started)
             with source:
-                run = _Run(self, export, windows, trigger, lock, source)
+                run = _Run(self, export, windows, trigger, lock, source, watch)
                 return self._finish(run.execute(), started)
         finally:
             lock.release()
+
+    def _record_setup_failure(
+        self, export: ExportConfig, trigger: str, windows: list[Window], error: BqtuiError
+    ) -> RunResult:
+        """A run that failed before its first window, recorded with what to do (for the run
+        history and ``bqtui status``)."""
+        result = RunResult(export.name, "failed", windows_total=len(windows), error=str(error))
+        result.run_id = self.store.start_run(export.id, trigger, len(windows))
+        at = datetime.now(UTC)
+        self.store.add_logs(result.run_id, [(at, "error", str(error))])
+        self.store.update_run(result.run_id, status="failed", finished_at=utcnow(), error=str(error))
+        self.on_event(LogEvent(export.name, "error", str(error), at))
+        return result
 
     def _clean_up_after_dead_runner(self, export: ExportConfig, lock: ExportLock) -> None:
         """Holding the lock, whatever is still "running" for this export is a dead runner's."""
@@ -302,6 +336,33 @@ class ExportRunner:
 
     def _emit_log(self, export_name: str, level: str, message: str) -> None:
         self.on_event(LogEvent(export_name, level, message, datetime.now(UTC)))
+
+
+class _LockWatch:
+    """What the lock's heartbeat tells the run: stop (the lock was lost, or `bqtui remove
+    --force` asked) and warnings, kept until the run's thread logs them."""
+
+    def __init__(self, lock: ExportLock):
+        self.stop = CancelToken()
+        self.warnings: queue.SimpleQueue[str] = queue.SimpleQueue()
+        lock.start_heartbeat(
+            on_lost=lambda: self.stop.cancel(
+                LockLost(
+                    "Another runner took this export's lock over (was this process frozen?); "
+                    "this runner stopped and recorded nothing more."
+                )
+            ),
+            on_cancel_requested=lambda: self.stop.cancel(
+                Cancelled("Stopped at a safe point: another bqtui asked (bqtui remove --force).")
+            ),
+            on_trouble=self.warnings.put,
+        )
+
+    def pending_warnings(self) -> list[str]:
+        found = []
+        while not self.warnings.empty():
+            found.append(self.warnings.get_nowait())
+        return found
 
 
 def _work_dir_prefix(export: ExportConfig) -> str:
@@ -346,7 +407,7 @@ def stage_table_id(export: ExportConfig, window_key: str, attempt: int) -> str:
 class _Run:
     """One run of one export over a list of windows, recorded in the store."""
 
-    def __init__(self, runner: ExportRunner, export, windows, trigger, lock, source):
+    def __init__(self, runner: ExportRunner, export, windows, trigger, lock, source, watch):
         self.runner = runner
         self.store = runner.store
         self.export: ExportConfig = export
@@ -354,7 +415,8 @@ class _Run:
         self.windows: list[Window] = windows
         self.lock: ExportLock = lock
         self.source: Source = source
-        self.stop = CancelToken()  # the lock's heartbeat: lost lock, or remove --force
+        self.watch: _LockWatch = watch
+        self.stop = watch.stop  # the lock's heartbeat: lost lock, or remove --force
         self.result = RunResult(export.name, "running", windows_total=len(windows))
         self.result.run_id = self.store.start_run(export.id, trigger, len(windows))
         self._in_flight: _Group | None = None  # staged and merging while the next is staged
@@ -415,8 +477,18 @@ class _Run:
 
     def check_stop(self) -> None:
         """A safe point: stop here if the user cancelled or the lock says so."""
+        for warning in self.watch.pending_warnings():
+            self.log("warning", warning)
         self.stop.raise_if_cancelled()
         self.runner.cancel.raise_if_cancelled()
+
+    def pause(self, seconds: float) -> None:
+        """A retry's back-off: woken at once by a cancel, SIGTERM or SIGINT, or a lost lock."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.runner.cancel.wait(min(left, 0.05)) or self.stop.cancelled:
+                break
+        self.check_stop()
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -428,17 +500,6 @@ class _Run:
             f"Exporting {len(self.windows)} window(s) of {export.model.value} "
             f"({first.start:%Y-%m-%d %H:%M} → {last.end:%Y-%m-%d %H:%M} UTC) "
             f"to {export.destination_label}.",
-        )
-        self.lock.start_heartbeat(
-            on_lost=lambda: self.stop.cancel(
-                LockLost(
-                    "Another runner took this export's lock over (was this process frozen?); "
-                    "this runner stopped and recorded nothing more."
-                )
-            ),
-            on_cancel_requested=lambda: self.stop.cancel(
-                Cancelled("Stopped at a safe point: another bqtui asked (bqtui remove --force).")
-            ),
         )
         destination = None
         try:
@@ -471,7 +532,7 @@ class _Run:
                 if retry == JOB_ATTEMPTS_PER_RUN - 1:
                     raise self._retry_error
                 pending, self._retry_windows = sorted(self._retry_windows), []
-                time.sleep(min(2.0 ** (retry + 1), 30.0))
+                self.pause(min(2.0 ** (retry + 1), 30.0))
             self.result.status = "succeeded"
         except LockLost as lost:
             self.result.status = "interrupted"
@@ -507,6 +568,8 @@ class _Run:
             bytes=self.result.bytes,
             error=self.result.error,
         )
+        for warning in self.watch.pending_warnings():
+            self.log("warning", warning)
         self.progress(None, 0, force=True)
         if self.result.status == "succeeded":
             self.log(
@@ -524,7 +587,7 @@ class _Run:
                 if tries == JOB_ATTEMPTS_PER_RUN:
                     raise
                 self.log("warning", f"{failure} Trying the window(s) again as a new attempt.")
-                time.sleep(min(2.0**tries, 30.0))
+                self.pause(min(2.0**tries, 30.0))
         raise AssertionError("unreachable")
 
     def _on_batch(self, window: Window, window_rows: int) -> None:

@@ -70,12 +70,25 @@ def _set(entry: str, secret: str) -> None:
         ) from None
 
 
+LOCKED_HELP = (
+    "Unlock it (log in to the desktop session, or unlock the login keyring), then run again; "
+    "for cron and servers, use a file keyring instead (README, 'Servers and cron')."
+)
+
+
 def _get(entry: str) -> str | None:
     check_backend()
     try:
         return keyring.get_password(SERVICE, entry)
-    except keyring.errors.KeyringError as error:
-        raise SecretsError(f"The keyring ({backend_name()}) could not be read: {error}.") from None
+    except keyring.errors.KeyringLocked as error:
+        raise SecretsError(
+            f"The keyring ({backend_name()}) is locked: {error}. {LOCKED_HELP}"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - backends raise their own (D-Bus, files …)
+        raise SecretsError(
+            f"The keyring ({backend_name()}) could not be read: {error}. Check that it runs "
+            f"and is unlocked. {NO_BACKEND_HELP}"
+        ) from None
 
 
 def _delete(entry: str) -> None:
@@ -111,10 +124,20 @@ def store_clickhouse_secrets(export_uid: str, credentials: dict[str, str]) -> No
     _delete(_password_entry(export_uid))  # stored by bqtui before 0.2
 
 
-def load_clickhouse_secrets(export_uid: str) -> dict[str, str]:
+def load_clickhouse_secrets(export_uid: str, export_name: str = "") -> dict[str, str]:
     stored = _get(_credentials_entry(export_uid))
     if stored is not None:
-        return json.loads(stored)
+        try:
+            credentials = json.loads(stored)
+        except json.JSONDecodeError:
+            credentials = None
+        if not isinstance(credentials, dict):
+            label = f'export "{export_name}"' if export_name else "this export"
+            raise SecretsError(
+                f"The ClickHouse credentials stored in the keyring for {label} are damaged. "
+                f"Set them again: bqtui set-source {export_name or 'NAME'} --source-dsn DSN"
+            )
+        return credentials
     password = _get(_password_entry(export_uid))  # stored by bqtui before 0.2
     return {"password": password} if password is not None else {}
 

@@ -59,6 +59,7 @@ class ExportStatus:
             "alert_after_seconds": round(self.alert_after.total_seconds()),
             "windows_waiting": self.windows_waiting,
             "last_run_status": self.last_run_status,
+            "last_run_error": self.last_run_error,
             "healthy": self.healthy,
             "problems": self.problems,
         }

@@ -23,7 +23,8 @@ def test_status_says_how_far_behind_and_exits_1_for_an_alert(events_world: World
         "exports": [{
             "name": "ev", "enabled": True, "exported_through": "2024-05-01T03:00:00+00:00",
             "lag_seconds": 120, "alert_after_seconds": 7860, "windows_waiting": 0,
-            "last_run_status": "succeeded", "healthy": True, "problems": [],
+            "last_run_status": "succeeded", "last_run_error": None, "healthy": True,
+            "problems": [],
         }],
     }  # fmt: skip
 

@@ -122,6 +122,34 @@ def test_heartbeat_keeps_a_short_lock_alive_and_reports_cancel(db_path):
     assert current_holder(other, export.id) is None
 
 
+class _NoWaitStore(Store):
+    """The heartbeat's connection fails at once on a locked database (instead of waiting)."""
+
+    def sibling(self) -> Store:
+        twin = Store(self.path)
+        twin.db.conn.execute("PRAGMA busy_timeout = 0")
+        return twin
+
+
+def test_repeated_heartbeat_failures_are_reported_and_the_lock_survives_them(db_path):
+    store = _NoWaitStore(db_path)
+    export = new_export(store)
+    lock = ExportLock(store, export.id, ttl=timedelta(milliseconds=400)).acquire()
+    lost, troubles = [], []
+    lock.start_heartbeat(lambda: lost.append(1), lambda: None, troubles.append)
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another process writing for a second
+    time.sleep(1.0)
+    blocker.execute("COMMIT")
+    time.sleep(0.3)
+    lock.release()
+    assert troubles and not lost
+    assert troubles[0].startswith(
+        "The lock's heartbeat failed 3 times in a row (database is locked); if it cannot "
+        "renew the lock within 0.4 s, another runner may take this export over"
+    )
+
+
 def test_migrations_are_atomic(db_path):
     """A crash inside a migration leaves the previous version, and the next open succeeds."""
     conn = sqlite3.connect(db_path)
