@@ -86,11 +86,43 @@ def check_source(export: ExportConfig, secrets: dict | None = None) -> SourceRep
                 "SELECT version(), currentDatabase()"
             ).first_row
             _check_tables(source, export, report)
+            if Model(export.model) == Model.SESSIONS and "events" in report.tables:
+                _sessions_note(source, export, report)
         except BqtuiError as error:
             report.problems.append(str(error))
         except Exception as error:  # noqa: BLE001 - a driver error is a finding, not a crash
             report.problems.append(f"ClickHouse query failed: {str(error).splitlines()[0]}")
         return report
+
+
+def _sessions_note(source: ClickHouseSource, export: ExportConfig, report: SourceReport) -> None:
+    """What a sessions window reads depends on the kind of session ids (see models.sessions)."""
+    from .models.sessions import UUID7_CLOCK_MARGIN_HOURS, UUID7_PATTERN
+
+    uuid7, sessions = source.client.query(
+        "SELECT countIf(match(s, {pattern:String})), count() FROM (SELECT DISTINCT "
+        "JSONExtractString(properties, '$session_id') AS s FROM events WHERE team_id = "
+        "{team:Int64} AND toDate(timestamp) >= (SELECT max(toDate(timestamp)) FROM events "
+        "WHERE team_id = {team:Int64}) - 1 AND s != '')",
+        parameters={"pattern": UUID7_PATTERN, "team": export.team_id},
+    ).first_row
+    if not sessions:
+        return
+    if uuid7 == sessions:
+        report.notes.append(
+            f"sessions: all {sessions:,} sessions of the team's last day have UUIDv7 ids, so "
+            "a window reads the events since its sessions' starts (less "
+            f"{UUID7_CLOCK_MARGIN_HOURS} h for client clocks), whatever their length."
+        )
+        return
+    report.notes.append(
+        f"sessions: {sessions - uuid7:,} of {sessions:,} sessions of the team's last day have "
+        "ids that are not UUIDv7 (an SDK or app that sets its own $session_id). Such ids carry "
+        "no start time, so a window that holds one reads the team's events from the start of "
+        "its history (up to the window's end: the inserted_at skip index bounds that for "
+        "backfills). No skip index bounds it exactly; UUIDv7 session ids (PostHog's SDKs make "
+        "them) keep each window to the sessions' own days."
+    )
 
 
 def _redacted(dsn: str) -> str:

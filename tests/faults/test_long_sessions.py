@@ -151,6 +151,12 @@ def test_sessions_of_any_length_are_exact_and_verify_agrees(world: World):
     verified = world.bqtui("verify", "sess", BQTUI_NOW=iso(now_2))
     assert verified.code == 0, verified.out + verified.err
     assert verified.out.splitlines()[-1].startswith("OK: BigQuery holds exactly")
+    # `bqtui check` says what the ids cost: the last day holds the ten-day uuid4 session.
+    checked = world.bqtui("check", "sess", BQTUI_NOW=iso(now_2))
+    assert (
+        "Note: sessions: 1 of 2 sessions of the team's last day have ids that are not UUIDv7"
+        in checked.out
+    ), checked.out + checked.err
     # The late events moved both sessions' starts earlier (two hours and four days).
     spans = {s["session_id"]: s["end_timestamp"] - s["start_timestamp"]
              for s in expected_sessions(events).values()}  # fmt: skip
