@@ -186,13 +186,15 @@ _CLICK_TARGETS = (
 
 _SEARCH_QUERIES = ("café au lait", "抹茶", "👟 running shoes", "crème brûlée", "Ölsardinen", "sale")
 
-# (referrer, referring domain, campaign parameters of the entry page)
+# (referrer, referring domain, campaign parameters of the entry page); between them they give
+# PostHog's channels Direct, Organic Search/Social/Video, Referral, Paid Search/Social/Video,
+# Email, and Unknown for app sessions (bqtui/models/channel_type.py).
 _ACQUISITION = (
     ("$direct", "$direct", {}),
     ("https://www.google.com/", "www.google.com", {}),
-    ("https://duckduckgo.com/", "duckduckgo.com", {}),
+    ("https://forum.bücher-freunde.example/t/42", "forum.bücher-freunde.example", {}),
     ("https://news.ycombinator.com/item?id=40123456", "news.ycombinator.com", {}),
-    ("https://t.co/AbC123xyz", "t.co", {}),
+    ("https://www.youtube.com/watch?v=dQw4w9WgXcQ", "www.youtube.com", {}),
     ("https://www.baidu.com/s?wd=抹茶", "www.baidu.com", {}),
     (
         "https://www.google.com/",
@@ -238,7 +240,7 @@ _ACQUISITION = (
             "utm_content": "hero_button",
         },
     ),
-    ("https://www.google.com/", "www.google.com", {"gclid": ""}),
+    ("https://www.youtube.com/", "www.youtube.com", {"gclid": ""}),
 )
 _CLICK_ID_ALPHABET = string.ascii_letters + string.digits + "_-"
 _ACQUISITION_WEIGHTS = (30, 20, 5, 4, 4, 3, 10, 8, 4, 6, 2)

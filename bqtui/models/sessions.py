@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 
 from ..config import ExportConfig, Model
 from .base import INGESTED_AT, PARSEABLE_PROPERTIES, WINDOW_PARAMETERS, ExportModel, ModelField
+from .channel_type import channel_type_sql
 
 FIELDS = (
     ModelField("session_id", "STRING"),
@@ -47,42 +48,70 @@ FIELDS = (
     ModelField("vitals_lcp", "FLOAT64"),
 )
 
-SEARCH_ENGINES = (
-    "google", "bing", "duckduckgo", "yahoo", "yandex", "baidu", "ecosia", "qwant", "naver",
-    "search.brave.com", "startpage",
-)  # fmt: skip
-SOCIAL_SITES = (
-    "facebook", "instagram", "twitter", "t.co", "x.com", "linkedin", "lnkd.in", "reddit",
-    "pinterest", "tiktok", "youtube", "threads.net", "bsky.app", "mastodon",
-)  # fmt: skip
+# PostHog's sessions (sessions_v3, see README: Models) take a session's entry attribution from
+# its first $pageview or $screen, else from its first other event; its end URL from its last
+# $pageview or $screen with one, else from its last other event with one. These orders put the
+# views first (argMin) or last (argMax); ties in time break by uuid.
+VIEWS_FIRST = "(event NOT IN ('$pageview', '$screen'), timestamp, uuid)"
+VIEWS_LAST = "(event IN ('$pageview', '$screen'), timestamp, uuid)"
 
 
-def _matches_any(column: str, needles: tuple[str, ...]) -> str:
-    listed = ", ".join(f"'{n}'" for n in needles)
-    return f"multiSearchAny(lower({column}), [{listed}])"
+def _raw(name: str) -> str:
+    """A property as PostHog's sessions read it: text (numbers and booleans as their JSON text),
+    NULL when absent or JSON null; an empty string stays empty."""
+    return f"JSONExtract(properties, '{name}', 'Nullable(String)')"
 
 
-# Channel from the entry event's referrer, UTM and click ids; first match wins.
-CHANNEL_TYPE = f"""multiIf(
-        entry_gclid IS NOT NULL OR entry_gad_source IS NOT NULL OR entry_msclkid IS NOT NULL,
-            'Paid Search',
-        entry_fbclid IS NOT NULL, 'Paid Social',
-        lower(ifNull(entry_utm_medium, '')) IN ('cpc', 'ppc', 'paid', 'paidsearch', 'paid_search'),
-            if({_matches_any("ifNull(entry_referring_domain, '')", SOCIAL_SITES)},
-               'Paid Social', 'Paid Search'),
-        lower(ifNull(entry_utm_medium, '')) IN ('display', 'banner', 'cpm'), 'Display',
-        lower(ifNull(entry_utm_medium, '')) = 'email'
-            OR lower(ifNull(entry_utm_source, '')) = 'email', 'Email',
-        lower(ifNull(entry_utm_medium, '')) = 'affiliate', 'Affiliate',
-        lower(ifNull(entry_utm_medium, '')) IN ('social', 'social-network', 'sm')
-            OR {_matches_any("ifNull(entry_referring_domain, '')", SOCIAL_SITES)},
-            'Organic Social',
-        {_matches_any("ifNull(entry_referring_domain, '')", SEARCH_ENGINES)}, 'Organic Search',
-        entry_utm_source IS NOT NULL OR entry_utm_medium IS NOT NULL
-            OR entry_utm_campaign IS NOT NULL, 'Unknown',
-        entry_referring_domain IS NULL OR entry_referring_domain = '$direct', 'Direct',
-        'Referral'
-    )"""
+def _first_having(function: str, value: str, order: str) -> str:
+    """``value`` of the first (argMin) or last (argMax) event by ``order`` that has it.
+
+    PostHog's argMin/argMax over a Nullable value skip the events without it; written with an
+    explicit condition so that every ClickHouse version skips them.
+    """
+    return f"tupleElement({function}If(tuple({value}), {order}, ({value}) IS NOT NULL), 1)"
+
+
+# PostHog's channel type (bqtui/models/channel_type.py) of the session's entry event: its UTM
+# source, medium and campaign, referring domain, gclid and fbclid presence and gad_source, all of
+# the one event (PostHog's entry_channel_type_properties), first by VIEWS_FIRST.
+_CHANNEL_INPUTS = (
+    f"(argMin(tuple({_raw('utm_source')}, {_raw('utm_medium')}, {_raw('utm_campaign')}, "
+    f"{_raw('$referring_domain')}, {_raw('gclid')} IS NOT NULL, {_raw('fbclid')} IS NOT NULL, "
+    f"{_raw('gad_source')}), {VIEWS_FIRST}) AS _entry_channel_inputs)"
+)
+CHANNEL_TYPE = channel_type_sql(
+    source=f"tupleElement({_CHANNEL_INPUTS}, 1)",
+    medium="tupleElement(_entry_channel_inputs, 2)",
+    campaign="tupleElement(_entry_channel_inputs, 3)",
+    referring_domain="tupleElement(_entry_channel_inputs, 4)",
+    has_gclid="tupleElement(_entry_channel_inputs, 5)",
+    has_fbclid="tupleElement(_entry_channel_inputs, 6)",
+    gad_source="tupleElement(_entry_channel_inputs, 7)",
+)
+
+_URL = _raw("$current_url")
+# The distinct URLs of the session's $pageview and $screen events, in order of first visit.
+URLS = (
+    f"arrayDistinct(arrayMap(t -> t.3, arraySort(groupArrayIf((timestamp, uuid, "
+    f"ifNull({_URL}, '')), event IN ('$pageview', '$screen') AND ifNull({_URL}, '') != ''))))"
+)
+ENTRY_URL = f"nullIf({_first_having('argMin', _URL, VIEWS_FIRST)}, '')"
+END_URL = f"nullIf({_first_having('argMax', _URL, VIEWS_LAST)}, '')"
+LAST_EXTERNAL_CLICK_URL = (
+    f"nullIf({_first_having('argMax', _raw('$external_click_url'), '(timestamp, uuid)')}, '')"
+)
+# The first $web_vitals_LCP_value that reads as a number (a JSON number or a numeric string).
+_LCP = (
+    "accurateCastOrNull(replaceRegexpAll(nullIf(nullIf(JSONExtractRaw(properties, "
+    "'$web_vitals_LCP_value'), ''), 'null'), '^\"|\"$', ''), 'Float64')"
+)
+VITALS_LCP = _first_having("argMin", _LCP, "(timestamp, uuid)")
+# PostHog's: no $pageview or $screen is neither a bounce nor not one (NULL); else a bounce is one
+# of them, no $autocapture, and under 10 seconds.
+IS_BOUNCE = (
+    "if(pageview_count + screen_count = 0, NULL, pageview_count + screen_count = 1 "
+    "AND autocapture_count = 0 AND session_duration < 10)"
+)
 
 
 # A UUIDv7 session id carries the session's start (its first 48 bits, in milliseconds): the
@@ -109,24 +138,16 @@ def uuid7_start(session_id: str) -> str:
     )
 
 
-def _prop(name: str) -> str:
-    return f"nullIf(JSONExtractString(properties, '{name}'), '')"
-
-
-def _of_event(function: str, value: str, condition: str | None = None) -> str:
-    """``value`` of the first (argMin) or last (argMax) event, NULL when that event lacks it.
-
-    ClickHouse's argMin/argMax skip NULL values, which would take the value from another
-    event; a one-element tuple is never NULL, so the chosen event's own value is kept.
-    """
-    if condition is None:
-        return f"tupleElement({function}(tuple({value}), (timestamp, uuid)), 1)"
-    return f"tupleElement({function}If(tuple({value}), (timestamp, uuid), {condition}), 1)"
-
-
 def _entry(name: str) -> str:
-    """A property of the session's first event (NULL when it lacks it)."""
-    return _of_event("argMin", _prop(name))
+    """PostHog's $entry_<name>: the property of the first $pageview/$screen that has it, else of
+    the first other event that has it (an empty value is NULL here)."""
+    return f"nullIf({_first_having('argMin', _raw(name), VIEWS_FIRST)}, '')"
+
+
+def _of_entry_event(name: str) -> str:
+    """A property of the entry event itself, first by VIEWS_FIRST (NULL when it lacks it), as
+    PostHog's $entry_msclkid (from the entry event's map of lower-tier ad ids)."""
+    return f"nullIf(tupleElement(argMin(tuple({_raw(name)}), {VIEWS_FIRST}), 1), '')"
 
 
 def build_query(export: ExportConfig) -> str:
@@ -135,10 +156,6 @@ def build_query(export: ExportConfig) -> str:
     # prefer_column_name_to_alias: inside aggregates the names mean the source columns.
     session_id = "JSONExtractString(properties, '$session_id')"
     raw_session_id = f"JSONExtractString({PARSEABLE_PROPERTIES}, '$session_id')"
-    url = "JSONExtractString(properties, '$current_url')"
-    has_url = f"{url} != ''"
-    is_view = "event IN ('$pageview', '$screen')"
-    has_lcp = "JSONHas(properties, '$web_vitals_LCP_value')"
     # Every event of a session in the window was ingested before the window's end (else the
     # session belongs to a later window): an exact bound that the inserted_at index prunes by.
     ingested_before_end = (
@@ -170,9 +187,7 @@ other_ids AS (
 SELECT
     *,
     toInt64(length(urls)) AS num_uniq_urls,
-    toInt64(pageview_count + screen_count = 1 AND autocapture_count = 0
-        AND session_duration < 10) = 1 AS is_bounce,
-    {CHANNEL_TYPE} AS channel_type
+    {IS_BOUNCE} AS is_bounce
 FROM (
     SELECT
         {session_id} AS session_id,
@@ -180,16 +195,15 @@ FROM (
         argMin(distinct_id, (timestamp, uuid)) AS distinct_id,
         min(timestamp) AS start_timestamp,
         max(timestamp) AS end_timestamp,
-        arrayDistinct(arrayFilter(u -> u != '',
-            arrayMap(t -> t.3, arraySort(groupArray((timestamp, uuid, {url})))))) AS urls,
-        nullIf(argMinIf({url}, (timestamp, uuid), {has_url}), '') AS entry_current_url,
-        {_of_event("argMin", _prop("$pathname"), has_url)} AS entry_pathname,
-        {_of_event("argMin", _prop("$host"), has_url)} AS entry_hostname,
-        nullIf(argMaxIf({url}, (timestamp, uuid), {has_url}), '') AS end_current_url,
-        {_of_event("argMax", _prop("$pathname"), has_url)} AS end_pathname,
-        {_of_event("argMax", _prop("$host"), has_url)} AS end_hostname,
-        {_of_event("argMax", _prop("$current_url"), is_view)} AS exit_current_url,
-        {_of_event("argMax", _prop("$pathname"), is_view)} AS exit_pathname,
+        {URLS} AS urls,
+        {ENTRY_URL} AS entry_current_url,
+        nullIf(path(entry_current_url), '') AS entry_pathname,
+        nullIf(domain(entry_current_url), '') AS entry_hostname,
+        {END_URL} AS end_current_url,
+        nullIf(path(end_current_url), '') AS end_pathname,
+        nullIf(domain(end_current_url), '') AS end_hostname,
+        end_current_url AS exit_current_url,
+        end_pathname AS exit_pathname,
         {_entry("utm_source")} AS entry_utm_source,
         {_entry("utm_campaign")} AS entry_utm_campaign,
         {_entry("utm_medium")} AS entry_utm_medium,
@@ -199,19 +213,16 @@ FROM (
         {_entry("gclid")} AS entry_gclid,
         {_entry("fbclid")} AS entry_fbclid,
         {_entry("gad_source")} AS entry_gad_source,
-        {_entry("msclkid")} AS entry_msclkid,
+        {_of_entry_event("msclkid")} AS entry_msclkid,
+        {CHANNEL_TYPE} AS channel_type,
         toInt64(countIf(event = '$pageview')) AS pageview_count,
         toInt64(countIf(event = '$autocapture')) AS autocapture_count,
         toInt64(countIf(event = '$screen')) AS screen_count,
-        -- whole seconds elapsed (dateDiff would count second boundaries crossed)
-        toInt64(intDiv(toUnixTimestamp64Micro(max(timestamp))
-            - toUnixTimestamp64Micro(min(timestamp)), 1000000)) AS session_duration,
+        -- PostHog's: second boundaries crossed between the first and the last event
+        toInt64(dateDiff('second', min(timestamp), max(timestamp))) AS session_duration,
         session_duration AS duration,
-        argMaxIf({_prop("$external_click_url")}, (timestamp, uuid),
-            {_prop("$external_click_url")} IS NOT NULL) AS last_external_click_url,
-        if(countIf({has_lcp}) = 0, NULL,
-            argMinIf(JSONExtractFloat(properties, '$web_vitals_LCP_value'), (timestamp, uuid),
-                {has_lcp})) AS vitals_lcp
+        {LAST_EXTERNAL_CLICK_URL} AS last_external_click_url,
+        {VITALS_LCP} AS vitals_lcp
     FROM (
         SELECT uuid, event, {PARSEABLE_PROPERTIES} AS properties, timestamp, team_id, distinct_id
         FROM events

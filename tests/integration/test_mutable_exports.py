@@ -1,8 +1,12 @@
 """Persons and sessions, end to end: stage table → MERGE on versions → stage dropped."""
 
 import json
+import re
+import string
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from bqtui.models.sessions import FIELDS as SESSION_FIELDS
 from bqtui.source import ClickHouseSource
@@ -127,40 +131,98 @@ def test_persons_update_only_when_versions_are_newer(db_path, destination, fresh
     ]
 
 
-# Channel rules (spec: "from referrer and UTM"), written out here; substrings of the domain.
-SEARCH_SITES = ("google", "bing", "duckduckgo", "yahoo", "yandex", "baidu", "ecosia", "qwant",
-                "naver", "search.brave.com", "startpage")  # fmt: skip
-SOCIAL_SITES = ("facebook", "instagram", "twitter", "t.co", "x.com", "linkedin", "lnkd.in",
-                "reddit", "pinterest", "tiktok", "youtube", "threads.net", "bsky.app",
-                "mastodon")  # fmt: skip
+# PostHog's sessions, written out here from PostHog's definitions (sessions_v3 and its channel
+# rules; README: Models), sharing no SQL with the product. The domain table is data: PostHog's,
+# as bqtui ships it.
+CHANNEL_DEFINITIONS = json.loads(
+    (Path(__file__).resolve().parents[2] / "bqtui/models/channel_definitions.json").read_text(
+        encoding="utf-8"
+    )
+)["definitions"]
+PAID_TYPE = {(d, kind): paid for d, kind, _, paid, _ in CHANNEL_DEFINITIONS if paid}
+ORGANIC_TYPE = {(d, kind): organic for d, kind, _, _, organic in CHANNEL_DEFINITIONS if organic}
+# Enough of the public suffix list for the demo's domains: the last two labels are the
+# registrable domain, the last three under these.
+TWO_LABEL_SUFFIXES = {"co.uk", "com.au", "co.jp", "com.br", "com.cn", "co.kr", "github.io"}
+VIEWS = ("$pageview", "$screen")
+ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
-def channel_type(s: dict) -> str:
-    medium = (s["entry_utm_medium"] or "").lower()
-    source = (s["entry_utm_source"] or "").lower()
-    referrer = (s["entry_referring_domain"] or "").lower()
-    social = any(site in referrer for site in SOCIAL_SITES)
-    if s["entry_gclid"] or s["entry_gad_source"] or s["entry_msclkid"]:
-        return "Paid Search"
-    if s["entry_fbclid"]:
-        return "Paid Social"
-    if medium in ("cpc", "ppc", "paid", "paidsearch", "paid_search"):
-        return "Paid Social" if social else "Paid Search"
-    if medium in ("display", "banner", "cpm"):
-        return "Display"
-    if medium == "email" or source == "email":
-        return "Email"
-    if medium == "affiliate":
-        return "Affiliate"
-    if medium in ("social", "social-network", "sm") or social:
-        return "Organic Social"
-    if any(site in referrer for site in SEARCH_SITES):
-        return "Organic Search"
-    if s["entry_utm_source"] or s["entry_utm_medium"] or s["entry_utm_campaign"]:
-        return "Unknown"
-    if s["entry_referring_domain"] in (None, "$direct"):
+def registrable_domain(host: str) -> str:
+    labels = host.split(".")
+    if len(labels) < 2 or not all(labels):
+        return ""
+    take = 3 if ".".join(labels[-2:]) in TWO_LABEL_SUFFIXES else 2
+    return ".".join(labels[-take:]) if len(labels) >= take else ""
+
+
+def lookup(table: dict, name: str | None, kind: str, registrable: bool = True) -> str | None:
+    """A name's type, else (sources) its registrable domain's, as PostHog's lookups."""
+    name = name or ""
+    found = table.get((name, kind))
+    if found is None and registrable:
+        found = table.get((registrable_domain(name), kind))
+    return found
+
+
+def channel_type(source, medium, campaign, referring_domain, has_gclid, has_fbclid, gad_source):
+    """PostHog's default channel rules (channel_type.py), first match wins."""
+
+    def absent_if_empty(value):
+        return None if value in ("", "null") else value
+
+    def lower(value):  # ClickHouse's lower(): ASCII letters only
+        return value.translate(ASCII_LOWER) if value is not None else None
+
+    source, medium, campaign = (lower(absent_if_empty(v)) for v in (source, medium, campaign))
+    gad_source = absent_if_empty(gad_source)
+    shopping = bool(campaign and re.search(r"(([^a-df-z]|^)shop|shopping)", campaign))
+    video = bool(campaign and "video" in campaign)
+    if campaign and "cross-network" in campaign:
+        return "Cross Network"
+    if (
+        medium in ("cpc", "cpm", "cpv", "cpa", "ppc", "retargeting")
+        or (medium or "").startswith("paid")
+        or has_gclid
+        or gad_source is not None
+    ):
+        for found in (
+            lookup(PAID_TYPE, source, "source"),
+            "Paid Shopping" if shopping else None,
+            lookup(PAID_TYPE, medium, "medium", registrable=False),
+            lookup(PAID_TYPE, referring_domain, "source"),
+        ):
+            if found:
+                return found
+        if gad_source == "1":
+            return "Paid Search"
+        if video:
+            return "Paid Video"
+        return "Paid Social" if has_fbclid else "Paid Unknown"
+    if (
+        referring_domain == "$direct"
+        and medium is None
+        and source in (None, "(direct)", "direct", "$direct")
+        and not has_fbclid
+    ):
         return "Direct"
-    return "Referral"
+    for found in (
+        lookup(ORGANIC_TYPE, source, "source"),
+        "Organic Shopping" if shopping else None,
+        lookup(ORGANIC_TYPE, medium, "medium", registrable=False),
+        lookup(ORGANIC_TYPE, referring_domain, "source"),
+    ):
+        if found:
+            return found
+    if video:
+        return "Organic Video"
+    if (medium or "").endswith("push"):
+        return "Push"
+    if has_fbclid:
+        return "Organic Social"
+    if referring_domain == "$direct":
+        return "Direct"
+    return "Referral" if referring_domain is not None else "Unknown"
 
 
 def text_property(properties: dict, name: str) -> str | None:
@@ -171,6 +233,42 @@ def text_property(properties: dict, name: str) -> str | None:
     return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
 
 
+def raw_property(properties: dict, name: str) -> str | None:
+    """A property as PostHog's sessions read it: text (other JSON values as their JSON text),
+    None when absent or null; an empty string stays empty."""
+    value = properties.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def lcp_value(properties: dict) -> float | None:
+    """$web_vitals_LCP_value when it reads as a number (a JSON number or a numeric string)."""
+    value = properties.get("$web_vitals_LCP_value")
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def url_host(url: str | None) -> str | None:
+    """ClickHouse's domain() of a URL with a scheme: the host, without port, case kept."""
+    if url is None:
+        return None
+    netloc = urlsplit(url).netloc
+    return None if "@" in netloc else (netloc.split(":")[0] or None)
+
+
+def url_path(url: str | None) -> str | None:
+    return (urlsplit(url).path or None) if url is not None else None
+
+
 def uuid_order(uuid: str) -> tuple[int, int]:
     """ClickHouse compares UUIDs by their last 8 bytes first: ties in time break that way."""
     digits = uuid.replace("-", "")
@@ -178,25 +276,39 @@ def uuid_order(uuid: str) -> tuple[int, int]:
 
 
 def build_session(team_id: int, session_id: str, events: list[dict]) -> dict:
-    """Every field of one session, from its events, by the spec's definitions."""
+    """Every field of one session, from its events, by PostHog's definitions."""
     ordered = sorted(events, key=lambda e: (e["timestamp"], uuid_order(e["uuid"])))
     first, last = ordered[0], ordered[-1]
-    with_url = [e for e in ordered if text_property(e["properties"], "$current_url")]
-    views = [e for e in ordered if e["event"] in ("$pageview", "$screen")]
+    # Entry attribution: $pageview/$screen events first; end URL: them last.
+    views_first = [e for e in ordered if e["event"] in VIEWS] + [
+        e for e in ordered if e["event"] not in VIEWS
+    ]
+    views_last = [e for e in ordered if e["event"] not in VIEWS] + [
+        e for e in ordered if e["event"] in VIEWS
+    ]
+
+    def first_having(candidates, name):
+        """The property of the first of ``candidates`` that has it; empty is None."""
+        for e in candidates:
+            value = raw_property(e["properties"], name)
+            if value is not None:
+                return value or None
+        return None
+
     urls = []
-    for e in with_url:
-        if e["properties"]["$current_url"] not in urls:
-            urls.append(e["properties"]["$current_url"])
+    for e in ordered:
+        url = raw_property(e["properties"], "$current_url")
+        if e["event"] in VIEWS and url and url not in urls:
+            urls.append(url)
     count = Counter(e["event"] for e in ordered)
-    duration = (last["timestamp"] - first["timestamp"]) // timedelta(seconds=1)
-    lcp = [e for e in ordered if "$web_vitals_LCP_value" in e["properties"]]
-    clicks = [e for e in ordered if text_property(e["properties"], "$external_click_url")]
-
-    def of(event, name):
-        return text_property(event["properties"], name) if event else None
-
-    entry_url, end_url = (with_url[0], with_url[-1]) if with_url else (None, None)
-    exit_view = views[-1] if views else None
+    views = count["$pageview"] + count["$screen"]
+    whole = timedelta(seconds=1)
+    # Second boundaries crossed, as PostHog's dateDiff('second', start, end).
+    duration = (last["timestamp"].replace(microsecond=0) - first["timestamp"].replace(microsecond=0)) // whole  # fmt: skip
+    lcp = [v for v in (lcp_value(e["properties"]) for e in ordered) if v is not None]
+    entry_url = first_having(views_first, "$current_url")
+    end_url = first_having(reversed(views_last), "$current_url")
+    entry = views_first[0]["properties"]
     session = {
         "session_id": session_id,
         "team_id": team_id,
@@ -205,16 +317,16 @@ def build_session(team_id: int, session_id: str, events: list[dict]) -> dict:
         "end_timestamp": last["timestamp"],
         "urls": urls,
         "num_uniq_urls": len(urls),
-        "entry_current_url": of(entry_url, "$current_url"),
-        "entry_pathname": of(entry_url, "$pathname"),
-        "entry_hostname": of(entry_url, "$host"),
-        "end_current_url": of(end_url, "$current_url"),
-        "end_pathname": of(end_url, "$pathname"),
-        "end_hostname": of(end_url, "$host"),
-        "exit_current_url": of(exit_view, "$current_url"),
-        "exit_pathname": of(exit_view, "$pathname"),
+        "entry_current_url": entry_url,
+        "entry_pathname": url_path(entry_url),
+        "entry_hostname": url_host(entry_url),
+        "end_current_url": end_url,
+        "end_pathname": url_path(end_url),
+        "end_hostname": url_host(end_url),
+        "exit_current_url": end_url,
+        "exit_pathname": url_path(end_url),
         **{
-            f"entry_{name.lstrip('$')}": of(first, name)
+            f"entry_{name.lstrip('$')}": first_having(views_first, name)
             for name in (
                 "utm_source",
                 "utm_campaign",
@@ -225,21 +337,31 @@ def build_session(team_id: int, session_id: str, events: list[dict]) -> dict:
                 "gclid",
                 "fbclid",
                 "gad_source",
-                "msclkid",
             )
         },  # fmt: skip
+        # PostHog's $entry_msclkid: the entry event's own.
+        "entry_msclkid": raw_property(entry, "msclkid") or None,
         "pageview_count": count["$pageview"],
         "autocapture_count": count["$autocapture"],
         "screen_count": count["$screen"],
         "session_duration": duration,
         "duration": duration,
-        "is_bounce": count["$pageview"] + count["$screen"] == 1
-        and count["$autocapture"] == 0
-        and duration < 10,
-        "last_external_click_url": of(clicks[-1], "$external_click_url") if clicks else None,
-        "vitals_lcp": float(lcp[0]["properties"]["$web_vitals_LCP_value"]) if lcp else None,
-    }
-    session["channel_type"] = channel_type(session)
+        # No $pageview or $screen: neither a bounce nor not one.
+        "is_bounce": None if views == 0 else (
+            views == 1 and count["$autocapture"] == 0 and duration < 10
+        ),
+        "last_external_click_url": first_having(reversed(ordered), "$external_click_url"),
+        "vitals_lcp": lcp[0] if lcp else None,
+        "channel_type": channel_type(
+            raw_property(entry, "utm_source"),
+            raw_property(entry, "utm_medium"),
+            raw_property(entry, "utm_campaign"),
+            raw_property(entry, "$referring_domain"),
+            raw_property(entry, "gclid") is not None,
+            raw_property(entry, "fbclid") is not None,
+            raw_property(entry, "gad_source"),
+        ),
+    }  # fmt: skip
     return session
 
 
@@ -299,10 +421,10 @@ def test_sessions_match_the_source_events(db_path, destination, demo_dsn):
             assert row[column] == want[column], (row["session_id"], column)
     # The demo data exercises the interesting cases.
     assert {r["channel_type"] for r in rows} >= {
-        "Direct", "Paid Search", "Paid Social", "Organic Search", "Organic Social", "Email",
-        "Referral",
+        "Direct", "Paid Search", "Paid Social", "Paid Video", "Organic Search", "Organic Social",
+        "Organic Video", "Email", "Referral", "Unknown",
     }  # fmt: skip
-    assert any(r["is_bounce"] for r in rows) and not all(r["is_bounce"] for r in rows)
+    assert {r["is_bounce"] for r in rows} >= {True, False}
     assert any(r["screen_count"] for r in rows) and any(r["vitals_lcp"] for r in rows)
     assert any(r["last_external_click_url"] for r in rows)
     assert any(r["exit_current_url"] is None for r in rows)
@@ -336,23 +458,26 @@ def insert_edge_session(dsn: str) -> None:
         )
 
 
-# What the spec ("Sessions model") says the edge session is, field by field.
+# What PostHog's sessions definition (README: Models) makes of the edge session, field by field.
 EDGE_SESSION = {
     "session_id": "edge", "team_id": 1, "distinct_id": "d1",
     "start_timestamp": datetime(2024, 5, 1, 10, tzinfo=UTC),
     "end_timestamp": datetime(2024, 5, 1, 10, 0, 30, 500000, tzinfo=UTC),
     "urls": ["https://shop.example/a", "https://shop.example/b"], "num_uniq_urls": 2,
-    # "of the first event with a URL": it has no $pathname
-    "entry_current_url": "https://shop.example/a", "entry_pathname": None,
+    # the first $pageview's URL; path and host are the URL's (it has no $pathname)
+    "entry_current_url": "https://shop.example/a", "entry_pathname": "/a",
     "entry_hostname": "shop.example",
+    # the last $pageview/$screen with a URL (the $screen has none): exit is end, as PostHog's
     "end_current_url": "https://shop.example/b", "end_pathname": "/b",
     "end_hostname": "shop.example",
-    # "of the last $pageview or $screen": the $screen, which has no URL
-    "exit_current_url": None, "exit_pathname": None,
-    # "properties of the first event": it has none of these
-    "entry_utm_source": None, "entry_utm_campaign": None, "entry_utm_medium": None,
+    "exit_current_url": "https://shop.example/b", "exit_pathname": "/b",
+    # each from the first $pageview/$screen that has it, else the first other event: no view
+    # has a UTM or gclid, the $autocapture has
+    "entry_utm_source": "later", "entry_utm_campaign": None, "entry_utm_medium": None,
     "entry_utm_term": None, "entry_utm_content": None, "entry_referring_domain": "$direct",
-    "entry_gclid": None, "entry_fbclid": None, "entry_gad_source": None, "entry_msclkid": None,
+    "entry_gclid": "late-click", "entry_fbclid": None, "entry_gad_source": None,
+    "entry_msclkid": None,
+    # the channel is the entry $pageview's alone
     "pageview_count": 2, "autocapture_count": 1, "screen_count": 1,
     "session_duration": 30, "duration": 30, "is_bounce": False, "channel_type": "Direct",
     "last_external_click_url": "https://ext.example/2", "vitals_lcp": 1234.5,
