@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from .errors import ConfigError
-from .ids import validate_dataset_id, validate_table_id
+from .ids import validate_dataset_id, validate_project_id, validate_table_id
 
 EXPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 EVENT_NAME_LIST_LIMIT = 1000
@@ -18,6 +18,8 @@ MAX_SETTLE_SECONDS = 24 * 3600
 # Product analytics begins well after 2000; bounds keep date arithmetic far from overflow.
 EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+# team_id is Int64 in ClickHouse and INTEGER (signed 64-bit) in bqtui's SQLite database.
+MAX_TEAM_ID = 2**63 - 1
 
 
 class Model(StrEnum):
@@ -176,13 +178,29 @@ def parse_alert_after(value) -> int | None:
 
 
 def parse_team_id(value) -> int:
+    text = str(value).strip() if value is not None else ""
+    # Digits beyond any 64-bit number are refused before int() (which stops at 4300 digits).
+    if re.fullmatch(r"[+-]?[0-9]+", text) and len(text.lstrip("+-").lstrip("0")) > 19:
+        if text.startswith("-"):
+            raise ConfigError("Team ID cannot be negative.")
+        raise ConfigError(_team_id_out_of_range(text))
     try:
         team_id = int(value)
     except (TypeError, ValueError):
         raise ConfigError(f'Team ID must be a whole number, not "{value}".') from None
     if team_id < 0:
         raise ConfigError("Team ID cannot be negative.")
+    if team_id > MAX_TEAM_ID:
+        raise ConfigError(_team_id_out_of_range(text))
     return team_id
+
+
+def _team_id_out_of_range(text: str) -> str:
+    shown = text if len(text) <= 40 else f"{text[:20]}… ({len(text)} digits)"
+    return (
+        f"Team ID {shown} is out of range: ClickHouse's team_id is a signed 64-bit integer, "
+        f"at most {MAX_TEAM_ID}."
+    )
 
 
 def validate_export(config: ExportConfig) -> ExportConfig:
@@ -208,4 +226,5 @@ def validate_export(config: ExportConfig) -> ExportConfig:
         team_id=parse_team_id(config.team_id),
         settle_seconds=parse_settle_seconds(config.settle_seconds),
         bigquery_endpoint=endpoint,
+        project_id=validate_project_id(config.project_id),
     )

@@ -58,3 +58,52 @@ def validate_table_id(value: str) -> str:
             "and spaces (at most 1024 bytes)."
         )
     return value
+
+
+# A project ID: 6–30 lowercase letters, digits and hyphens, starting with a letter and not
+# ending with a hyphen; legacy domain-scoped projects prefix it with their domain and a colon
+# (example.com:my-project).
+PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+PROJECT_DOMAIN = re.compile(
+    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
+)
+MAX_PROJECT_DOMAIN = 253
+
+
+def _is_project_id(value: str) -> bool:
+    domain, colon, project = value.rpartition(":")
+    if not colon:
+        return bool(PROJECT_ID.match(value))
+    return (
+        len(domain) <= MAX_PROJECT_DOMAIN
+        and bool(PROJECT_DOMAIN.match(domain))
+        and bool(PROJECT_ID.match(project))
+    )
+
+
+def validate_project_id(value: str | None) -> str | None:
+    """A BigQuery project ID, or None (empty: the key file's project). It is written into
+    MERGE, verify and DELETE statements, so nothing else gets through."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if _is_project_id(value):
+        return value
+    domain, colon, rest = value.partition(":")
+    scoped = bool(colon) and "." in domain  # example.com:my-project…
+    parts = _split_qualified(value)
+    project = f"{domain}:{rest.split('.')[0]}" if scoped else (parts[0] if parts else "")
+    qualified = "." in (rest if scoped else value) or (colon and not scoped)  # project.dataset…
+    if qualified and _is_project_id(project):
+        raise ConfigError(
+            f'"{value}" is a qualified name, not a project ID. Use the bare project ID '
+            f'"{project}"; the dataset and table have their own settings.'
+        )
+    head, sep, tail = value.rpartition(":")  # a domain's own spelling is not guessed at
+    fixed = head.lower() + sep + tail.lower().replace("_", "-").replace(" ", "-")
+    hint = f' "{fixed}" would do.' if fixed != value and _is_project_id(fixed) else ""
+    raise ConfigError(
+        f'"{value}" is not a valid project ID: use 6 to 30 lowercase letters, digits and '
+        "hyphens, starting with a letter and not ending with a hyphen (e.g. my-project-123), "
+        f"or a domain-scoped ID such as example.com:my-project.{hint}"
+    )

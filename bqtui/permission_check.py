@@ -439,9 +439,13 @@ def run_check_command(export: ExportConfig, *, as_json: bool) -> int:
     key = parse_key_text(secrets.load_service_account_key(export.uid, export.name))
     report = check_permissions(export, key)
     source = check_source(export, secrets.load_clickhouse_secrets(export.uid))
+    ok = report.ok and source.ok  # ready only when every part is
     if as_json:
-        print(json.dumps({**report.to_dict(), "source": source.to_dict()}, indent=2,
+        print(json.dumps({**report.to_dict(), "ok": ok, "source": source.to_dict()}, indent=2,
                          ensure_ascii=False))  # fmt: skip
     else:
-        print("\n".join(report.lines() + [""] + source.lines()))
-    return 0 if report.ok and source.ok else 1
+        lines = report.lines() + [""] + source.lines()
+        if report.ok and not source.ok:
+            lines.append("Not ready: fix the ClickHouse findings above, then run the check again.")
+        print("\n".join(lines))
+    return 0 if ok else 1

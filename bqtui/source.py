@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -15,18 +16,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
-
-import chdb
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock; a locked engine shows as a connect error
     fcntl = None
 import clickhouse_connect
+import psutil
 import pyarrow as pa
 from clickhouse_connect.driver.binding import bind_query
-from clickhouse_connect.driver.exceptions import ClickHouseError
+from clickhouse_connect.driver.exceptions import (
+    ClickHouseError,
+    DatabaseError,
+    OperationalError,
+)
 
 from .dsn import parse_dsn, redact_dsn
 from .errors import ConfigError, SourceBusy, SourceError
@@ -52,6 +56,68 @@ def with_settings(sql: str, settings: dict) -> str:
     if lines and lines[-1].lstrip().upper().startswith("SETTINGS "):
         return f"{sql.rstrip()}, {listed}"
     return f"{sql.rstrip()}\nSETTINGS {listed}"
+
+
+# The embedded engine's whole configuration (an empty one): given to chdb explicitly, so that a
+# ClickHouse config.xml in the working folder never decides where it keeps data or what it locks.
+ENGINE_CONFIG = Path(__file__).with_name("embedded_clickhouse.xml")
+ENGINE_OPTIONS = {"config-file": str(ENGINE_CONFIG)}
+
+_chdb_module = None
+_chdb_lock = threading.Lock()
+IMPORT_FOLDER_PREFIX = "bqtui-engine-"
+
+
+def embedded_engine():
+    """The chdb module, imported on first use: by an export or a connection test that reads
+    the embedded ClickHouse, never by ``--help``, ``list`` or the TUI's home screen.
+
+    Importing chdb starts an in-memory engine at once, and ClickHouse reads ``config.xml``
+    from the working folder (and ``~/.clickhouse-local/``) when it starts: the import runs in
+    an empty private folder, so that a server's configuration there neither creates folders
+    nor takes another server's locks.
+    """
+    global _chdb_module
+    with _chdb_lock:
+        if _chdb_module is None:
+            with _neutral_folder():
+                import chdb
+            _chdb_module = chdb
+        return _chdb_module
+
+
+@contextmanager
+def _neutral_folder():
+    """Work in an empty temporary folder (HOME too, where a ~/.clickhouse-local exists), then
+    return to the working folder (by descriptor: even one removed meanwhile)."""
+    home = os.environ.get("HOME")
+    local_config = bool(home) and Path(home, ".clickhouse-local").exists()
+    back = before = None
+    with contextlib.suppress(OSError):  # a folder without read permission: by its path
+        back = os.open(".", os.O_RDONLY) if hasattr(os, "fchdir") else None
+    if back is None:
+        with contextlib.suppress(OSError):  # a removed folder has no path to return to
+            before = os.getcwd()
+    try:
+        # The pid in the name: a process killed meanwhile leaves a folder the next run removes.
+        with tempfile.TemporaryDirectory(
+            prefix=f"{IMPORT_FOLDER_PREFIX}{os.getpid()}-", ignore_cleanup_errors=True
+        ) as empty:
+            os.chdir(empty)
+            if local_config:
+                os.environ["HOME"] = empty
+            try:
+                yield
+            finally:
+                if local_config:
+                    os.environ["HOME"] = home
+                if back is not None:
+                    os.fchdir(back)
+                elif before is not None:
+                    os.chdir(before)
+    finally:
+        if back is not None:
+            os.close(back)
 
 
 ENGINE_BUSY_WAIT = 30.0  # seconds to wait for another process to release the embedded engine
@@ -112,7 +178,66 @@ def remove_dead_engine_dirs(temp_dir: Path, min_age: float = 2.0) -> int:
         if dead:
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
+    for folder in temp_dir.glob(f"{IMPORT_FOLDER_PREFIX}*-*"):  # see _neutral_folder
+        pid = folder.name.removeprefix(IMPORT_FOLDER_PREFIX).split("-")[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
     return removed
+
+
+# The oldest ClickHouse server bqtui reads from, and why (see the README's "ClickHouse versions").
+MIN_SERVER_VERSION = (22, 6)
+MIN_SERVER_REASONS = (
+    "query parameters over HTTP (19.11), DateTime64 (20.1), the ArrowStream format (20.5), "
+    "system.data_skipping_indices (21.8, read by check) and output_format_arrow_string_as_string "
+    "(22.6)"
+)
+_VERSION_TEXT = re.compile(r"(\d+)\.(\d+)(\.\d+)*")
+
+
+def _old_server(dsn: str, version: str | None) -> str | None:
+    """What to say when the server is older than bqtui supports; None when it is not (or
+    its version is unknown)."""
+    match = _VERSION_TEXT.match((version or "").strip())  # e.g. 18.16.1, 21.8.15.7-lts
+    if not match or (int(match.group(1)), int(match.group(2))) >= MIN_SERVER_VERSION:
+        return None
+    minimum = ".".join(map(str, MIN_SERVER_VERSION))
+    return (
+        f"ClickHouse at {redact_dsn(dsn)} is version {version.strip()}; bqtui supports "
+        f"ClickHouse {minimum} or newer, as it needs {MIN_SERVER_REASONS}. Upgrade the server, "
+        "or read from a newer one: bqtui set-source NAME --source-dsn 'https://user@host:8443/db'"
+    )
+
+
+def probe_server_version(arguments: dict) -> str | None:
+    """The server's version from one plain ``SELECT version()`` (read-only GET), for a server
+    that answered but refused the driver's first queries: an old ClickHouse says so this way.
+    ``arguments`` are ``ClickHouseDsn.client_arguments``; None when this fails too."""
+    import urllib3
+
+    scheme = arguments.get("interface", "http")
+    url = f"{scheme}://{arguments['host']}:{arguments['port']}/?query=SELECT%20version()"
+    if arguments.get("access_token"):
+        headers = {"Authorization": f"Bearer {arguments['access_token']}"}
+    else:
+        user = f"{arguments.get('username') or 'default'}:{arguments.get('password') or ''}"
+        headers = urllib3.make_headers(basic_auth=user)
+    tls = {}
+    if scheme == "https":
+        tls["cert_reqs"] = "CERT_REQUIRED" if arguments.get("verify", True) else "CERT_NONE"
+        if arguments.get("ca_cert"):
+            tls["ca_certs"] = arguments["ca_cert"]
+    seconds = float(arguments.get("connect_timeout") or 10)
+    try:
+        with urllib3.PoolManager(**tls) as pool:
+            response = pool.request(
+                "GET", url, headers=headers, retries=False, timeout=urllib3.Timeout(seconds)
+            )
+    except Exception:  # noqa: BLE001 - only a better message was at stake
+        return None
+    text = response.data[:100].decode("utf-8", "replace").strip()
+    return text if response.status == 200 and re.fullmatch(r"\d+\.\d+[\w.-]*", text) else None
 
 
 def connection_failure(dsn: str, error: Exception) -> str:
@@ -211,12 +336,29 @@ def _open_client(dsn: str, secrets: dict, busy_wait: float):
             continue
         try:
             if path or is_embedded(dsn):
-                return clickhouse_connect.get_client(dsn=dsn)
+                embedded_engine()  # imported from a neutral folder before the client does
+                return clickhouse_connect.get_client(dsn=dsn, chdb_options=ENGINE_OPTIONS)
             try:
                 parsed, in_dsn = parse_dsn(dsn)  # a DSN may still carry its password
             except ConfigError as error:
                 raise SourceError(str(error)) from None
-            return clickhouse_connect.get_client(**parsed.client_arguments({**in_dsn, **secrets}))
+            arguments = parsed.client_arguments({**in_dsn, **secrets})
+            try:
+                client = clickhouse_connect.get_client(**arguments)
+            except DatabaseError as error:
+                if isinstance(error, OperationalError):  # no answer: network, TLS, timeout
+                    raise
+                # The server answered and refused one of the driver's first queries: an old
+                # ClickHouse does (it lacks what they read), and then its version says why.
+                too_old = _old_server(dsn, probe_server_version(arguments))
+                if too_old:
+                    raise SourceError(too_old) from None
+                raise
+            too_old = _old_server(dsn, client.server_version)
+            if too_old:
+                client.close()
+                raise SourceError(too_old)
+            return client
         except SourceError:
             raise
         except Exception as error:  # noqa: BLE001 - every driver error becomes one clear message
@@ -298,7 +440,8 @@ class ClickHouseSource:
         """chdb's own connection on the open engine, in the DSN's database."""
         if self._connection is None:
             database = parse_qs(urlsplit(self.dsn).query).get("database", [None])[0]
-            connection = chdb.connect(self.client.path)
+            client = self.client
+            connection = embedded_engine().connect(f"{client.path}?{urlencode(ENGINE_OPTIONS)}")
             if database:
                 connection.query(f"USE `{database}`")
             self._connection = connection

@@ -46,6 +46,12 @@ the token (random when not given) that path is an ordinary query path, as on Cli
   only apply to statements that return rows.
 - ``POST clear_faults``, ``GET faults``, ``GET requests`` (recent requests: method, path, URL
   parameters, headers, body), ``POST clear_requests``, ``GET active`` (responses in flight).
+- ``POST pretend_version?version=V`` (or ``--pretend-version V``; an empty V ends it) answers
+  like an old server of version V (before 19.x, e.g. Debian's 18.16.1): ``version()`` says V,
+  its error texts read ``Code: N, e.displayText() = DB::Exception: …, e.what() = …``, and what
+  that server lacks fails as it did there, i.e. a ``readonly`` column of ``system.settings``
+  (clickhouse-connect's second query when it connects): ``Code: 47 … Unknown identifier:
+  readonly``. Only the driver's handshake is played; queries otherwise run on the real engine.
 """
 
 from __future__ import annotations
@@ -179,6 +185,7 @@ _HTTP_STATUS_BY_ERROR = {
 # Error names of the codes this module raises itself (the engine's table fills in the rest).
 _KNOWN_ERROR_NAMES = {
     27: "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
+    47: "UNKNOWN_IDENTIFIER",
     48: "NOT_IMPLEMENTED",
     62: "SYNTAX_ERROR",
     115: "UNKNOWN_SETTING",
@@ -369,6 +376,28 @@ class ClickHouseError(Exception):
         if "(version " not in text:
             text = f"{text} (version {version} (official build))"
         return (text.rstrip("\n") + "\n").encode()
+
+
+class OldServerError(ClickHouseError):
+    """An exception as ClickHouse before 19.x wrote it (no error name, no version suffix)."""
+
+    @classmethod
+    def old(cls, code: int, message: str) -> OldServerError:
+        return cls(code, f"Code: {code}, e.displayText() = DB::Exception: {message}, "
+                         "e.what() = DB::Exception")  # fmt: skip
+
+    @property
+    def name(self) -> str | None:
+        return _KNOWN_ERROR_NAMES.get(self.code)
+
+    def body(self, version: str) -> bytes:
+        return (self.text.rstrip("\n") + "\n").encode()
+
+
+# What a server before 19.x lacks that clickhouse-connect asks for when it connects.
+_OLD_SERVER_LACKS = re.compile(r"\bsystem\.settings\b.*\breadonly\b|\breadonly\b.*\bsystem\.settings\b",
+                               re.IGNORECASE | re.DOTALL)  # fmt: skip
+_VERSION_CALL = re.compile(rb"\bversion\(\s*\)", re.IGNORECASE)
 
 
 def exception_block(message: bytes, tag: str) -> bytes:
@@ -1130,6 +1159,7 @@ class StandinServer(ThreadingHTTPServer):
         self.password = password
         self.control_prefix = f"{CONTROL_PREFIX}{control_token or secrets.token_urlsafe(24)}/"
         self.faults = _Faults()
+        self.pretend_version: str | None = None  # answer like this old server (see above)
         self.display_name = socket.gethostname()
         self.verbose = verbose
         self._record_path = record_path
@@ -1265,6 +1295,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
         elif action == "clear_faults" and self.command == "POST":
             server.faults.clear()
+        elif action == "pretend_version" and self.command == "POST":
+            server.pretend_version = params.get("version") or None
         elif action == "faults":
             answer = server.faults.pending()
         elif action == "requests":
@@ -1496,6 +1528,12 @@ class _Query:
             self._send_auth_failure(user)
             return
         self.encoding = encoding  # from here on, errors come through the compressed output too
+        pretend = self.server.pretend_version
+        if pretend and kind != "INSERT":
+            if _OLD_SERVER_LACKS.search(sql_text):
+                raise OldServerError.old(47, "Unknown identifier: readonly")
+            text = _VERSION_CALL.sub(f"'{pretend}'".encode(), text)
+            sql_text = text.decode("utf-8", "replace")
 
         if not sql_text.strip():
             raise ClickHouseError.make(62, "Empty query", "SYNTAX_ERROR")
@@ -1785,6 +1823,9 @@ def main(argv: list[str] | None = None) -> int:
         "--record", type=Path, default=None, help="append every request as JSON lines"
     )
     parser.add_argument("--ignore-stdin", action="store_true", help="do not stop when stdin ends")
+    parser.add_argument(
+        "--pretend-version", default=None, help="answer like an old server of this version"
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -1805,6 +1846,7 @@ def main(argv: list[str] | None = None) -> int:
         tls=tls,
         verbose=args.verbose,
     )
+    server.pretend_version = args.pretend_version
     stop = threading.Event()
     # chdb installs its own SIGTERM handler; ours replaces it so that a stop is quick and clean.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -2059,6 +2101,10 @@ class ClickHouseHttpServer:
 
     def clear_faults(self) -> None:
         self._control("POST", "clear_faults")
+
+    def pretend_version(self, version: str | None) -> None:
+        """Answer like an old ClickHouse of ``version`` from now on (None: like itself)."""
+        self._control("POST", "pretend_version", {"version": version or ""})
 
     def pending_faults(self) -> list[dict[str, Any]]:
         return self._control("GET", "faults")
