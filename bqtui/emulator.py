@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import os
 import signal
 import socket
@@ -29,7 +30,10 @@ except ImportError:  # Windows: concurrent installs are simply not guarded there
     fcntl = None
 
 # duckdb 2.x breaks insertAll after tabledata.list; numpy is an undeclared dependency.
-EMULATOR_REQUIREMENTS = ("bqemulator==1.4.0", "duckdb==1.5.6", "numpy")
+EMULATOR_REQUIREMENTS = ("bqemulator==1.4.0", "duckdb==1.5.6", "numpy==2.4.6")
+# Their whole environment, pinned with hashes (scripts/lock rebuilds it): a new release of
+# anything the emulator pulls in cannot change the tests or the demo.
+EMULATOR_LOCK = Path(__file__).with_name("emulator-requirements.txt")
 VENV_ENV_VAR = "BQTUI_BQEMULATOR_VENV"
 
 _INSTALLED_MARKER = ".bqtui-installed"
@@ -63,10 +67,10 @@ def ensure_installed(venv_dir: Path | None = None, log: Callable[[str], object] 
             _run([sys.executable, "-m", "venv", str(venv_dir)], "create the emulator virtualenv")
         log(f"Installing {' '.join(EMULATOR_REQUIREMENTS)} (about a minute the first time)")
         _run(
-            [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet"]
-            + list(EMULATOR_REQUIREMENTS),
+            [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
+             "--require-hashes", "-r", str(EMULATOR_LOCK)],
             "install the BigQuery emulator",
-        )
+        )  # fmt: skip
         (venv_dir / _INSTALLED_MARKER).write_text(_requirements_record())
     return python
 
@@ -154,7 +158,9 @@ def _venv_python(venv_dir: Path) -> Path:
 
 
 def _requirements_record() -> str:
-    return "\n".join(EMULATOR_REQUIREMENTS) + "\n"
+    """What the venv was installed from: a changed lock file reinstalls it."""
+    digest = hashlib.sha256(EMULATOR_LOCK.read_bytes()).hexdigest()
+    return "\n".join(EMULATOR_REQUIREMENTS) + f"\nlock sha256 {digest}\n"
 
 
 def _is_installed(venv_dir: Path, python: Path) -> bool:
