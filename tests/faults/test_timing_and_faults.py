@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from google.cloud import bigquery
 
-from tests.faults.conftest import PROJECT, T0, World, iso, wait_for
+from tests.faults.conftest import PROJECT, T0, World, iso, kill_tree, wait_for
 from tests.harness.bq_proxy import (
     BACKEND_ERROR,
     DROP_AFTER,
@@ -211,12 +211,38 @@ def test_a_busy_embedded_engine_is_busy_not_a_failure(events_world: World):
 
 def test_sigkill_while_waiting_for_the_engine_leaves_nothing(events_world: World):
     """Killed while another process holds the engine: the next run is not blocked."""
+    import subprocess
+    import sys
+
+    from tests.faults.conftest import _CHDB_SCRIPT
+
     world = events_world
-    runner = world.start("--run-all", BQTUI_ENGINE_WAIT=60)
-    time.sleep(1.0)
-    runner.send_signal(signal.SIGKILL)
-    runner.communicate(timeout=30)
-    assert world.bqtui("--run-all").code == 0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _CHDB_SCRIPT, world.source_dsn, "hold", "null"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    runner = None
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        runner = world.start("--run-all", BQTUI_ENGINE_WAIT=60)
+        # The runner takes the export's lock, then waits for the engine the holder has open.
+        wait_for(lambda: world.sql("SELECT pid FROM locks") == [(runner.pid,)])
+        time.sleep(1.5)
+        assert runner.poll() is None, runner.communicate()
+        assert world.sql("SELECT count(*) FROM windows") == [(0,)]  # still waiting
+        runner.send_signal(signal.SIGKILL)
+        _, killed_err = runner.communicate(timeout=30)
+        assert runner.returncode == -signal.SIGKILL
+        assert "Exporting" not in killed_err, killed_err  # killed before the engine was free
+        assert world.sql("SELECT pid FROM locks") == [(runner.pid,)]  # the dead runner's lock
+    finally:
+        if runner is not None and runner.poll() is None:
+            kill_tree(runner)
+        holder.communicate("", timeout=30)
+    after = world.bqtui("--run-all")
+    assert after.code == 0, after.err
+    assert "ev: succeeded, 3/3 windows, 120 rows" in after.out, after.out + after.err
+    assert "Took over from a runner that stopped without finishing" in after.err
     world.assert_exactly_once_and_clean()
 
 

@@ -3,8 +3,9 @@ demo data in the session's embedded ClickHouse, and helpers that drive the scree
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ PROJECT = "bqtui-test"
 
 NOW = DEMO_END + timedelta(minutes=5)
 SIZE = (120, 40)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def fixed_clock() -> datetime:
@@ -59,14 +61,41 @@ def count_rows(fake_google: FakeGoogle, dataset: str, table: str) -> int:
     return next(iter(fake_google.admin_client(PROJECT).query(query).result()))["n"]
 
 
+def _micros(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def ingested_events(dsn: str, start: datetime, end: datetime, team_id: int = 1) -> dict:
+    """The events of a team ingested in [start, end), each uuid with its earliest timestamp
+    (µs since the epoch): worked out here from the raw rows, sharing no SQL with the exporter.
+    A row's ingestion time is its ``inserted_at``, or ``_timestamp`` (seconds) for legacy rows
+    without one."""
+    client = ClickHouseSource(dsn).client
+    rows = client.query(
+        "SELECT toString(uuid), team_id, toUnixTimestamp64Micro(inserted_at), "
+        "toUnixTimestamp(_timestamp), toUnixTimestamp64Micro(timestamp) FROM events"
+    ).result_rows
+    low, high = _micros(start), _micros(end)
+    first: dict[str, int] = {}
+    for uuid, team, inserted_at, legacy_seconds, timestamp in rows:
+        ingested = inserted_at if inserted_at is not None else legacy_seconds * 1_000_000
+        if team == team_id and low <= ingested < high:
+            first[uuid] = min(timestamp, first.get(uuid, timestamp))
+    return first
+
+
 def source_uuids(dsn: str, start: datetime, end: datetime) -> int:
     """Distinct events of team 1 ingested in [start, end): what an events export must land."""
-    return ClickHouseSource(dsn).scalar(
-        "SELECT uniqExact(uuid) FROM events WHERE team_id = 1 AND "
-        "COALESCE(inserted_at, toDateTime64(_timestamp, 6, 'UTC')) "
-        "BETWEEN {start:DateTime64(6, 'UTC')} AND {end:DateTime64(6, 'UTC')} - INTERVAL 1 MICROSECOND",
-        {"start": start, "end": end},
+    return len(ingested_events(dsn, start, end))
+
+
+def events_per_day(dsn: str, start: datetime, end: datetime) -> dict[str, int]:
+    """Those events per day (UTC, ISO) of their earliest timestamp: BigQuery's partitions."""
+    days = Counter(
+        (EPOCH + timedelta(microseconds=first)).date().isoformat()
+        for first in ingested_events(dsn, start, end).values()
     )
+    return dict(sorted(days.items()))
 
 
 def key_json(path: Path) -> dict:

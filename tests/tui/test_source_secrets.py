@@ -44,10 +44,17 @@ async def test_dsn_credentials_live_in_the_keyring_only(db_path, key_file, datas
     async with app.run_test(size=SIZE) as pilot:
         app.push_screen(ExportDetailScreen(export.id))
         await wait_until(pilot, lambda: isinstance(app.screen, ExportDetailScreen))
-        await pilot.pause(0.5)
+        # Until the screen shows the DSN (the run's error names it): then it is there to see.
+        await wait_until(pilot, lambda: "reader@127.0.0.1:1/posthog" in app.export_screenshot(),
+                         timeout=30)  # fmt: skip
         screen_text = app.export_screenshot()
+        await pilot.press("3")  # the Config tab: the DSN as stored
+        await wait_until(pilot, lambda: "Settle" in app.export_screenshot(), timeout=30)
+        config_text = app.export_screenshot()
     assert "reader@127.0.0.1:1/posthog" in screen_text
     assert_no_secret(screen_text)
+    assert "http://reader@127.0.0.1:1/posthog?max_threads=2" in config_text
+    assert_no_secret(config_text)
     for path in db_path.parent.glob(f"{db_path.name}*"):  # the database, its WAL and SHM
         data = path.read_bytes()
         assert PASSWORD.encode() not in data and TOKEN.encode() not in data

@@ -6,9 +6,10 @@ from textual.widgets import Button, DataTable, Sparkline, Static
 from bqtui.cli import main
 from bqtui.tui.screens.detail import ExportDetailScreen
 from bqtui.tui.screens.dialogs import ConfirmDialog
+from tests.conftest import DEMO_END, DEMO_START
 from tests.harness.google import DATA_EDITOR, JOB_USER
 
-from .conftest import PROJECT, SIZE, make_app, wait_until
+from .conftest import PROJECT, SIZE, events_per_day, make_app, wait_until
 
 
 def add_and_run(db_path, fake_google, demo_dsn, tmp_path, dataset: str) -> None:
@@ -51,12 +52,18 @@ async def test_verify_shows_the_days_and_repairs_what_differs(
     app = make_app(db_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_verify(pilot)
+        # Worked out from the raw rows: the three days' distinct events (duplicated rows of a
+        # uuid count once), by the day of their timestamp (late events: days before May 1).
+        expected = events_per_day(demo_dsn, DEMO_START, DEMO_END)
         assert (await verify(pilot, screen)).startswith(
-            "OK: BigQuery holds exactly what ClickHouse holds (5,290 events, through 2024-05-04 "
-            "00:00 UTC)."  # the demo's 5,310 rows hold 5,290 distinct uuids
+            f"OK: BigQuery holds exactly what ClickHouse holds ({sum(expected.values()):,} "
+            "events, through 2024-05-04 00:00 UTC)."
         )
+        days = screen.query_one("#verify-days", DataTable)
+        shown = [tuple(days.get_row_at(i)[:3]) for i in range(days.row_count)]
+        assert shown == [(day, f"{n:,}", f"{n:,}") for day, n in expected.items()]
         per_day = screen.query_one("#verify-source", Sparkline).data
-        assert sum(per_day) == 5290  # late events have days before 2024-05-01 too
+        assert per_day == [float(n) for n in expected.values()]
         assert screen.query_one("#verify-bigquery", Sparkline).data == per_day
         assert screen.query_one("#verify-repair", Button).disabled
 

@@ -3,8 +3,15 @@ unchanged (the real command line, in this process: argparse, the core's checks, 
 
 import json
 import os
+import pwd
+import shutil
 import sqlite3
 import stat
+import subprocess
+import sys
+import tempfile
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 
@@ -156,10 +163,9 @@ def database_bytes(root) -> dict[str, bytes]:
     return files
 
 
-@pytest.mark.parametrize("argv, code, message", CASES, ids=[f"{i:02d}" for i in range(len(CASES))])
-def test_bad_input_is_refused_with_its_message_and_changes_nothing(
-    world, argv, code, message, capsys
-):
+def assert_refused(world, argv, code, message, capsys) -> None:
+    """One bad input through the real command line: its exit code, its exact message (when
+    given), no traceback, and the database byte-for-byte unchanged."""
     before = database_bytes(world)
     argv = [part.replace("{root}", str(world)) for part in argv]
     try:
@@ -176,8 +182,27 @@ def test_bad_input_is_refused_with_its_message_and_changes_nothing(
     assert database_bytes(world) == before
 
 
-def test_at_least_forty_bad_inputs():
-    assert len(CASES) >= 40
+@pytest.mark.parametrize("argv, code, message", CASES, ids=[f"{i:02d}" for i in range(len(CASES))])
+def test_bad_input_is_refused_with_its_message_and_changes_nothing(
+    world, argv, code, message, capsys
+):
+    assert_refused(world, argv, code, message, capsys)
+
+
+def test_at_least_forty_bad_inputs(world, capsys):
+    """At least forty different bad inputs are refused, each with its exact message: every
+    case is run here and only those that pass are counted (not the list's length); a case
+    without a message to check, or with the same input as another, counts once or not."""
+    refused, failed = set(), []
+    for argv, code, message in CASES:
+        try:
+            assert_refused(world, argv, code, message, capsys)
+        except AssertionError as error:
+            failed.append(f"{' '.join(argv)}: {str(error).splitlines()[0]}")
+            continue
+        if message is not None:
+            refused.add(tuple(argv))
+    assert len(refused) >= 40, f"only {len(refused)} bad inputs refused as expected: {failed}"
 
 
 # -- the database file itself -------------------------------------------------------------
@@ -222,13 +247,71 @@ def test_a_database_of_a_newer_bqtui_is_refused(tmp_path):
     assert db.read_bytes() == before
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
-def test_a_read_only_database_says_so(tmp_path):  # pragma: no cover - CI runs as root
-    db = tmp_path / "bqtui.db"
-    Store(db).close()
-    db.chmod(stat.S_IRUSR)
-    code, err = run_list(db)
-    assert code == 2 and "is read-only for this user" in err
+# Runs the CLI as another user: imports it (and, by a first run on a writable copy, every
+# module the command needs) while still root, then drops to that user for the real run.
+# Dropping inside the process, rather than starting the interpreter as that user, works
+# wherever Python and the checkout live: the venv's interpreter may sit under /root, which
+# only root can read.
+_AS_USER = """
+import os, sys
+from bqtui.cli import main
+uid, gid, warm_up, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+assert main([*argv, "--db", warm_up]) == 0  # as root: every import done
+if uid != os.geteuid():
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+assert (os.getuid(), os.geteuid()) == (uid, uid)
+sys.exit(main([*argv, "--db", os.environ["READ_ONLY_DB"]]))
+"""
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """A consistent copy of a database in WAL mode (its log included)."""
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+
+
+def test_a_read_only_database_says_so(world, tmp_path):
+    """A change to a database its user may only read: as root (CI) the CLI runs as the user
+    nobody, root ignoring file permissions. The exact message, and the file unchanged."""
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        uid, gid = nobody.pw_uid, nobody.pw_gid
+    else:
+        uid, gid = os.geteuid(), os.getegid()
+    warm_up = tmp_path / "warm-up.db"
+    copy_database(world / "bqtui.db", warm_up)
+    # Not under tmp_path: pytest keeps root's folders private; the user needs a way in.
+    place = Path(tempfile.mkdtemp(prefix="bqtui-read-only-"))
+    try:
+        place.chmod(0o711)
+        home = place / "home"  # the user's own folder, writable: only the file is read-only
+        home.mkdir(mode=0o700)
+        db = home / "bqtui.db"
+        copy_database(world / "bqtui.db", db)
+        db.chmod(stat.S_IRUSR)
+        os.chown(home, uid, gid)
+        os.chown(db, uid, gid)
+        before = db.read_bytes()
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
+               "LANG": "C.UTF-8", "PYTHON_KEYRING_BACKEND": os.environ["PYTHON_KEYRING_BACKEND"],
+               "BQTUI_DATA_DIR": str(home / "data"), "XDG_DATA_HOME": str(home / "xdg-data"),
+               "XDG_CONFIG_HOME": str(home / "xdg-config"), "READ_ONLY_DB": str(db)}  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", _AS_USER, str(uid), str(gid), str(warm_up), "pause", "ev"],
+            capture_output=True, text=True, cwd=home, env=env, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.strip() == (
+            f"bqtui: The database {db} is read-only for this user (attempt to write a readonly "
+            "database). Make it and its folder writable (chmod u+w), or use another file with "
+            "--db."
+        )
+        assert db.read_bytes() == before
+        assert not Store(warm_up).require_export("ev").enabled  # the warm-up did pause it
+    finally:
+        shutil.rmtree(place)
 
 
 def test_an_unwritable_place_for_the_database_says_what_to_do(tmp_path):

@@ -6,13 +6,14 @@ tests pin the mechanism: grouping, exact per-window bookkeeping, earlier MERGEs,
 
 import uuid as uuids
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bqtui.bigquery import BigQueryDestination, JobOutcome
+from bqtui.bigquery import JobOutcome, TablePlan
 from bqtui.config import ExportConfig, Interval
 from bqtui.errors import TransientJobFailure
 from bqtui.locks import ExportLock
@@ -70,27 +71,42 @@ class FakeSource:
 
 
 class FakeJob:
-    def __init__(self, job_id: str, stage: str):
-        self.job_id, self.stage = job_id, stage
+    def __init__(self, job_id: str, stage: str, merge=None):
+        self.job_id, self.stage, self.merge = job_id, stage, merge
+
+
+@dataclass(frozen=True)
+class FakeMerge:
+    """What a submitted MERGE is to do once it runs."""
+
+    plan: TablePlan
+    stage_ref: str
+    model: object
+    timestamp_range: tuple[datetime, datetime] | None
 
 
 class FakeDestination:
-    """Tables as lists of rows; an insert-only MERGE by uuid (the events model)."""
+    """Tables as lists of rows; an insert-only MERGE by uuid (the events model) that matches
+    stored rows only inside the timestamp range it is given, as BigQuery's MERGE does."""
 
     def __init__(self):
         self.tables: dict[str, list[dict]] = {}
         self.jobs: dict[str, str] = {}  # job id → done | failed
         self.loads: list[str] = []
         self.merges: list[str] = []
+        self.merge_ranges: list[tuple[datetime, datetime] | None] = []
         self.fail_loads: set[str] = set()
 
     def table_ref(self, dataset_id: str, table_id: str) -> str:
         return f"p.{dataset_id}.{table_id}"
 
     def prepare_table(self, dataset_id, table_id, model, json_type):
+        """A new table of the model's fields: the plan is every field, none stored as JSON."""
         ref = self.table_ref(dataset_id, table_id)
+        created = ref not in self.tables
         self.tables.setdefault(ref, [])
-        return BigQueryDestination._plan(ref, model.schema(json_type), model, json_type, False)
+        fields = [f for f in model.fields if not f.optional]
+        return TablePlan(ref, fields, set(), [], created)
 
     def create_stage_table(self, plan, stage_table_id: str) -> str:
         ref = self.table_ref(plan.table_ref.split(".")[1], stage_table_id)
@@ -107,12 +123,37 @@ class FakeDestination:
 
     def submit_merge(self, plan, stage_ref, model, job_id, labels, timestamp_range=None):
         self.merges.append(job_id)
-        return FakeJob(job_id, stage_ref)
+        self.merge_ranges.append(timestamp_range)
+        return FakeJob(job_id, stage_ref, FakeMerge(plan, stage_ref, model, timestamp_range))
 
     def wait_for(self, job, doing, dataset_id):
-        final = self.tables["p.ds.events"]
-        present = {row["uuid"] for row in final}
-        final.extend(row for row in self.tables[job.stage] if row["uuid"] not in present)
+        """Run the MERGE: one staged row per key; a stored row with that key matches only
+        when its partition column lies in the range (BETWEEN: both ends included); what
+        matches nothing is inserted (insert-only: a match is left as it is)."""
+        merge: FakeMerge = job.merge
+        model = merge.model
+        assert model.insert_only, "this fake merges insert-only models (events) only"
+        final = self.tables[merge.plan.table_ref]
+        names = [f.name for f in merge.plan.fields]
+        partition = model.partition_field if model.partition_field in names else None
+
+        def key(row: dict) -> tuple:
+            return tuple(row[k] for k in model.merge_key)
+
+        def in_range(row: dict) -> bool:
+            if merge.timestamp_range is None or partition is None:
+                return True
+            low, high = merge.timestamp_range
+            return low <= row[partition] <= high
+
+        staged = {}
+        for row in self.tables[merge.stage_ref]:
+            staged.setdefault(key(row), row)
+        present = {key(row) for row in final if in_range(row)}
+        final.extend(
+            {name: row.get(name) for name in names}
+            for row in staged.values() if key(row) not in present
+        )  # fmt: skip
         self.jobs[job.job_id] = "done"
         return job
 
@@ -169,6 +210,22 @@ def test_consecutive_windows_share_one_load_and_merge_and_keep_exact_counts(stor
         u for u, _ in source.events
     )
     assert [t for t in destination.tables if "stage" in t] == []  # dropped after the MERGE
+
+
+def test_a_window_exported_again_merges_onto_its_rows_without_copies(store):
+    """A repair re-exports a done window whose rows are in the table but one: the MERGE's
+    timestamp range spans every staged row, so the stored rows match and only the lost one
+    is inserted."""
+    source, destination = FakeSource([3, 2]), FakeDestination()
+    export, runner = make(store, source, destination)
+    windows = [w for w in runner.due(export) if w.start < T0 + timedelta(hours=2)]
+    assert runner.run_export(export, windows=windows).status == "succeeded"
+    final = destination.tables["p.ds.events"]
+    final.remove(next(row for row in final if row["timestamp"] == T0 + timedelta(minutes=1)))
+    result = runner.run_export(export, windows=windows[:1], trigger="repair")
+    assert (result.status, result.rows) == ("succeeded", 3)
+    assert destination.merge_ranges[-1] == (T0, T0 + timedelta(minutes=2))
+    assert sorted(r["uuid"] for r in final) == sorted(u for u, _ in source.events)  # once each
 
 
 def test_a_group_is_cut_at_its_row_limit(store, monkeypatch):
