@@ -32,7 +32,7 @@ os.environ["BQTUI_DATA_DIR"] = str(WORK / "data")
 os.environ.setdefault("BQTUI_BQEMULATOR_VENV", str(ROOT / ".bqemu-venv"))
 sys.path.insert(0, str(ROOT))
 
-from bqtui.emulator import default_venv_dir, ensure_installed, start_emulator  # noqa: E402
+from bqtui.demo.emulator import default_venv_dir, ensure_installed, start_emulator  # noqa: E402
 from tests.harness.google import DATA_EDITOR, JOB_USER, FakeGoogle  # noqa: E402
 
 PROJECT = "bench"
@@ -41,8 +41,8 @@ START = datetime(2024, 4, 1, tzinfo=UTC)
 
 SEED = """
 import sys
-from bqtui import demo_data
-from bqtui.source import ClickHouseSource
+from bqtui.demo import data as demo_data
+from bqtui.source.clickhouse import ClickHouseSource
 dsn, hours, per_hour = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 with ClickHouseSource(dsn) as source:
     demo_data.create_source_tables(source.client)

@@ -118,7 +118,7 @@ def chdb_dir(data_dir: Path, rows: int) -> Path:
 def child_generate(args) -> None:
     import clickhouse_connect
 
-    from bqtui.demo_data import generate_bulk_events
+    from bqtui.demo.data import generate_bulk_events
 
     path = Path(args.chdb_dir)
     client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
@@ -230,9 +230,9 @@ def instrument_bqtui(stages: Stages, prefetch: bool = False) -> None:
 
     import pyarrow.parquet as pq
 
-    from bqtui import encode
     from bqtui.models.events import EVENTS
-    from bqtui.source import ClickHouseSource
+    from bqtui.pipeline import encode
+    from bqtui.source.clickhouse import ClickHouseSource
 
     if prefetch:
         _patch_prefetch()
@@ -296,7 +296,7 @@ def _patch_prefetch(depth: int = 3) -> None:
     import queue
     import threading
 
-    from bqtui import source as source_module
+    from bqtui.source import clickhouse as source_module
 
     original = source_module.ClickHouseSource.stream
     done = object()
@@ -355,11 +355,11 @@ def child_bqtui_http(args) -> None:
 
 
 def child_bqtui_encode(args, prefetch: bool, source_dsn: str | None = None) -> None:
-    from bqtui.config import ExportConfig
-    from bqtui.encode import write_parquet_files
+    from bqtui.core.config import ExportConfig
     from bqtui.models.events import EVENTS
-    from bqtui.runner import _BatchCounter
-    from bqtui.source import ClickHouseSource
+    from bqtui.pipeline.encode import write_parquet_files
+    from bqtui.pipeline.runner import _BatchCounter
+    from bqtui.source.clickhouse import ClickHouseSource
 
     stages = Stages()
     instrument_bqtui(stages, prefetch)
@@ -413,14 +413,14 @@ def child_bqtui_encode(args, prefetch: bool, source_dsn: str | None = None) -> N
 def child_bqtui_e2e(args) -> None:
     from google.cloud import bigquery as bq
 
-    from bqtui import bigquery as bigquery_module
-    from bqtui import secrets
-    from bqtui.config import ExportConfig, Interval, Model, validate_export
-    from bqtui.demo import DEMO_PROJECT, DemoTokenEndpoint, _demo_key, use_demo_keyring
-    from bqtui.runner import ExportRunner
-    from bqtui.schedule import Window
-    from bqtui.source import ClickHouseSource
-    from bqtui.store import Store
+    from bqtui.core.config import ExportConfig, Interval, Model, validate_export
+    from bqtui.demo.environment import DEMO_PROJECT, DemoTokenEndpoint, _demo_key, use_demo_keyring
+    from bqtui.destination import bigquery as bigquery_module
+    from bqtui.pipeline.runner import ExportRunner
+    from bqtui.source.clickhouse import ClickHouseSource
+    from bqtui.state import secrets
+    from bqtui.state.store import Store
+    from bqtui.state.windows import Window
 
     stages = Stages()
     instrument_bqtui(stages)
@@ -497,7 +497,7 @@ def child_bqtui_e2e(args) -> None:
         if result.status != "succeeded":
             raise SystemExit(f"e2e export {result.status}: {result.error}")
         # Untimed: check what arrived, then drop the table to keep the emulator small.
-        from bqtui.keyfile import parse_key_text
+        from bqtui.destination.keyfile import parse_key_text
 
         destination = destination_class(parse_key_text(json.dumps(key)), endpoint=args.emulator_url)
         table_ref = f"{DEMO_PROJECT}.{EMULATOR_DATASET}.{table_id}"
@@ -707,9 +707,9 @@ def ensure_data(rows: int, data_dir: Path, log_file: Path, rss_cap_mb: float) ->
 
 
 def write_spec(data_dir: Path, json_type: bool) -> Path:
-    from bqtui.config import ExportConfig
+    from bqtui.core.config import ExportConfig
     from bqtui.models.events import EVENTS
-    from bqtui.source import STREAM_SETTINGS
+    from bqtui.source.clickhouse import STREAM_SETTINGS
 
     export = ExportConfig(
         name="bench", dataset_id="bench", table_id="events", team_id=TEAM_ID, json_type=json_type
@@ -756,10 +756,10 @@ def ensure_dlt_venv(log_file: Path) -> str:
 def start_emulator_for_bench(data_dir: Path):
     import json as _json
 
-    from bqtui.bigquery import BigQueryDestination
-    from bqtui.demo import DEMO_PROJECT, DemoTokenEndpoint, _demo_key
-    from bqtui.emulator import ensure_installed, start_emulator
-    from bqtui.keyfile import parse_key_text
+    from bqtui.demo.emulator import ensure_installed, start_emulator
+    from bqtui.demo.environment import DEMO_PROJECT, DemoTokenEndpoint, _demo_key
+    from bqtui.destination.bigquery import BigQueryDestination
+    from bqtui.destination.keyfile import parse_key_text
 
     if "BQTUI_BQEMULATOR_VENV" not in os.environ and (ROOT / ".bqemu-venv").exists():
         os.environ["BQTUI_BQEMULATOR_VENV"] = str(ROOT / ".bqemu-venv")

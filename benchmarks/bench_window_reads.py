@@ -20,63 +20,102 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import chdb
+from clickhouse_connect.driver.binding import bind_query
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bqtui.config import ExportConfig  # noqa: E402
-from bqtui.demo_data import SOURCE_DDL  # noqa: E402
+from bqtui.core.config import ExportConfig  # noqa: E402
+from bqtui.demo.data import SOURCE_DDL  # noqa: E402
 from bqtui.models import get_model  # noqa: E402
-from bqtui.source import STREAM_SETTINGS, with_settings  # noqa: E402
+from bqtui.source.clickhouse import STREAM_SETTINGS, with_settings  # noqa: E402
 
 WINDOW = (datetime(2024, 4, 29, 12, 0, tzinfo=UTC), datetime(2024, 4, 29, 12, 5, tzinfo=UTC))
 HISTORY_END = datetime(2024, 4, 30, tzinfo=UTC)
 DAYS_PER_BASE = 2
 
 
-def generate(connection, rows: int, days: int) -> None:
+# Event properties, an SQL expression over ``number`` (the event's index) and ``t`` (its time).
+PROPERTIES = "concat('{\"$current_url\": \"https://example.com/', toString(number % 1000), '\"}')"
+USERS = 5000  # distinct ids: event ``number`` is of user ``number % USERS``
+
+
+def generate(
+    connection, rows: int, days: int, *, team_id: int = 1, properties: str = PROPERTIES
+) -> None:
+    """``rows`` events of ``team_id`` at an even rate over the ``days`` before HISTORY_END,
+    each ingested 0–19 s after its timestamp. Call ``optimize`` once all teams are in."""
     connection.query(SOURCE_DDL["events"].format(table="events"))
-    seconds = days * 86400
-    first = (HISTORY_END - timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S")
     connection.query(
         "INSERT INTO events SELECT generateUUIDv4(), if(number % 5 = 0, 'signed_up', "
-        "'$pageview'), concat('{\"$current_url\": \"https://example.com/', toString(number % "
-        "1000), '\"}'), t, 1, toString(number % 5000), '', t, generateUUIDv4(), "
-        "t + toIntervalSecond(number % 20), toDateTime(t + toIntervalSecond(number % 20)) "
-        f"FROM (SELECT number, toDateTime64('{first}', 6, 'UTC') + "
-        f"toIntervalSecond(intDiv(number * {seconds}, {rows})) AS t FROM numbers({rows}))"
+        f"'$pageview'), {properties}, t, {team_id}, toString(number % {USERS}), '', t, "
+        "generateUUIDv4(), t + toIntervalSecond(number % 20), "
+        "toDateTime(t + toIntervalSecond(number % 20)) "
+        f"FROM (SELECT number, {event_time('number', rows, days)} AS t FROM numbers({rows}))"
     )
+
+
+def event_time(number: str, rows: int, days: int) -> str:
+    """The timestamp ``generate`` gives event ``number`` of ``rows`` over ``days``."""
+    first = (HISTORY_END - timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        f"toDateTime64('{first}', 6, 'UTC') + "
+        f"toIntervalSecond(intDiv({number} * {days * 86400}, {rows}))"
+    )
+
+
+def optimize(connection) -> None:
     connection.query("OPTIMIZE TABLE events FINAL")
 
 
-def measure(connection, runs: int = 5) -> dict:
-    export = ExportConfig(name="bench", dataset_id="d", table_id="t")
+def add_inserted_at_index(connection) -> None:
+    """The minmax skip index on inserted_at that ``bqtui check`` suggests, materialised."""
+    connection.query(
+        "ALTER TABLE events ADD INDEX bqtui_inserted_at inserted_at TYPE minmax GRANULARITY 1"
+    )
+    connection.query(
+        "ALTER TABLE events MATERIALIZE INDEX bqtui_inserted_at SETTINGS mutations_sync = 2"
+    )
+
+
+def read_stats(connection, sql: str, parameters: dict, runs: int = 5, keep: bool = False) -> dict:
+    """Run a model's query (its build_query text, its query_parameters) ``runs`` times as the
+    embedded source does (parameters bound server-side, Arrow batches): rows exported, what
+    the last run read from storage by the engine's own count, and (``keep``) its batches."""
     # The query condition cache would remember the first run's granules and hide the scan.
     settings = {**STREAM_SETTINGS, "use_query_condition_cache": 0}
-    sql = with_settings(get_model("events").build_query(export), settings)
-    parameters = {
-        "team_id": 1,
-        "window_start": WINDOW[0].strftime("%Y-%m-%d %H:%M:%S"),
-        "window_end": WINDOW[1].strftime("%Y-%m-%d %H:%M:%S"),
-    }
+    bound, bound_parameters = bind_query(sql, parameters, UTC)
+    chdb_parameters = {k.removeprefix("param_"): v for k, v in bound_parameters.items()}
     seen: list[dict] = []
     connection.set_progress_callback(seen.append)
-    times, rows = [], 0
+    times, batches = [], []
     try:
         for _ in range(runs):
+            seen.clear()
             started = time.perf_counter()
-            result = connection.send_query(sql, "Arrow", params=parameters)
-            rows = sum(b.num_rows for b in result.record_batch(rows_per_batch=65536))
+            result = connection.send_query(
+                with_settings(bound, settings), "Arrow", params=chdb_parameters
+            )
+            batches = list(result.record_batch(rows_per_batch=65536))
             result.close()
             times.append(time.perf_counter() - started)
     finally:
         connection.set_progress_callback(None)
+    last = seen[-1] if seen else {}
     return {
-        "exported": rows,
-        "read_rows": seen[-1]["read_rows"],
-        "read_bytes": seen[-1]["read_bytes"],
+        "exported": sum(b.num_rows for b in batches),
+        "read_rows": int(last.get("read_rows") or 0),
+        "read_bytes": int(last.get("read_bytes") or 0),
         "ms": statistics.median(times) * 1000,
+        "batches": batches if keep else None,
     }
+
+
+def measure(connection, runs: int = 5) -> dict:
+    export = ExportConfig(name="bench", dataset_id="d", table_id="t")
+    model = get_model("events")
+    parameters = model.query_parameters(export, *WINDOW)
+    return read_stats(connection, model.build_query(export), parameters, runs)
 
 
 def main() -> int:
@@ -93,18 +132,12 @@ def main() -> int:
             rows = args.base * factor
             started = time.monotonic()
             generate(connection, rows, DAYS_PER_BASE * factor)
+            optimize(connection)
             print(f"<!-- {rows:,} rows generated in {time.monotonic() - started:.0f} s -->",
                   file=sys.stderr)  # fmt: skip
             for indexed in (False, True):
                 if indexed:
-                    connection.query(
-                        "ALTER TABLE events ADD INDEX bqtui_inserted_at inserted_at "
-                        "TYPE minmax GRANULARITY 1"
-                    )
-                    connection.query(
-                        "ALTER TABLE events MATERIALIZE INDEX bqtui_inserted_at "
-                        "SETTINGS mutations_sync = 2"
-                    )
+                    add_inserted_at_index(connection)
                 m = measure(connection)
                 print(f"| {rows:,} ({factor}×, {DAYS_PER_BASE * factor} days) | "
                       f"{'yes' if indexed else 'no'} | "

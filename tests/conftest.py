@@ -38,7 +38,7 @@ def chdb_dsn_for(chdb_path):
     """A DSN for a named database inside the session's embedded ClickHouse."""
 
     def dsn(database: str) -> str:
-        from bqtui.source import ClickHouseSource
+        from bqtui.source.clickhouse import ClickHouseSource
 
         root = ClickHouseSource(f"chdb://{chdb_path}")
         root.client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
@@ -55,8 +55,8 @@ DEMO_END = datetime(2024, 5, 4, tzinfo=UTC)
 @pytest.fixture(scope="session")
 def demo_dsn(chdb_dsn_for) -> str:
     """Read-only demo data shared by the tests that do not change their source."""
-    from bqtui import demo_data
-    from bqtui.source import ClickHouseSource
+    from bqtui.demo import data as demo_data
+    from bqtui.source.clickhouse import ClickHouseSource
 
     dsn = chdb_dsn_for("demo")
     client = ClickHouseSource(dsn).client

@@ -1,10 +1,13 @@
-"""The export models: one module each, the same shape each (see ``base.ExportModel``)."""
+"""The export models (events, persons, sessions): one module each, the same shape each (see
+``base.ExportModel``): fields, ClickHouse query, merge rules.
 
-from ..config import Model
-from .base import ExportModel, ModelField
-from .events import EVENTS
-from .persons import PERSONS
-from .sessions import SESSIONS
+May import: core."""
+
+from bqtui.core.config import Model
+from bqtui.models.base import ExportModel, ModelField
+from bqtui.models.events import EVENTS
+from bqtui.models.persons import PERSONS
+from bqtui.models.sessions import SESSIONS
 
 MODELS: dict[Model, ExportModel] = {
     Model.EVENTS: EVENTS,

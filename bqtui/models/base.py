@@ -7,7 +7,7 @@ from datetime import datetime
 import pyarrow as pa
 from google.cloud.bigquery import SchemaField
 
-from ..config import ExportConfig, Model
+from bqtui.core.config import ExportConfig, Model
 
 # The export window's bounds, as server-side query parameters.
 WINDOW_PARAMETERS = "{window_start:DateTime64(6, 'UTC')}", "{window_end:DateTime64(6, 'UTC')}"

@@ -4,9 +4,9 @@ import json
 
 import pyarrow as pa
 
-from ..config import ExportConfig, Model
-from ..json_text import suspicious_rows
-from .base import INGESTED_AT, ExportModel, ModelField, ingested_in_window
+from bqtui.core.config import ExportConfig, Model
+from bqtui.models.base import INGESTED_AT, ExportModel, ModelField, ingested_in_window
+from bqtui.models.json_text import suspicious_rows
 
 FIELDS = (
     ModelField("uuid", "STRING", repetitive=False),

@@ -1,7 +1,7 @@
 """Persons: one row per (team_id, distinct_id) with the latest person and mapping versions."""
 
-from ..config import ExportConfig, Model
-from .base import WINDOW_PARAMETERS, ExportModel, ModelField
+from bqtui.core.config import ExportConfig, Model
+from bqtui.models.base import WINDOW_PARAMETERS, ExportModel, ModelField
 
 FIELDS = (
     ModelField("team_id", "INT64"),

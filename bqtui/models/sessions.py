@@ -7,9 +7,15 @@ decides a MERGE is end_timestamp.
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..config import ExportConfig, Model
-from .base import INGESTED_AT, PARSEABLE_PROPERTIES, WINDOW_PARAMETERS, ExportModel, ModelField
-from .channel_type import channel_type_sql
+from bqtui.core.config import ExportConfig, Model
+from bqtui.models.base import (
+    INGESTED_AT,
+    PARSEABLE_PROPERTIES,
+    WINDOW_PARAMETERS,
+    ExportModel,
+    ModelField,
+)
+from bqtui.models.channel_type import channel_type_sql
 
 FIELDS = (
     ModelField("session_id", "STRING"),

@@ -10,22 +10,22 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from ..config import ExportConfig
-from ..errors import BqtuiError, ConfigError
-from ..export_setup import remove_export
-from ..paths import default_db_path
-from ..runner import ExportRunner
-from ..store import Store, utcnow
-from .messages import AutorunDone
-from .screens.backfill import BackfillDialog
-from .screens.check import PermissionCheckScreen
-from .screens.detail import ExportDetailScreen
-from .screens.dialogs import ConfirmDialog, MessageDialog
-from .screens.edit import EditExportScreen
-from .screens.help import HelpScreen
-from .screens.home import HomeScreen
-from .screens.run import RunScreen
-from .screens.wizard.screen import NewExportScreen
+from bqtui.core.config import ExportConfig
+from bqtui.core.errors import BqtuiError, ConfigError
+from bqtui.core.paths import default_db_path
+from bqtui.ops.export_setup import remove_export
+from bqtui.pipeline.runner import ExportRunner
+from bqtui.state.store import Store, utcnow
+from bqtui.tui.messages import AutorunDone
+from bqtui.tui.screens.backfill import BackfillDialog
+from bqtui.tui.screens.check import PermissionCheckScreen
+from bqtui.tui.screens.detail import ExportDetailScreen
+from bqtui.tui.screens.dialogs import ConfirmDialog, MessageDialog
+from bqtui.tui.screens.edit import EditExportScreen
+from bqtui.tui.screens.help import HelpScreen
+from bqtui.tui.screens.home import HomeScreen
+from bqtui.tui.screens.run import RunScreen
+from bqtui.tui.screens.wizard.screen import NewExportScreen
 
 Clock = Callable[[], datetime]
 AUTORUN_SECONDS = 60.0
@@ -51,7 +51,7 @@ class BqtuiApp(App[None]):
     ):
         super().__init__()
         self.store = store
-        self.demo = demo  # a bqtui.demo.DemoEnvironment, or None
+        self.demo = demo  # a bqtui.demo.environment.DemoEnvironment, or None
         self.clock = clock
         self.browse_from = Path(browse_from) if browse_from else Path.cwd()
         self.cursor_blink = cursor_blink

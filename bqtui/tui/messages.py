@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from textual.message import Message
 
-from ..permission_check import CheckReport
-from ..runner import LogEvent, ProgressEvent, RunResult, WindowFinished
+from bqtui.ops.permission_check import CheckReport
+from bqtui.pipeline.runner import LogEvent, ProgressEvent, RunResult, WindowFinished
 
 
 @dataclass
@@ -73,7 +73,7 @@ class TableSchemaChecked(Message):
 class VerifyDone(Message):
     """A verify (or a repair, then a verify) finished: its report, or why it could not run."""
 
-    report: object | None  # bqtui.verify.VerifyReport
+    report: object | None  # bqtui.ops.verify.VerifyReport
     error: str | None = None
     repaired: dict | None = None
 

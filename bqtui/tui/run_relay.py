@@ -10,8 +10,8 @@ import threading
 
 from textual.message_pump import MessagePump
 
-from ..runner import LogEvent, ProgressEvent, RunFinished, RunResult, WindowFinished
-from .messages import RunCompleted, RunLogLines, RunProgressed, RunWindowsFinished
+from bqtui.pipeline.runner import LogEvent, ProgressEvent, RunFinished, RunResult, WindowFinished
+from bqtui.tui.messages import RunCompleted, RunLogLines, RunProgressed, RunWindowsFinished
 
 FLUSH_INTERVAL = 0.1  # seconds: a live log without re-rendering for every line
 

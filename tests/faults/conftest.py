@@ -30,8 +30,8 @@ LATER = T0 + timedelta(hours=HOURS, minutes=2)  # "now": those windows have ende
 # path and process), exactly as cron and the TUI share one on a user's machine.
 _CHDB_SCRIPT = """
 import json, sys
-from bqtui import demo_data
-from bqtui.source import ClickHouseSource
+from bqtui.demo import data as demo_data
+from bqtui.source.clickhouse import ClickHouseSource
 dsn, action, arg = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 with ClickHouseSource(dsn) as source:
     client = source.client

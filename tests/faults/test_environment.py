@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bqtui.dsn import redact_dsn
+from bqtui.source.dsn import redact_dsn
 from tests.faults.conftest import BQTUI, HOURS, PER_HOUR, Result, World
 from tests.harness.clickhouse_http import ClickHouseHttpServer
 
@@ -246,7 +246,7 @@ def test_an_old_server_is_named_with_its_version_and_the_oldest_supported(
      ("22.8.20.11-lts", False), ("26.9.2.1", False), ("", False), ("unknown", False)],
 )  # fmt: skip
 def test_the_oldest_supported_version_is_22_6(version, refused):
-    from bqtui.source import _old_server
+    from bqtui.source.clickhouse import _old_server
 
     said = _old_server("http://reader:pw@ch:8123/db", version)
     assert bool(said) is refused

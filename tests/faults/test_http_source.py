@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from bqtui.dsn import redact_dsn
+from bqtui.source.dsn import redact_dsn
 from tests.faults.conftest import World
 from tests.harness.ca import make_test_pki
 from tests.harness.clickhouse_http import ClickHouseHttpServer

@@ -114,7 +114,7 @@ def test_the_lock_is_renewed_while_the_run_waits_for_the_engine(events_world: Wo
 
 _HOLD = """
 import sys
-from bqtui.source import ClickHouseSource
+from bqtui.source.clickhouse import ClickHouseSource
 with ClickHouseSource(sys.argv[1]) as source:
     source.open()
     print("holding", flush=True)

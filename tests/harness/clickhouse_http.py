@@ -1777,7 +1777,7 @@ def seed_demo(path: Path, database: str) -> None:
     """The source tables and the project's deterministic demo data (seed 42, 2024-05-01..04)."""
     import clickhouse_connect
 
-    from bqtui import demo_data
+    from bqtui.demo import data as demo_data
 
     admin = clickhouse_connect.get_client(dsn=f"chdb://{path}")
     try:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bqtui.emulator import (
+from bqtui.demo.emulator import (
     Emulator,
     EmulatorError,
     default_venv_dir,

@@ -1,4 +1,4 @@
-"""bqtui.emulator: installing and running bqemulator."""
+"""bqtui.demo.emulator: installing and running bqemulator."""
 
 import json
 import stat
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bqtui import emulator
-from bqtui.emulator import EmulatorError, default_venv_dir, ensure_installed, start_emulator
+from bqtui.demo import emulator
+from bqtui.demo.emulator import EmulatorError, default_venv_dir, ensure_installed, start_emulator
 
 
 def fake_venv(venv_dir: Path, python_script: str) -> Path:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bqtui import demo_data
 from bqtui.cli import main
-from bqtui.source import ClickHouseSource
-from bqtui.store import Store
+from bqtui.demo import data as demo_data
+from bqtui.source.clickhouse import ClickHouseSource
+from bqtui.state.store import Store
 from tests.harness.google import DATA_EDITOR, JOB_USER, FakeGoogle, ServiceAccount, unique_id
 
 PROJECT = "bqtui-test"

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
-from bqtui.store import Store
+from bqtui.state.store import Store
 
 HOUR = timedelta(hours=1)
 DEMO_SPAN = timedelta(days=2)  # the demo's data: the two days up to the hour it is made

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
-from bqtui.source import ClickHouseSource
-from bqtui.store import Store
+from bqtui.source.clickhouse import ClickHouseSource
+from bqtui.state.store import Store
 from tests.conftest import DEMO_END, DEMO_START
 from tests.harness.bq_proxy import BACKEND_ERROR, INTERNAL_ERROR
 from tests.integration.conftest import PROJECT, add_export, run_cli
@@ -377,7 +377,7 @@ def test_table_stage_and_jobs_are_made_as_bigquery_expects(db_path, destination,
 
 
 def test_run_all_exports_every_due_window_and_reports(db_path, destination, fresh_source, capsys):
-    from bqtui import demo_data
+    from bqtui.demo import data as demo_data
 
     now = datetime.now(UTC)
     start = (now - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -397,8 +397,8 @@ def test_run_all_exports_every_due_window_and_reports(db_path, destination, fres
 
 
 def test_cancel_stops_at_a_safe_point_with_nothing_half_written(db_path, destination, demo_dsn):
-    from bqtui.runner import CancelToken, ExportRunner, LogEvent
-    from bqtui.schedule import windows_between
+    from bqtui.pipeline.runner import CancelToken, ExportRunner, LogEvent
+    from bqtui.state.windows import windows_between
 
     export = add_export(db_path, destination, demo_dsn)
     store = Store(db_path)

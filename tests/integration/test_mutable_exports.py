@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bqtui.models.sessions import FIELDS as SESSION_FIELDS
-from bqtui.source import ClickHouseSource
+from bqtui.source.clickhouse import ClickHouseSource
 from tests.conftest import DEMO_END, DEMO_START
 from tests.integration.conftest import PROJECT, add_export, run_cli
 

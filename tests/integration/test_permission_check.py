@@ -7,11 +7,11 @@ import pytest
 from google.cloud import bigquery
 
 from bqtui.cli import main
-from bqtui.config import ExportConfig, Model
-from bqtui.keyfile import parse_key_text
+from bqtui.core.config import ExportConfig, Model
+from bqtui.destination.keyfile import parse_key_text
+from bqtui.destination.permissions import required_permissions
 from bqtui.models import get_model
-from bqtui.permission_check import check_permissions
-from bqtui.permissions import required_permissions
+from bqtui.ops.permission_check import check_permissions
 from tests.harness.google import DATA_EDITOR, JOB_USER, SEED_CUSTOM_ROLE, unique_id
 from tests.integration.conftest import PROJECT, add_export, run_cli
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bqtui.source import ClickHouseSource
+from bqtui.source.clickhouse import ClickHouseSource
 from tests.integration.conftest import PROJECT, add_export, run_cli
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

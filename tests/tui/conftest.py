@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bqtui.source import ClickHouseSource
+from bqtui.source.clickhouse import ClickHouseSource
 from bqtui.tui.app import BqtuiApp, create_app
 from tests.conftest import DEMO_END
 from tests.harness.google import DATA_EDITOR, JOB_USER, FakeGoogle, unique_id

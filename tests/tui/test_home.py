@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 import pytest
 from textual.widgets import Input, Static
 
-from bqtui import secrets
-from bqtui.config import ExportConfig, Interval, validate_export
-from bqtui.errors import SecretsError
-from bqtui.store import Store
+from bqtui.core.config import ExportConfig, Interval, validate_export
+from bqtui.core.errors import SecretsError
+from bqtui.state import secrets
+from bqtui.state.store import Store
 from bqtui.tui.screens.backfill import BackfillDialog
 from bqtui.tui.screens.dialogs import ConfirmDialog
 from bqtui.tui.screens.edit import EditExportScreen

@@ -6,8 +6,8 @@ import json
 
 from textual.widgets import Input, Static
 
-from bqtui.dsn import redact_dsn
-from bqtui.store import Store
+from bqtui.source.dsn import redact_dsn
+from bqtui.state.store import Store
 from bqtui.tui.widgets.form_field import FormField
 from tests.harness.clickhouse_http import ClickHouseHttpServer
 

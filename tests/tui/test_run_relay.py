@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from bqtui.runner import LogEvent, ProgressEvent, RunFinished, RunResult
+from bqtui.pipeline.runner import LogEvent, ProgressEvent, RunFinished, RunResult
 from bqtui.tui.messages import RunCompleted, RunLogLines, RunProgressed
 from bqtui.tui.run_relay import RunRelay
 

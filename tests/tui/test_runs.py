@@ -3,8 +3,8 @@
 from textual.widgets import DataTable, ProgressBar, RichLog, Static
 
 from bqtui.cli import main
-from bqtui.runner import GROUP_MAX_WINDOWS
-from bqtui.store import Store
+from bqtui.pipeline.runner import GROUP_MAX_WINDOWS
+from bqtui.state.store import Store
 from bqtui.tui.screens.detail import ExportDetailScreen
 from bqtui.tui.screens.home import HomeScreen
 from bqtui.tui.screens.run import RunScreen

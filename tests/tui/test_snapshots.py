@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from bqtui.cli import main
-from bqtui.config import ExportConfig, Interval, Model, validate_export
-from bqtui.locks import ExportLock
-from bqtui.store import Store, to_iso
+from bqtui.core.config import ExportConfig, Interval, Model, validate_export
+from bqtui.state.locks import ExportLock
+from bqtui.state.store import Store, to_iso
 from tests.harness.google import DATA_EDITOR, JOB_USER
 from tests.harness.keys import make_service_account_key
 

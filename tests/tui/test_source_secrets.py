@@ -3,9 +3,9 @@ screen: they live in the keyring only."""
 
 import json
 
-from bqtui import secrets
 from bqtui.cli import main
-from bqtui.store import Store
+from bqtui.state import secrets
+from bqtui.state.store import Store
 from bqtui.tui.screens.detail import ExportDetailScreen
 
 from .conftest import SIZE, make_app, wait_until

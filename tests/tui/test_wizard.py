@@ -5,11 +5,11 @@ import json
 import pytest
 from textual.widgets import Static, TextArea
 
-from bqtui import secrets
-from bqtui.errors import KeyFileError
-from bqtui.ids import validate_table_id
-from bqtui.keyfile import load_key_file
-from bqtui.store import Store
+from bqtui.core.errors import KeyFileError
+from bqtui.core.ids import validate_table_id
+from bqtui.destination.keyfile import load_key_file
+from bqtui.state import secrets
+from bqtui.state.store import Store
 from bqtui.tui.screens.dialogs import ConfirmDialog
 from bqtui.tui.screens.home import HomeScreen
 from bqtui.tui.widgets.form_field import FormField

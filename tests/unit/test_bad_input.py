@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bqtui.cli import main
-from bqtui.store import SCHEMA_VERSION, Store
+from bqtui.state.store import SCHEMA_VERSION, Store
 from tests.harness.keys import make_service_account_key
 
 BIG_TABLE = "t" * 1025

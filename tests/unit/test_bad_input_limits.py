@@ -8,10 +8,10 @@ import json
 import pytest
 
 from bqtui.cli import main
-from bqtui.config import MAX_TEAM_ID, parse_team_id
-from bqtui.errors import ConfigError
-from bqtui.ids import validate_project_id
-from bqtui.store import Store
+from bqtui.core.config import MAX_TEAM_ID, parse_team_id
+from bqtui.core.errors import ConfigError
+from bqtui.core.ids import validate_project_id
+from bqtui.state.store import Store
 from tests.unit import test_bad_input as base
 
 world = base.world  # the module's database with export "ev", and its key files

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 import clickhouse_connect
 import pytest
 
-from bqtui import demo_data
-from bqtui.config import ExportConfig, Model
+from bqtui.core.config import ExportConfig, Model
+from bqtui.demo import data as demo_data
 from bqtui.models.channel_type import CHANNEL_TYPES, load_definitions
 from bqtui.models.sessions import SESSIONS
 

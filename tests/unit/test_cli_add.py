@@ -8,9 +8,9 @@ import keyring
 import pytest
 from keyring.backends import fail
 
-from bqtui import secrets
 from bqtui.cli import main
-from bqtui.store import Store
+from bqtui.state import secrets
+from bqtui.state.store import Store
 from tests.harness.keys import make_service_account_key
 
 

@@ -3,8 +3,8 @@
 import io
 from datetime import UTC, datetime
 
-from bqtui.cli import _Console
-from bqtui.runner import LogEvent, ProgressEvent, RunFinished, RunResult
+from bqtui.cli.main import _Console
+from bqtui.pipeline.runner import LogEvent, ProgressEvent, RunFinished, RunResult
 
 
 class Terminal(io.StringIO):

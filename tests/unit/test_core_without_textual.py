@@ -12,7 +12,7 @@ import sys
 import textwrap
 
 # Run by the BigQuery emulator's own venv, never imported by bqtui (it imports bqemulator).
-NOT_IMPORTABLE = {"bqtui._emulator_launcher"}
+NOT_IMPORTABLE = {"bqtui.demo._emulator_launcher"}
 
 
 def core_modules() -> list[str]:
@@ -42,8 +42,8 @@ SCRIPT = textwrap.dedent(
         importlib.import_module(name)
 
     from bqtui.cli import main
-    from bqtui.config import ExportConfig
-    from bqtui.store import Store
+    from bqtui.core.config import ExportConfig
+    from bqtui.state.store import Store
 
     def cli(*argv):
         out = io.StringIO()
@@ -78,9 +78,9 @@ SCRIPT = textwrap.dedent(
 
 def test_core_module_discovery_covers_known_modules():
     modules = core_modules()
-    for name in ("bqtui.cli", "bqtui.store", "bqtui.runner", "bqtui.models.sessions",
-                 "bqtui.export_setup", "bqtui.permission_check", "bqtui.json_text",
-                 "bqtui.paths", "bqtui.demo", "bqtui.errors"):  # fmt: skip
+    for name in ("bqtui.cli.main", "bqtui.state.store", "bqtui.pipeline.runner", "bqtui.models.sessions",
+                 "bqtui.ops.export_setup", "bqtui.ops.permission_check", "bqtui.models.json_text",
+                 "bqtui.core.paths", "bqtui.demo.environment", "bqtui.core.errors"):  # fmt: skip
         assert name in modules
     assert not [m for m in modules if m.startswith("bqtui.tui")]
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import clickhouse_connect
 import pytest
 
-from bqtui.demo_data import (
+from bqtui.demo.data import (
     SOURCE_DDL,
     DemoSummary,
     create_source_tables,

@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
-from bqtui.dsn import parse_dsn, redact_dsn, split_secrets
-from bqtui.errors import ConfigError, SourceError
-from bqtui.source import ClickHouseSource
+from bqtui.core.errors import ConfigError, SourceError
+from bqtui.source.clickhouse import ClickHouseSource
+from bqtui.source.dsn import parse_dsn, redact_dsn, split_secrets
 
 
 def test_every_credential_of_a_dsn_goes_to_the_keyring():

@@ -2,7 +2,7 @@ import json
 
 import pyarrow as pa
 
-from bqtui.json_text import might_need_repair, repair_json_column, repair_json_text
+from bqtui.models.json_text import might_need_repair, repair_json_column, repair_json_text
 
 
 def test_lone_surrogate_escape_becomes_replacement_character():

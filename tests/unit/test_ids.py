@@ -1,7 +1,7 @@
 import pytest
 
-from bqtui.errors import ConfigError
-from bqtui.ids import validate_dataset_id, validate_table_id
+from bqtui.core.errors import ConfigError
+from bqtui.core.ids import validate_dataset_id, validate_table_id
 
 
 def test_bare_ids_pass():

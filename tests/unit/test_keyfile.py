@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from bqtui.errors import KeyFileError
-from bqtui.keyfile import MAX_KEY_FILE_BYTES, load_key_file, parse_key_text
+from bqtui.core.errors import KeyFileError
+from bqtui.destination.keyfile import MAX_KEY_FILE_BYTES, load_key_file, parse_key_text
 from tests.harness.keys import make_service_account_key
 
 

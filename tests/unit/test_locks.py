@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bqtui.config import ExportConfig
-from bqtui.errors import ExportBusy, LockLost
-from bqtui.locks import ExportLock, current_holder, live_holder, request_cancel
-from bqtui.store import SCHEMA_VERSION, Store
+from bqtui.core.config import ExportConfig
+from bqtui.core.errors import ExportBusy, LockLost
+from bqtui.state.locks import ExportLock, current_holder, live_holder, request_cancel
+from bqtui.state.store import SCHEMA_VERSION, Store
 
 START, END = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)
 
@@ -155,7 +155,7 @@ def test_migrations_are_atomic(db_path):
     conn = sqlite3.connect(db_path)
     conn.close()
     code = (
-        "import os, bqtui.store as s\n"
+        "import os, bqtui.state.store as s\n"
         "def crash(db):\n"
         "    os._exit(9)\n"
         "s.MIGRATIONS[-1] = crash\n"

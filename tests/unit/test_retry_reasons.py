@@ -4,9 +4,9 @@ suite proves the same through the real CLI against the emulator)."""
 import requests
 from google.api_core import exceptions as api_errors
 
-from bqtui.bigquery import _is_transient
-from bqtui.errors import QuotaProblem
-from bqtui.permissions import describe_api_error
+from bqtui.core.errors import QuotaProblem
+from bqtui.destination.bigquery import _is_transient
+from bqtui.destination.permissions import describe_api_error
 
 
 def google_error(kind, reason: str, message: str = "boom"):

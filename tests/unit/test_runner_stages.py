@@ -1,5 +1,5 @@
 """The runner's pipeline (resolve → select → encode → stage → merge → record) on in-memory
-fakes of the source and the destination (bqtui.ports), with the real store and lock.
+fakes of the source and the destination (bqtui.pipeline.ports), with the real store and lock.
 
 The same guarantees are proven end to end against the real engines in tests/faults; these
 tests pin the mechanism: grouping, exact per-window bookkeeping, earlier MERGEs, cancel."""
@@ -13,12 +13,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bqtui.bigquery import JobOutcome, TablePlan
-from bqtui.config import ExportConfig, Interval
-from bqtui.errors import TransientJobFailure
-from bqtui.locks import ExportLock
-from bqtui.runner import CancelToken, ExportRunner, LogEvent
-from bqtui.store import Store
+from bqtui.core.config import ExportConfig, Interval
+from bqtui.core.errors import TransientJobFailure
+from bqtui.destination.bigquery import JobOutcome, TablePlan
+from bqtui.pipeline.runner import CancelToken, ExportRunner, LogEvent
+from bqtui.state.locks import ExportLock
+from bqtui.state.store import Store
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -271,7 +271,7 @@ def test_cancel_as_a_window_begins_merges_the_windows_before_it(store):
 
 
 def test_a_transient_load_failure_is_tried_again_as_a_new_attempt(store, monkeypatch):
-    monkeypatch.setattr("bqtui.runner.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("bqtui.pipeline.runner.time.sleep", lambda seconds: None)
     source, destination = FakeSource([2, 2]), FakeDestination()
     export, runner = make(store, source, destination)
     destination.fail_loads.add(f"bqtui_{export.uid[:12]}_20240501T000000_a1_load0")
@@ -285,11 +285,11 @@ def test_a_transient_load_failure_is_tried_again_as_a_new_attempt(store, monkeyp
 def test_a_groups_files_upload_in_parallel_and_all_rows_land(store, monkeypatch):
     import functools
 
-    from bqtui import encode
+    from bqtui.pipeline import encode
 
     # One Parquet file per batch: four files, the last three uploaded from threads.
     monkeypatch.setattr(
-        "bqtui.runner.write_parquet_files",
+        "bqtui.pipeline.runner.write_parquet_files",
         functools.partial(encode.write_parquet_files, max_file_bytes=1),
     )
     source, destination = FakeSource([2, 3, 1, 4]), FakeDestination()
@@ -307,7 +307,7 @@ def test_a_groups_files_upload_in_parallel_and_all_rows_land(store, monkeypatch)
 
 def test_a_merge_that_fails_while_the_next_group_is_staged_is_tried_again(store, monkeypatch):
     monkeypatch.setenv("BQTUI_GROUP_WINDOWS", "1")
-    monkeypatch.setattr("bqtui.runner.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("bqtui.pipeline.runner.time.sleep", lambda seconds: None)
     source, destination = FakeSource([2, 2, 2]), FakeDestination()
     first_merge = f"bqtui_{'0123456789ab'}_20240501T000000_a1_merge"
     original = destination.wait_for

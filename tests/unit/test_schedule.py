@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
-from bqtui.config import Interval
-from bqtui.schedule import due_windows, first_window_start, floor_to_interval, windows_between
+from bqtui.core.config import Interval
+from bqtui.state.windows import due_windows, first_window_start, floor_to_interval, windows_between
 
 
 def t(text: str) -> datetime:
@@ -49,8 +49,8 @@ def test_windows_between_covers_range():
 
 
 def test_a_window_is_due_only_once_it_has_ended_and_settled():
-    from bqtui.config import ExportConfig
-    from bqtui.schedule import backfill_windows, next_run_at
+    from bqtui.core.config import ExportConfig
+    from bqtui.state.windows import backfill_windows, next_run_at
 
     export = ExportConfig(
         name="e", dataset_id="d", table_id="t", interval=Interval.HOUR,
@@ -72,8 +72,8 @@ def test_next_run_counts_instead_of_listing_windows():
     """A 5-minute export started in 1970: no list of millions of windows."""
     import tracemalloc
 
-    from bqtui.config import ExportConfig
-    from bqtui.schedule import next_run_at
+    from bqtui.core.config import ExportConfig
+    from bqtui.state.windows import next_run_at
 
     export = ExportConfig(name="e", dataset_id="d", table_id="t", interval=Interval.FIVE_MINUTES,
                           start_at=t("1970-01-01T00:00:00"))  # fmt: skip

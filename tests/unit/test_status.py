@@ -2,10 +2,10 @@
 
 from datetime import UTC, datetime, timedelta
 
-from bqtui.config import ExportConfig, Interval
-from bqtui.locks import ExportLock
-from bqtui.status import export_status
-from bqtui.store import Store
+from bqtui.core.config import ExportConfig, Interval
+from bqtui.ops.status import export_status
+from bqtui.state.locks import ExportLock
+from bqtui.state.store import Store
 
 DAY = timedelta(days=1)
 

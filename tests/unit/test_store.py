@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from bqtui.config import ExportConfig, Interval, Model
-from bqtui.errors import ConfigError
-from bqtui.store import SCHEMA_VERSION, Store
+from bqtui.core.config import ExportConfig, Interval, Model
+from bqtui.core.errors import ConfigError
+from bqtui.state.store import SCHEMA_VERSION, Store
 
 
 def make_export(name="ev") -> ExportConfig:

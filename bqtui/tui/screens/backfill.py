@@ -8,10 +8,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-from ...config import ExportConfig, parse_timestamp
-from ...errors import ConfigError
-from ...schedule import STEP, backfill_windows
-from ..widgets.form_field import FormField
+from bqtui.core.config import ExportConfig, parse_timestamp
+from bqtui.core.errors import ConfigError
+from bqtui.state.windows import STEP, backfill_windows
+from bqtui.tui.widgets.form_field import FormField
 
 
 class BackfillDialog(ModalScreen[tuple[datetime, datetime] | None]):

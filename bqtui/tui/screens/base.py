@@ -4,10 +4,10 @@ from typing import TYPE_CHECKING
 
 from textual.screen import Screen
 
-from ..worker_errors import WorkerErrors
+from bqtui.tui.worker_errors import WorkerErrors
 
 if TYPE_CHECKING:
-    from ..app import BqtuiApp
+    from bqtui.tui.app import BqtuiApp
 
 
 class BqtuiScreen(WorkerErrors, Screen):

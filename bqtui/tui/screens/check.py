@@ -5,11 +5,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Footer, Header, Static
 
-from ... import secrets
-from ...errors import BqtuiError
-from ...keyfile import parse_key_text
-from ..widgets.permission_report import PermissionReport
-from .base import ExportScreen
+from bqtui.core.errors import BqtuiError
+from bqtui.destination.keyfile import parse_key_text
+from bqtui.state import secrets
+from bqtui.tui.screens.base import ExportScreen
+from bqtui.tui.widgets.permission_report import PermissionReport
 
 
 class PermissionCheckScreen(ExportScreen):
@@ -19,7 +19,7 @@ class PermissionCheckScreen(ExportScreen):
     ]
 
     def compose(self) -> ComposeResult:
-        export = self.bqtui.store.get_export(self.export_id)
+        export = self.bqtui.state.store.get_export(self.export_id)
         yield Header()
         yield Static(f"[b]Permission check[/b] of {export.name}", classes="screen-title")
         with VerticalScroll():
@@ -33,7 +33,7 @@ class PermissionCheckScreen(ExportScreen):
         self.action_recheck()
 
     def action_recheck(self) -> None:
-        export = self.bqtui.store.get_export(self.export_id)
+        export = self.bqtui.state.store.get_export(self.export_id)
         try:
             key = parse_key_text(secrets.load_service_account_key(export.uid, export.name))
         except BqtuiError as error:

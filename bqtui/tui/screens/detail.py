@@ -19,19 +19,19 @@ from textual.widgets import (
     TabPane,
 )
 
-from ... import secrets
-from ...bigquery import TRANSIENT_NETWORK_ERRORS, BigQueryDestination
-from ...config import ExportConfig
-from ...dsn import redact_dsn
-from ...errors import BqtuiError
-from ...keyfile import parse_key_text
-from ...models import get_model
-from ...store import Store
-from ..formatting import bytes_text, duration_text, rows_text, time_text
-from ..messages import TableSchemaChecked, VerifyDone
-from ..widgets.exports_table import status_text
-from .base import ExportScreen
-from .dialogs import ConfirmDialog
+from bqtui.core.config import ExportConfig
+from bqtui.core.errors import BqtuiError
+from bqtui.destination.bigquery import TRANSIENT_NETWORK_ERRORS, BigQueryDestination
+from bqtui.destination.keyfile import parse_key_text
+from bqtui.models import get_model
+from bqtui.source.dsn import redact_dsn
+from bqtui.state import secrets
+from bqtui.state.store import Store
+from bqtui.tui.formatting import bytes_text, duration_text, rows_text, time_text
+from bqtui.tui.messages import TableSchemaChecked, VerifyDone
+from bqtui.tui.screens.base import ExportScreen
+from bqtui.tui.screens.dialogs import ConfirmDialog
+from bqtui.tui.widgets.exports_table import status_text
 
 SCHEMA_RETRY_SECONDS = 15.0  # an unreachable BigQuery shows as an error state, not a long wait
 LEVEL_STYLES = {"warning": "yellow", "error": "bold red"}
@@ -71,7 +71,7 @@ class ExportDetailScreen(ExportScreen):
 
     @property
     def export(self) -> ExportConfig:
-        return self.bqtui.store.get_export(self.export_id)
+        return self.bqtui.state.store.get_export(self.export_id)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -145,12 +145,12 @@ class ExportDetailScreen(ExportScreen):
     def show_runs(self) -> None:
         table = self.query_one("#runs", DataTable)
         table.clear()
-        history = list(reversed(self.bqtui.store.list_runs(self.export_id)))
+        history = list(reversed(self.bqtui.state.store.list_runs(self.export_id)))
         self.query_one("#runs-rows", Sparkline).data = [float(r.rows) for r in history]
         self.query_one("#runs-seconds", Sparkline).data = [
             (r.finished_at - r.started_at).total_seconds() for r in history if r.finished_at
         ]
-        for run in self.bqtui.store.list_runs(self.export_id):
+        for run in self.bqtui.state.store.list_runs(self.export_id):
             took = run.finished_at - run.started_at if run.finished_at else None
             table.add_row(
                 str(run.id),
@@ -170,7 +170,7 @@ class ExportDetailScreen(ExportScreen):
     def show_windows(self) -> None:
         table = self.query_one("#windows", DataTable)
         table.clear()
-        for window in self.bqtui.store.list_windows(self.export_id):
+        for window in self.bqtui.state.store.list_windows(self.export_id):
             table.add_row(
                 f"{time_text(window.window_start)} → {time_text(window.window_end)}",
                 status_text(window.status),
@@ -192,7 +192,7 @@ class ExportDetailScreen(ExportScreen):
         self.query_one("#log-title", Static).update(f"Log of run {run_id}")
         log = self.query_one("#run-logs", RichLog)
         log.clear()
-        for logged_at, level, message in self.bqtui.store.run_logs(run_id):
+        for logged_at, level, message in self.bqtui.state.store.run_logs(run_id):
             log.write(
                 Text.assemble(
                     (f"{logged_at:%H:%M:%S} ", "dim"), (message, LEVEL_STYLES.get(level, ""))
@@ -204,7 +204,7 @@ class ExportDetailScreen(ExportScreen):
     @work(thread=True, exclusive=True, group="schema", exit_on_error=False,
           description="Reading the table's schema")  # fmt: skip
     def check_table_schema(self) -> None:
-        export = self.bqtui.store.get_export(self.export_id)
+        export = self.bqtui.state.store.get_export(self.export_id)
         try:
             key = parse_key_text(secrets.load_service_account_key(export.uid, export.name))
         except BqtuiError as error:
@@ -298,11 +298,15 @@ class ExportDetailScreen(ExportScreen):
     @work(thread=True, exclusive=True, group="verify", exit_on_error=False,
           description="Verifying")  # fmt: skip
     def verify_in_thread(self, repair: bool) -> None:
-        from ...runner import bigquery_destination, clickhouse_source, retry_deadline_from_env
-        from ...verify import Verifier
-        from ...verify import repair as repair_table
+        from bqtui.ops.verify import Verifier
+        from bqtui.ops.verify import repair as repair_table
+        from bqtui.pipeline.runner import (
+            bigquery_destination,
+            clickhouse_source,
+            retry_deadline_from_env,
+        )
 
-        store = Store(self.bqtui.store.path)  # this thread's own connection
+        store = Store(self.bqtui.state.store.path)  # this thread's own connection
         try:
             export = store.get_export(self.export_id)
             destination = bigquery_destination(export, retry_deadline_from_env())

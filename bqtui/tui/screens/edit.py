@@ -6,8 +6,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Footer, Header, Input, Select, Static, Switch
 
-from ... import secrets
-from ...config import (
+from bqtui.core.config import (
     ExportConfig,
     Interval,
     parse_event_names,
@@ -15,14 +14,15 @@ from ...config import (
     parse_team_id,
     validate_export,
 )
-from ...dsn import split_secrets
-from ...errors import BqtuiError, ConfigError
-from ...ids import validate_dataset_id, validate_table_id
-from ...schedule import STEP, floor_to_interval, next_boundary
-from ..formatting import time_text
-from ..widgets.form_field import ErrorLine, FormField
-from .base import ExportScreen
-from .wizard.destination_step import INTERVAL_CHOICES, SETTLE_HELP
+from bqtui.core.errors import BqtuiError, ConfigError
+from bqtui.core.ids import validate_dataset_id, validate_table_id
+from bqtui.source.dsn import split_secrets
+from bqtui.state import secrets
+from bqtui.state.windows import STEP, floor_to_interval, next_boundary
+from bqtui.tui.formatting import time_text
+from bqtui.tui.screens.base import ExportScreen
+from bqtui.tui.screens.wizard.destination_step import INTERVAL_CHOICES, SETTLE_HELP
+from bqtui.tui.widgets.form_field import ErrorLine, FormField
 
 
 def restart_for_interval(export: ExportConfig, done, interval: Interval):
@@ -45,7 +45,7 @@ class EditExportScreen(ExportScreen):
     ]
 
     def compose(self) -> ComposeResult:
-        export = self.bqtui.store.get_export(self.export_id)
+        export = self.bqtui.state.store.get_export(self.export_id)
         yield Header()
         yield Static(f"[b]Edit {export.name}[/b]  ({export.model.value})", classes="screen-title")
         with VerticalScroll(id="edit-form"):
@@ -105,7 +105,7 @@ class EditExportScreen(ExportScreen):
             self.app.pop_screen()
 
     def action_save(self) -> None:
-        store = self.bqtui.store
+        store = self.bqtui.state.store
         export = store.get_export(self.export_id)
         parsers = {
             "dataset-id": validate_dataset_id,

@@ -10,12 +10,12 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Footer, Header, ProgressBar, RichLog, Static
 from textual.worker import Worker, WorkerState
 
-from ...runner import CancelToken, ExportRunner, RunResult, duration_words
-from ...store import Store
-from ..formatting import duration_text, rows_text, time_text
-from ..messages import RunCompleted, RunLogLines, RunProgressed, RunWindowsFinished
-from ..run_relay import FLUSH_INTERVAL, RunRelay
-from .base import ExportScreen
+from bqtui.pipeline.runner import CancelToken, ExportRunner, RunResult, duration_words
+from bqtui.state.store import Store
+from bqtui.tui.formatting import duration_text, rows_text, time_text
+from bqtui.tui.messages import RunCompleted, RunLogLines, RunProgressed, RunWindowsFinished
+from bqtui.tui.run_relay import FLUSH_INTERVAL, RunRelay
+from bqtui.tui.screens.base import ExportScreen
 
 LEVEL_STYLES = {"warning": "yellow", "error": "bold red"}
 OUTCOMES = {
@@ -43,7 +43,7 @@ class RunScreen(ExportScreen):
         self.window_statuses: dict[str, int] = {}
 
     def compose(self) -> ComposeResult:
-        export = self.bqtui.store.get_export(self.export_id)
+        export = self.bqtui.state.store.get_export(self.export_id)
         if self.backfill:
             start, end = self.backfill
             what = f"Backfill {time_text(start)} → {time_text(end)} UTC"
@@ -80,7 +80,7 @@ class RunScreen(ExportScreen):
     @work(thread=True, exclusive=True, group="run", exit_on_error=False, description="The run")
     def run_in_thread(self) -> RunResult:
         # SQLite connections belong to one thread: the worker opens its own.
-        store = Store(self.bqtui.store.path)
+        store = Store(self.bqtui.state.store.path)
         try:
             export = store.get_export(self.export_id)
             runner = ExportRunner(

@@ -5,11 +5,11 @@ from datetime import datetime
 from rich.text import Text
 from textual.widgets import DataTable
 
-from ...config import ExportConfig
-from ...schedule import next_run_at
-from ...status import export_status, lag_text
-from ...store import Store
-from ..formatting import relative_text, rows_text
+from bqtui.core.config import ExportConfig
+from bqtui.ops.status import export_status, lag_text
+from bqtui.state.store import Store
+from bqtui.state.windows import next_run_at
+from bqtui.tui.formatting import relative_text, rows_text
 
 STATUS_STYLES = {
     "succeeded": "green",

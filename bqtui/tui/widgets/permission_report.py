@@ -7,11 +7,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static, TextArea
 
-from ...config import ExportConfig
-from ...keyfile import ServiceAccountKey
-from ...permission_check import GRANTED, MISSING, CheckReport, check_permissions
-from ..messages import PermissionCheckDone, PermissionCheckStep
-from ..worker_errors import WorkerErrors
+from bqtui.core.config import ExportConfig
+from bqtui.destination.keyfile import ServiceAccountKey
+from bqtui.ops.permission_check import GRANTED, MISSING, CheckReport, check_permissions
+from bqtui.tui.messages import PermissionCheckDone, PermissionCheckStep
+from bqtui.tui.worker_errors import WorkerErrors
 
 MARKS = {GRANTED: ("✓", "green"), MISSING: ("✗", "bold red"), "unknown": ("?", "yellow")}
 

@@ -3,7 +3,7 @@
 from textual.app import ComposeResult
 from textual.widgets import Checkbox, Collapsible, Input, RadioButton, RadioSet, Select
 
-from ....config import (
+from bqtui.core.config import (
     MODEL_DESCRIPTIONS,
     Interval,
     Model,
@@ -14,12 +14,12 @@ from ....config import (
     validate_export,
     validate_export_name,
 )
-from ....errors import ConfigError
-from ....ids import validate_dataset_id, validate_table_id
-from ...widgets.form_field import ErrorLine, FormField
-from ...widgets.wrapping_checkbox import WrappingCheckbox
-from .draft import WizardDraft
-from .step import WizardStep
+from bqtui.core.errors import ConfigError
+from bqtui.core.ids import validate_dataset_id, validate_table_id
+from bqtui.tui.screens.wizard.draft import WizardDraft
+from bqtui.tui.screens.wizard.step import WizardStep
+from bqtui.tui.widgets.form_field import ErrorLine, FormField
+from bqtui.tui.widgets.wrapping_checkbox import WrappingCheckbox
 
 JSON_TYPE_LABEL = (
     "Use JSON type — store properties, set and set_once as BigQuery JSON columns instead of "

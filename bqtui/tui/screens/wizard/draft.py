@@ -3,10 +3,10 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ....config import DEFAULT_SETTLE_SECONDS, ExportConfig, Interval, Model
-from ....keyfile import ServiceAccountKey
-from ....permission_check import CheckReport
-from ....schedule import first_window_start
+from bqtui.core.config import DEFAULT_SETTLE_SECONDS, ExportConfig, Interval, Model
+from bqtui.destination.keyfile import ServiceAccountKey
+from bqtui.ops.permission_check import CheckReport
+from bqtui.state.windows import first_window_start
 
 
 @dataclass

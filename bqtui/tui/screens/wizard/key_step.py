@@ -7,11 +7,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, DirectoryTree, Input, Static
 
-from ....errors import KeyFileError
-from ....keyfile import ServiceAccountKey, load_key_file
-from ...widgets.key_file_tree import KeyFileTree
-from .draft import WizardDraft
-from .step import WizardStep
+from bqtui.core.errors import KeyFileError
+from bqtui.destination.keyfile import ServiceAccountKey, load_key_file
+from bqtui.tui.screens.wizard.draft import WizardDraft
+from bqtui.tui.screens.wizard.step import WizardStep
+from bqtui.tui.widgets.key_file_tree import KeyFileTree
 
 
 class KeyStep(WizardStep):

@@ -4,10 +4,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Static
 
-from ...messages import PermissionCheckDone
-from ...widgets.permission_report import PermissionReport
-from .draft import WizardDraft
-from .step import WizardStep
+from bqtui.tui.messages import PermissionCheckDone
+from bqtui.tui.screens.wizard.draft import WizardDraft
+from bqtui.tui.screens.wizard.step import WizardStep
+from bqtui.tui.widgets.permission_report import PermissionReport
 
 
 class PermissionsStep(WizardStep):

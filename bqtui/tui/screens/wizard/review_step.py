@@ -4,11 +4,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from ....dsn import redact_dsn
-from ...formatting import time_text
-from ...widgets.form_field import ErrorLine
-from .draft import WizardDraft
-from .step import WizardStep
+from bqtui.source.dsn import redact_dsn
+from bqtui.tui.formatting import time_text
+from bqtui.tui.screens.wizard.draft import WizardDraft
+from bqtui.tui.screens.wizard.step import WizardStep
+from bqtui.tui.widgets.form_field import ErrorLine
 
 
 class ReviewStep(WizardStep):

@@ -6,19 +6,19 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, ContentSwitcher, Footer, Header, Static
 
-from ....demo import DEMO_DATASET
-from ....errors import BqtuiError
-from ....export_setup import create_export
-from ....paths import default_source_dsn
-from ..base import BqtuiScreen
-from ..dialogs import ConfirmDialog
-from .destination_step import DestinationStep
-from .draft import WizardDraft
-from .key_step import KeyStep
-from .permissions_step import PermissionsStep
-from .review_step import ReviewStep
-from .source_step import SourceStep
-from .step import WizardStep
+from bqtui.core.errors import BqtuiError
+from bqtui.core.paths import default_source_dsn
+from bqtui.demo.environment import DEMO_DATASET
+from bqtui.ops.export_setup import create_export
+from bqtui.tui.screens.base import BqtuiScreen
+from bqtui.tui.screens.dialogs import ConfirmDialog
+from bqtui.tui.screens.wizard.destination_step import DestinationStep
+from bqtui.tui.screens.wizard.draft import WizardDraft
+from bqtui.tui.screens.wizard.key_step import KeyStep
+from bqtui.tui.screens.wizard.permissions_step import PermissionsStep
+from bqtui.tui.screens.wizard.review_step import ReviewStep
+from bqtui.tui.screens.wizard.source_step import SourceStep
+from bqtui.tui.screens.wizard.step import WizardStep
 
 
 class NewExportScreen(BqtuiScreen):
@@ -35,7 +35,7 @@ class NewExportScreen(BqtuiScreen):
         self.index = 0
 
     def compose(self) -> ComposeResult:
-        demo = self.bqtui.demo
+        demo = self.bqtui.demo.environment
         key_path, dsn = "", default_source_dsn()
         if demo is not None:  # the demo's own key, dataset and emulator: a wizard that just works
             key_path, dsn = str(demo.key_file), demo.source_dsn
@@ -131,7 +131,7 @@ class NewExportScreen(BqtuiScreen):
         try:
             # The same call as `bqtui add`: the export and its secrets, or nothing.
             export = create_export(
-                self.bqtui.store,
+                self.bqtui.state.store,
                 self.draft.export_config(self.bqtui.clock()),
                 self.draft.key,
                 self.draft.source_secrets,

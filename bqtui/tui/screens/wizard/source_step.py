@@ -6,15 +6,15 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Static
 
-from ....config import ExportConfig, Model
-from ....dsn import split_secrets
-from ....errors import ConfigError, SourceError
-from ....source import ClickHouseSource
-from ....source_check import check_source
-from ...messages import ConnectionTested
-from ...widgets.form_field import FormField
-from .draft import WizardDraft
-from .step import WizardStep
+from bqtui.core.config import ExportConfig, Model
+from bqtui.core.errors import ConfigError, SourceError
+from bqtui.source.check import check_source
+from bqtui.source.clickhouse import ClickHouseSource
+from bqtui.source.dsn import split_secrets
+from bqtui.tui.messages import ConnectionTested
+from bqtui.tui.screens.wizard.draft import WizardDraft
+from bqtui.tui.screens.wizard.step import WizardStep
+from bqtui.tui.widgets.form_field import FormField
 
 
 class SourceStep(WizardStep):

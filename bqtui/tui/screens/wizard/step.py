@@ -2,8 +2,8 @@
 
 from textual.containers import VerticalScroll
 
-from ...worker_errors import WorkerErrors
-from .draft import WizardDraft
+from bqtui.tui.screens.wizard.draft import WizardDraft
+from bqtui.tui.worker_errors import WorkerErrors
 
 
 class WizardStep(WorkerErrors, VerticalScroll):

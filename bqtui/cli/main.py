@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__, secrets
-from .config import (
+from bqtui import __version__
+from bqtui.core.config import (
     DEFAULT_SETTLE_SECONDS,
     MODEL_DESCRIPTIONS,
     ExportConfig,
@@ -26,15 +26,23 @@ from .config import (
     parse_team_id,
     parse_timestamp,
 )
-from .dsn import redact_dsn, split_secrets
-from .errors import BqtuiError, Cancelled, ConfigError, SecretsError
-from .export_setup import create_export, remove_export
-from .keyfile import load_key_file
-from .paths import default_db_path, default_source_dsn
-from .runner import CancelToken, ExportRunner, LogEvent, ProgressEvent, RunFinished, RunResult
-from .schedule import first_window_start, next_run_at
-from .status import alert_after, export_status, lag_text
-from .store import Store, describe_database_error, to_iso, utcnow
+from bqtui.core.errors import BqtuiError, Cancelled, ConfigError, SecretsError
+from bqtui.core.paths import default_db_path, default_source_dsn
+from bqtui.destination.keyfile import load_key_file
+from bqtui.ops.export_setup import create_export, remove_export
+from bqtui.ops.status import alert_after, export_status, lag_text
+from bqtui.pipeline.runner import (
+    CancelToken,
+    ExportRunner,
+    LogEvent,
+    ProgressEvent,
+    RunFinished,
+    RunResult,
+)
+from bqtui.source.dsn import redact_dsn, split_secrets
+from bqtui.state import secrets
+from bqtui.state.store import Store, describe_database_error, to_iso, utcnow
+from bqtui.state.windows import first_window_start, next_run_at
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -329,7 +337,7 @@ def cmd_status(args, store: Store) -> int:
         print(json.dumps({"healthy": healthy, "exports": [s.to_dict() for s in statuses]},
                          indent=2))  # fmt: skip
         return EXIT_OK if healthy else EXIT_FAILED
-    from . import schedule_install
+    from bqtui.ops import schedule_install
 
     installed = schedule_install.show()
     if not statuses:
@@ -522,8 +530,12 @@ def cmd_run_all(args, store: Store) -> int:
 
 
 def cmd_verify(args, store: Store) -> int:
-    from .runner import bigquery_destination, clickhouse_source, retry_deadline_from_env
-    from .verify import Verifier
+    from bqtui.ops.verify import Verifier
+    from bqtui.pipeline.runner import (
+        bigquery_destination,
+        clickhouse_source,
+        retry_deadline_from_env,
+    )
 
     export = store.require_export(args.name)
     start = parse_timestamp(args.start, "start") if args.start else None
@@ -580,14 +592,14 @@ def _repair(args, store: Store, export: ExportConfig, verifier, report) -> dict:
         if answer.strip().lower() not in ("y", "yes"):
             print("Nothing was changed.", file=out)
             return plan
-    from .verify import repair
+    from bqtui.ops.verify import repair
 
     plan.update(repair(store, verifier, report, now, on_event=_Console()), done=True)
     return plan
 
 
 def cmd_schedule(args) -> int:
-    from . import schedule_install
+    from bqtui.ops import schedule_install
 
     if args.action == "install":
         installed = schedule_install.install(args.every, getattr(args, "db", None))
@@ -608,13 +620,13 @@ def cmd_schedule(args) -> int:
 
 
 def cmd_check(args, store: Store) -> int:
-    from .permission_check import run_check_command
+    from bqtui.ops.permission_check import run_check_command
 
     return run_check_command(store.require_export(args.name), as_json=args.json)
 
 
 def cmd_demo(args) -> int:
-    from .demo import start_demo
+    from bqtui.demo.environment import start_demo
 
     environment = start_demo(args.folder, log=lambda text: print(text, file=sys.stderr))
     try:
@@ -623,7 +635,7 @@ def cmd_demo(args) -> int:
             results = ExportRunner(store, on_event=_Console()).run_all()
             _print_summary(results)
             return EXIT_FAILED if any(r.failed for r in results) else EXIT_OK
-        from .tui.app import run_tui
+        from bqtui.tui.app import run_tui
 
         return run_tui(db_path=environment.db_path, demo=environment)
     finally:
@@ -651,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if not args.command and not args.run_all:
-        from .tui.app import run_tui  # Textual is imported only for the TUI
+        from bqtui.tui.app import run_tui  # Textual is imported only for the TUI
 
         return run_tui(db_path=getattr(args, "db", None))
     if args.command and args.run_all:
@@ -682,6 +694,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bqtui: {error}", file=sys.stderr)
         return EXIT_FAILED
 
-
-if __name__ == "__main__":
-    sys.exit(main())

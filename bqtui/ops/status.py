@@ -4,9 +4,9 @@ is healthy — for `bqtui status`, monitoring and the TUI's home table."""
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .config import ExportConfig
-from .schedule import STEP, floor_to_interval
-from .store import Store
+from bqtui.core.config import ExportConfig
+from bqtui.state.store import Store
+from bqtui.state.windows import STEP, floor_to_interval
 
 # Behind by more than this (past the settle delay) and an export is lagging: two missed
 # windows, and ten minutes for a slow run.

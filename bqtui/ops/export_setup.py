@@ -6,12 +6,12 @@ key, nor a key left behind without its export.
 
 import time
 
-from . import secrets
-from .config import ExportConfig, validate_export
-from .errors import ConfigError, ExportBusy, SecretsError
-from .keyfile import ServiceAccountKey
-from .locks import live_holder, request_cancel
-from .store import Store
+from bqtui.core.config import ExportConfig, validate_export
+from bqtui.core.errors import ConfigError, ExportBusy, SecretsError
+from bqtui.destination.keyfile import ServiceAccountKey
+from bqtui.state import secrets
+from bqtui.state.locks import live_holder, request_cancel
+from bqtui.state.store import Store
 
 
 def create_export(

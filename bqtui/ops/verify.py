@@ -18,15 +18,15 @@ from datetime import UTC, date, datetime, timedelta
 
 from google.cloud import bigquery
 
-from .config import ExportConfig, Model
-from .errors import ConfigError, SourceError
-from .locks import ExportLock
-from .models.base import INGESTED_AT, PARSEABLE_PROPERTIES
-from .models.events import event_filters
-from .schedule import STEP, Window, floor_to_interval
-from .source import query_failure
-from .status import export_status
-from .store import Store
+from bqtui.core.config import ExportConfig, Model
+from bqtui.core.errors import ConfigError, SourceError
+from bqtui.models.base import INGESTED_AT, PARSEABLE_PROPERTIES
+from bqtui.models.events import event_filters
+from bqtui.ops.status import export_status
+from bqtui.source.clickhouse import query_failure
+from bqtui.state.locks import ExportLock
+from bqtui.state.store import Store
+from bqtui.state.windows import STEP, Window, floor_to_interval
 
 DEFAULT_LISTED = 20  # uuids or keys listed per kind; the rest are counted
 REPAIR_CAP = 100_000  # keys a repair acts on at most in one go
@@ -534,7 +534,7 @@ def _utc(value):
 def repair(store: Store, verifier: Verifier, report: VerifyReport, now, on_event=None) -> dict:
     """Delete the duplicate copies, then re-export the windows holding missing or stale rows;
     the plan (what changes) is returned, and was shown to the user before."""
-    from .runner import ExportRunner
+    from bqtui.pipeline.runner import ExportRunner
 
     windows = verifier.windows_to_reexport(report)
     outcome = {"reexported_windows": [w.label() for w in windows], "deleted_copies": 0}

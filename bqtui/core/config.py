@@ -5,8 +5,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from .errors import ConfigError
-from .ids import validate_dataset_id, validate_project_id, validate_table_id
+from bqtui.core.errors import ConfigError
+from bqtui.core.ids import validate_dataset_id, validate_project_id, validate_table_id
 
 EXPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 EVENT_NAME_LIST_LIMIT = 1000

@@ -22,11 +22,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import checkpoints, secrets
-from .bigquery import DEFAULT_RETRY_DEADLINE, BigQueryDestination, TablePlan, job_labels
-from .config import ExportConfig
-from .encode import write_parquet_files
-from .errors import (
+from bqtui.core import checkpoints
+from bqtui.core.config import ExportConfig
+from bqtui.core.errors import (
     BqtuiError,
     Cancelled,
     DestinationError,
@@ -39,13 +37,21 @@ from .errors import (
     SourceError,
     TransientJobFailure,
 )
-from .keyfile import parse_key_text
-from .locks import ExportLock
-from .models import ExportModel, get_model
-from .ports import Destination, Source
-from .schedule import Window, backfill_windows, due_windows
-from .source import ClickHouseSource, is_embedded, remove_dead_engine_dirs
-from .store import Store, utcnow
+from bqtui.destination.bigquery import (
+    DEFAULT_RETRY_DEADLINE,
+    BigQueryDestination,
+    TablePlan,
+    job_labels,
+)
+from bqtui.destination.keyfile import parse_key_text
+from bqtui.models import ExportModel, get_model
+from bqtui.pipeline.encode import write_parquet_files
+from bqtui.pipeline.ports import Destination, Source
+from bqtui.source.clickhouse import ClickHouseSource, is_embedded, remove_dead_engine_dirs
+from bqtui.state import secrets
+from bqtui.state.locks import ExportLock
+from bqtui.state.store import Store, utcnow
+from bqtui.state.windows import Window, backfill_windows, due_windows
 
 log = logging.getLogger(__name__)
 

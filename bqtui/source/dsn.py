@@ -17,7 +17,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from .errors import ConfigError
+from bqtui.core.errors import ConfigError
 
 HTTP_PORTS = {"http": 8123, "https": 8443}
 NATIVE_SCHEMES = {"clickhouse", "tcp", "native", "clickhouses"}

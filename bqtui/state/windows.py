@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .config import Interval
+from bqtui.core.config import Interval
 
 STEP = {
     Interval.FIVE_MINUTES: timedelta(minutes=5),

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from .errors import KeyFileError
+from bqtui.core.errors import KeyFileError
 
 # A real key is ~2.3 KB; anything far larger is the wrong file (and is not read into memory).
 MAX_KEY_FILE_BYTES = 64 * 1024

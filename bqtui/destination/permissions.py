@@ -11,8 +11,8 @@ import requests
 from google.api_core import exceptions as api_errors
 from google.auth import exceptions as auth_errors
 
-from .config import Model
-from .errors import DestinationError, PermissionProblem, QuotaProblem
+from bqtui.core.config import Model
+from bqtui.core.errors import DestinationError, PermissionProblem, QuotaProblem
 
 REQUIRED_PERMISSIONS = (
     "bigquery.datasets.get",

@@ -1,6 +1,6 @@
 """Start bqemulator without requiring its DuckDB spatial extension.
 
-Run by the emulator venv's python (see ``bqtui.emulator``), so it may import only what
+Run by the emulator venv's python (see ``bqtui.demo.emulator``), so it may import only what
 that venv has, never bqtui. bqemulator runs ``INSTALL spatial`` at start and exits when
 the download fails, as it always does offline; bqtui needs no spatial SQL, so loading
 the extension becomes best-effort.

@@ -2,7 +2,7 @@
 
 import re
 
-from .errors import ConfigError
+from bqtui.core.errors import ConfigError
 
 DATASET_ID = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 # Table IDs may hold Unicode letters, marks, numbers, underscores, dashes and spaces.

@@ -4,9 +4,9 @@ index keeps each window from reading the team's whole history."""
 
 from dataclasses import asdict, dataclass, field
 
-from .config import ExportConfig, Model
-from .errors import BqtuiError
-from .source import ClickHouseSource
+from bqtui.core.config import ExportConfig, Model
+from bqtui.core.errors import BqtuiError
+from bqtui.source.clickhouse import ClickHouseSource
 
 # The columns each model reads, by table (extra columns are ignored).
 EVENT_COLUMNS = ("uuid", "event", "properties", "timestamp", "team_id", "distinct_id",
@@ -97,7 +97,7 @@ def check_source(export: ExportConfig, secrets: dict | None = None) -> SourceRep
 
 def _sessions_note(source: ClickHouseSource, export: ExportConfig, report: SourceReport) -> None:
     """What a sessions window reads depends on the kind of session ids (see models.sessions)."""
-    from .models.sessions import UUID7_CLOCK_MARGIN_HOURS, UUID7_PATTERN
+    from bqtui.models.sessions import UUID7_CLOCK_MARGIN_HOURS, UUID7_PATTERN
 
     uuid7, sessions = source.client.query(
         "SELECT countIf(match(s, {pattern:String})), count() FROM (SELECT DISTINCT "
@@ -126,7 +126,7 @@ def _sessions_note(source: ClickHouseSource, export: ExportConfig, report: Sourc
 
 
 def _redacted(dsn: str) -> str:
-    from .dsn import redact_dsn
+    from bqtui.source.dsn import redact_dsn
 
     return redact_dsn(dsn)
 

@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 
 import psutil
 
-from .errors import ExportBusy
-from .store import Store, from_iso, to_iso, utcnow
+from bqtui.core.errors import ExportBusy
+from bqtui.state.store import Store, from_iso, to_iso, utcnow
 
 log = logging.getLogger(__name__)
 

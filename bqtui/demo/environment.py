@@ -16,14 +16,15 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import demo_data, secrets
-from .config import ExportConfig, Interval, Model
-from .emulator import Emulator, default_venv_dir, ensure_installed, start_emulator
-from .export_setup import create_export
-from .keyfile import parse_key_text
-from .paths import data_dir
-from .source import ClickHouseSource
-from .store import Store
+from bqtui.core.config import ExportConfig, Interval, Model
+from bqtui.core.paths import data_dir
+from bqtui.demo import data as demo_data
+from bqtui.demo.emulator import Emulator, default_venv_dir, ensure_installed, start_emulator
+from bqtui.destination.keyfile import parse_key_text
+from bqtui.ops.export_setup import create_export
+from bqtui.source.clickhouse import ClickHouseSource
+from bqtui.state import secrets
+from bqtui.state.store import Store
 
 DEMO_PROJECT = "bqtui-demo"
 DEMO_DATASET = "bqtui_demo"
@@ -165,7 +166,7 @@ def _seed(client, log) -> datetime:
 
 
 def _create_dataset(key: dict, endpoint: str) -> None:
-    from .bigquery import BigQueryDestination
+    from bqtui.destination.bigquery import BigQueryDestination
 
     destination = BigQueryDestination(parse_key_text(json.dumps(key)), endpoint=endpoint)
     try:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .json_text import repair_json_column
-from .models.base import ModelField
+from bqtui.models.base import ModelField
+from bqtui.models.json_text import repair_json_column
 
 # A file per ~256 MB of Arrow data bounds local disk use and makes each load job retryable.
 FILE_MAX_BYTES = 256 * 1024 * 1024

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import sqlite_utils
 
-from .config import DEFAULT_SETTLE_SECONDS, ExportConfig, Interval, Model
-from .errors import ConfigError, LockLost
+from bqtui.core.config import DEFAULT_SETTLE_SECONDS, ExportConfig, Interval, Model
+from bqtui.core.errors import ConfigError, LockLost
 
 
 def utcnow() -> datetime:

@@ -18,11 +18,14 @@ from google.api_core import exceptions as api_errors
 from google.auth import exceptions as auth_errors
 from google.cloud import bigquery
 
-from .bigquery import TRANSIENT_NETWORK_ERRORS, BigQueryDestination, missing_key_message
-from .config import ExportConfig
-from .keyfile import ServiceAccountKey
-from .models import get_model
-from .permissions import (
+from bqtui.core.config import ExportConfig
+from bqtui.destination.bigquery import (
+    TRANSIENT_NETWORK_ERRORS,
+    BigQueryDestination,
+    missing_key_message,
+)
+from bqtui.destination.keyfile import ServiceAccountKey
+from bqtui.destination.permissions import (
     PERMISSION_IN_MESSAGE,
     REQUIRED_PERMISSIONS,
     Fix,
@@ -30,6 +33,7 @@ from .permissions import (
     fix_for,
     required_permissions,
 )
+from bqtui.models import get_model
 
 PROBE_TTL = timedelta(hours=1)
 ALL_CHECKED = tuple(sorted({*REQUIRED_PERMISSIONS, "bigquery.tables.delete"}))
@@ -432,9 +436,9 @@ def check_permissions(
 
 def run_check_command(export: ExportConfig, *, as_json: bool) -> int:
     """``bqtui check NAME``: print the report; exit 0 only when every permission is granted."""
-    from . import secrets
-    from .keyfile import parse_key_text
-    from .source_check import check_source
+    from bqtui.destination.keyfile import parse_key_text
+    from bqtui.source.check import check_source
+    from bqtui.state import secrets
 
     key = parse_key_text(secrets.load_service_account_key(export.uid, export.name))
     report = check_permissions(export, key)

@@ -16,11 +16,11 @@ from google.cloud import bigquery
 from google.cloud.bigquery.retry import DEFAULT_RETRY
 from google.oauth2 import service_account
 
-from . import checkpoints
-from .errors import DestinationError, TransientJobFailure
-from .keyfile import ServiceAccountKey
-from .models.base import ExportModel, ModelField
-from .permissions import describe_api_error, error_reason
+from bqtui.core import checkpoints
+from bqtui.core.errors import DestinationError, TransientJobFailure
+from bqtui.destination.keyfile import ServiceAccountKey
+from bqtui.destination.permissions import describe_api_error, error_reason
+from bqtui.models.base import ExportModel, ModelField
 
 log = logging.getLogger(__name__)
 

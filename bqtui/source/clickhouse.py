@@ -32,8 +32,8 @@ from clickhouse_connect.driver.exceptions import (
     OperationalError,
 )
 
-from .dsn import parse_dsn, redact_dsn
-from .errors import ConfigError, SourceBusy, SourceError
+from bqtui.core.errors import ConfigError, SourceBusy, SourceError
+from bqtui.source.dsn import parse_dsn, redact_dsn
 
 __all__ = ["ClickHouseSource", "redact_dsn"]
 

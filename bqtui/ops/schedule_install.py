@@ -14,8 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
-from .paths import data_dir
+from bqtui.core.errors import ConfigError
+from bqtui.core.paths import data_dir
 
 BEGIN = "# >>> bqtui schedule (managed by `bqtui schedule`; edit with it) >>>"
 END = "# <<< bqtui schedule <<<"

@@ -13,7 +13,7 @@ import keyring.errors
 import keyring.util.platform_
 from keyring.backends import fail
 
-from .errors import SecretsError
+from bqtui.core.errors import SecretsError
 
 SERVICE = "bqtui"
 NO_BACKEND_HELP = (

@@ -1,0 +1,3 @@
+"""BigQuery: tables, loads, MERGE, jobs, error translation, key files and permissions.
+
+May import: core, models."""

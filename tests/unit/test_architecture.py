@@ -1,0 +1,71 @@
+"""The tree is the architecture: each package of bqtui imports only the packages its
+``__init__`` names ("May import: …"), so imports run one way — cli, tui → ops → pipeline →
+source, destination, state → models → core — and no circle can form between packages."""
+
+import ast
+import re
+from pathlib import Path
+
+import bqtui
+
+ROOT = Path(bqtui.__file__).parent
+PACKAGES = sorted(p.name for p in ROOT.iterdir() if (p / "__init__.py").exists())
+
+
+def allowed_imports(package: str) -> set[str]:
+    """What the package's docstring says it may import."""
+    doc = ast.get_docstring(ast.parse((ROOT / package / "__init__.py").read_text())) or ""
+    match = re.search(r"May import: (.*?)(?:\.|$)", doc, re.S)
+    assert match, f"bqtui/{package}/__init__.py does not say what it may import"
+    if match.group(1).startswith("nothing of bqtui"):
+        return set()
+    return {name.strip() for name in re.split(r",|\(", match.group(1)) if name.strip() in PACKAGES}
+
+
+def bqtui_imports(path: Path) -> set[str]:
+    """The bqtui packages a module imports (at its top or inside functions)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "bqtui" and len(parts) > 1 and parts[1] in PACKAGES:
+                found.add(parts[1])
+    return found
+
+
+def test_every_package_says_what_it_may_import():
+    assert set(PACKAGES) == {"cli", "core", "demo", "destination", "models", "ops", "pipeline",
+                             "source", "state", "tui"}  # fmt: skip
+    for package in PACKAGES:
+        allowed_imports(package)
+    assert "cli" not in allowed_imports("tui")  # the CLI opens the TUI, never the reverse
+
+
+def test_imports_run_one_way_between_packages():
+    wrong = []
+    for package in PACKAGES:
+        allowed = allowed_imports(package) | {package}
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for imported in sorted(bqtui_imports(path) - allowed):
+                wrong.append(f"{path.relative_to(ROOT.parent)} imports bqtui.{imported}")
+    assert wrong == []
+
+
+def test_no_relative_imports():
+    """Absolute imports: a module's imports read the same wherever it is moved."""
+    relative = [
+        str(path.relative_to(ROOT.parent))
+        for path in ROOT.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.level
+    ]
+    assert relative == []
+
+
+def test_only_modules_at_the_root_are_the_package_face():
+    assert sorted(p.name for p in ROOT.glob("*.py")) == ["__init__.py"]
