@@ -6,7 +6,7 @@ a lost response is recognised (409 Already Exists) and awaited instead of run tw
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import requests
 from google.api_core import exceptions as api_errors
@@ -40,6 +40,33 @@ TRANSIENT_NETWORK_ERRORS = (
 TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "backendError", "internalError"})
 # Everything a BigQuery call can fail with that ``translate`` turns into a user message.
 API_FAILURES = (api_errors.GoogleAPIError, auth_errors.GoogleAuthError, *TRANSIENT_NETWORK_ERRORS)
+
+
+# Query parameters as Python values: datetime → TIMESTAMP, date → DATE, int → INT64, str →
+# STRING; a list of one of those → an ARRAY of it.
+QueryValue = datetime | date | int | str
+QueryParameters = dict[str, QueryValue | list[datetime] | list[date] | list[int] | list[str]]
+
+
+def _bigquery_type(value: QueryValue) -> str:
+    if isinstance(value, datetime):  # before date: a datetime is a date too
+        return "TIMESTAMP"
+    if isinstance(value, date):
+        return "DATE"
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"no BigQuery parameter type for {type(value).__name__}")
+    return "INT64" if isinstance(value, int) else "STRING"
+
+
+def _query_parameters(parameters: QueryParameters | None) -> list:
+    built: list = []
+    for name, value in (parameters or {}).items():
+        if isinstance(value, list):
+            kind = _bigquery_type(value[0]) if value else "STRING"
+            built.append(bigquery.ArrayQueryParameter(name, kind, value))
+        else:
+            built.append(bigquery.ScalarQueryParameter(name, _bigquery_type(value), value))
+    return built
 
 
 @dataclass(frozen=True)
@@ -353,6 +380,40 @@ class BigQueryDestination:
         job = self._submit(submit, job_id, doing, dataset_id)
         checkpoints.reached("load_submitted")
         return self.wait_for(job, doing, dataset_id)
+
+    # -- reading: what verify, repair and the TUI ask of a table ----------------------------
+
+    def query_rows(self, sql: str, parameters: QueryParameters | None = None, *,
+                   doing: str, dataset_id: str) -> list[dict]:  # fmt: skip
+        """Run a query (``@name`` parameters from Python values) and return its rows."""
+        config = bigquery.QueryJobConfig(query_parameters=_query_parameters(parameters))
+        try:
+            job = self.client.query(sql, job_config=config, timeout=REQUEST_TIMEOUT)
+            return [dict(row) for row in job.result(retry=self.retry, timeout=JOB_TIMEOUT)]
+        except API_FAILURES as error:
+            raise self.translate(error, doing, dataset_id) from None
+
+    def estimate_bytes(self, sql: str, parameters: QueryParameters | None = None, *,
+                       doing: str, dataset_id: str) -> int:  # fmt: skip
+        """What a query would scan, from a dry run (nothing runs, nothing is billed)."""
+        config = bigquery.QueryJobConfig(
+            dry_run=True, use_query_cache=False, query_parameters=_query_parameters(parameters)
+        )
+        try:
+            job = self.client.query(sql, job_config=config, timeout=REQUEST_TIMEOUT)
+        except API_FAILURES as error:
+            raise self.translate(error, doing, dataset_id) from None
+        return int(job.total_bytes_processed or 0)
+
+    def table_columns(self, table_ref: str) -> list[str] | None:
+        """The table's column names; None when it does not exist (other failures raise)."""
+        try:
+            table = self.client.get_table(table_ref, retry=self.retry, timeout=REQUEST_TIMEOUT)
+        except api_errors.NotFound:
+            return None
+        except API_FAILURES as error:
+            raise self.translate(error, f"reading table {table_ref}", table_ref.split(".")[1]) from None
+        return [f.name for f in table.schema]
 
     def remove_duplicate_copies(self, table_ref: str, key: str, keys: list[str], days: list) -> int:
         """Leave one row (the first loaded) per listed key in the listed days; return the

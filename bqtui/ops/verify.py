@@ -16,10 +16,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from google.cloud import bigquery
-
 from bqtui.core.config import ExportConfig, Model
-from bqtui.core.errors import ConfigError, SourceError
+from bqtui.core.errors import BqtuiError, ConfigError, SourceError
+from bqtui.destination.bigquery import QueryParameters
 from bqtui.models.base import INGESTED_AT, PARSEABLE_PROPERTIES
 from bqtui.models.events import event_filters
 from bqtui.ops.status import export_status
@@ -200,28 +199,18 @@ class Verifier:
         except Exception as error:  # noqa: BLE001 - driver and network errors alike
             raise SourceError(query_failure(self.export.source_dsn, error)) from None
 
-    def bq_rows(self, sql: str, parameters: list | None = None) -> list[dict]:
-        config = bigquery.QueryJobConfig(query_parameters=parameters or [])
-        try:
-            job = self.destination.client.query(sql, job_config=config)
-            return [dict(row) for row in job.result(retry=self.destination.retry)]
-        except Exception as error:  # noqa: BLE001 - every API failure becomes one message
-            raise self.destination.translate(
-                error, f"verifying {self.table}", self.export.dataset_id
-            ) from None
+    def bq_rows(self, sql: str, parameters: QueryParameters | None = None) -> list[dict]:
+        return self.destination.query_rows(
+            sql, parameters, doing=f"verifying {self.table}", dataset_id=self.export.dataset_id
+        )
 
-    def estimate(self, sql: str, parameters: list | None = None) -> int:
-        config = bigquery.QueryJobConfig(dry_run=True, use_query_cache=False,
-                                         query_parameters=parameters or [])  # fmt: skip
-        try:
-            job = self.destination.client.query(sql, job_config=config)
-        except Exception as error:  # noqa: BLE001
-            raise self.destination.translate(
-                error, f"estimating the scan of {self.table}", self.export.dataset_id
-            ) from None
-        return int(job.total_bytes_processed or 0)
+    def estimate(self, sql: str, parameters: QueryParameters | None = None) -> int:
+        return self.destination.estimate_bytes(
+            sql, parameters, doing=f"estimating the scan of {self.table}",
+            dataset_id=self.export.dataset_id,
+        )  # fmt: skip
 
-    def guard(self, report: VerifyReport, queries: list[tuple[str, list]]) -> None:
+    def guard(self, report: VerifyReport, queries: list[tuple[str, QueryParameters]]) -> None:
         """Before anything runs: what BigQuery will scan, and the --max-bytes limit."""
         report.bytes_estimate = sum(self.estimate(sql, params) for sql, params in queries)
         if self.max_bytes is not None and report.bytes_estimate > self.max_bytes:
@@ -274,10 +263,10 @@ class Verifier:
         """With ``_inserted_at`` in the table, BigQuery's rows are counted by ingestion window
         exactly as ClickHouse's are (rows of windows not recorded done are left out)."""
         try:
-            table = self.destination.client.get_table(self.table, retry=self.destination.retry)
-        except Exception:  # noqa: BLE001 - the comparison runs without it
+            columns = self.destination.table_columns(self.table) or []
+        except BqtuiError:  # the comparison runs without it
             return None
-        if "_inserted_at" not in {f.name for f in table.schema} or len(ranges) > MAX_RANGES:
+        if "_inserted_at" not in columns or len(ranges) > MAX_RANGES:
             return None
 
         def literal(moment: datetime) -> str:
@@ -288,17 +277,15 @@ class Verifier:
         ) + ")"  # fmt: skip
 
     def _events(self, report: VerifyReport, ranges, start, end) -> None:
-        conditions, bq_parameters = [], []
+        conditions: list[str] = []
+        bq_parameters: QueryParameters = {}
         ingested = self._ingested_filter(ranges)
         if ingested:
             conditions.append(ingested)
             report.by_ingestion = True
         if start or end:
             conditions.append("timestamp >= @low AND timestamp < @high")
-            bq_parameters = [
-                bigquery.ScalarQueryParameter("low", "TIMESTAMP", start or EARLIEST),
-                bigquery.ScalarQueryParameter("high", "TIMESTAMP", end or LATEST),
-            ]
+            bq_parameters = {"low": start or EARLIEST, "high": end or LATEST}
         bounds = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         self._ingested = ingested  # the drill-down counts the same rows
         by_day = (
@@ -349,8 +336,7 @@ class Verifier:
                 f"SELECT EXTRACT(HOUR FROM timestamp) AS hour, COUNT(DISTINCT uuid) AS uuids "
                 f"FROM `{self.table}` WHERE timestamp >= @low AND timestamp < @high "
                 f"{self._and_ingested()}GROUP BY hour",
-                [bigquery.ScalarQueryParameter("low", "TIMESTAMP", low),
-                 bigquery.ScalarQueryParameter("high", "TIMESTAMP", high)],
+                {"low": low, "high": high},
             )
         }  # fmt: skip
         source_hours = dict(
@@ -383,9 +369,7 @@ class Verifier:
                 for row in self.bq_rows(
                     f"SELECT DISTINCT uuid FROM `{self.table}` WHERE timestamp >= @low "
                     f"AND timestamp < @high {self._and_ingested()}",
-                    [bigquery.ScalarQueryParameter("low", "TIMESTAMP", hour_low),
-                     bigquery.ScalarQueryParameter("high", "TIMESTAMP",
-                                                   hour_low + timedelta(hours=1))],
+                    {"low": hour_low, "high": hour_low + timedelta(hours=1)},
                 )
             }  # fmt: skip
             for uuid in sorted(source_uuids - bq_uuids):
@@ -407,7 +391,7 @@ class Verifier:
         rows = self.bq_rows(
             f"SELECT uuid, COUNT(*) AS copies FROM `{self.table}` WHERE DATE(timestamp) IN "
             "UNNEST(@days) GROUP BY uuid HAVING COUNT(*) > 1 ORDER BY uuid",
-            [bigquery.ArrayQueryParameter("days", "DATE", days)],
+            {"days": days},
         )
         for row in rows:
             report.duplicated.add(f"{row['uuid']} ×{row['copies']}", self.listed)
@@ -425,7 +409,7 @@ class Verifier:
             f"SELECT {key} AS k, {', '.join(versions)}, COUNT(*) OVER (PARTITION BY {key}) "
             f"AS copies FROM `{self.table}` WHERE team_id = @team"
         )
-        team = [bigquery.ScalarQueryParameter("team", "INT64", self.export.team_id)]
+        team: QueryParameters = {"team": self.export.team_id}
         self.guard(report, [(bq_sql, team)])
         bigquery_side: dict[str, tuple] = {}
         copies: Counter[str] = Counter()

@@ -19,7 +19,7 @@ class PermissionCheckScreen(ExportScreen):
     ]
 
     def compose(self) -> ComposeResult:
-        export = self.bqtui.state.store.get_export(self.export_id)
+        export = self.bqtui.store.get_export(self.export_id)
         yield Header()
         yield Static(f"[b]Permission check[/b] of {export.name}", classes="screen-title")
         with VerticalScroll():
@@ -33,7 +33,7 @@ class PermissionCheckScreen(ExportScreen):
         self.action_recheck()
 
     def action_recheck(self) -> None:
-        export = self.bqtui.state.store.get_export(self.export_id)
+        export = self.bqtui.store.get_export(self.export_id)
         try:
             key = parse_key_text(secrets.load_service_account_key(export.uid, export.name))
         except BqtuiError as error:

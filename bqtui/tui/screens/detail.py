@@ -1,7 +1,5 @@
 """Export detail: configuration, the destination table against the model, runs, windows, logs."""
 
-from google.api_core import exceptions as api_errors
-from google.auth import exceptions as auth_errors
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,7 +19,7 @@ from textual.widgets import (
 
 from bqtui.core.config import ExportConfig
 from bqtui.core.errors import BqtuiError
-from bqtui.destination.bigquery import TRANSIENT_NETWORK_ERRORS, BigQueryDestination
+from bqtui.destination.bigquery import BigQueryDestination
 from bqtui.destination.keyfile import parse_key_text
 from bqtui.models import get_model
 from bqtui.source.dsn import redact_dsn
@@ -71,7 +69,7 @@ class ExportDetailScreen(ExportScreen):
 
     @property
     def export(self) -> ExportConfig:
-        return self.bqtui.state.store.get_export(self.export_id)
+        return self.bqtui.store.get_export(self.export_id)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -145,12 +143,12 @@ class ExportDetailScreen(ExportScreen):
     def show_runs(self) -> None:
         table = self.query_one("#runs", DataTable)
         table.clear()
-        history = list(reversed(self.bqtui.state.store.list_runs(self.export_id)))
+        history = list(reversed(self.bqtui.store.list_runs(self.export_id)))
         self.query_one("#runs-rows", Sparkline).data = [float(r.rows) for r in history]
         self.query_one("#runs-seconds", Sparkline).data = [
             (r.finished_at - r.started_at).total_seconds() for r in history if r.finished_at
         ]
-        for run in self.bqtui.state.store.list_runs(self.export_id):
+        for run in self.bqtui.store.list_runs(self.export_id):
             took = run.finished_at - run.started_at if run.finished_at else None
             table.add_row(
                 str(run.id),
@@ -170,7 +168,7 @@ class ExportDetailScreen(ExportScreen):
     def show_windows(self) -> None:
         table = self.query_one("#windows", DataTable)
         table.clear()
-        for window in self.bqtui.state.store.list_windows(self.export_id):
+        for window in self.bqtui.store.list_windows(self.export_id):
             table.add_row(
                 f"{time_text(window.window_start)} → {time_text(window.window_end)}",
                 status_text(window.status),
@@ -192,7 +190,7 @@ class ExportDetailScreen(ExportScreen):
         self.query_one("#log-title", Static).update(f"Log of run {run_id}")
         log = self.query_one("#run-logs", RichLog)
         log.clear()
-        for logged_at, level, message in self.bqtui.state.store.run_logs(run_id):
+        for logged_at, level, message in self.bqtui.store.run_logs(run_id):
             log.write(
                 Text.assemble(
                     (f"{logged_at:%H:%M:%S} ", "dim"), (message, LEVEL_STYLES.get(level, ""))
@@ -204,7 +202,7 @@ class ExportDetailScreen(ExportScreen):
     @work(thread=True, exclusive=True, group="schema", exit_on_error=False,
           description="Reading the table's schema")  # fmt: skip
     def check_table_schema(self) -> None:
-        export = self.bqtui.state.store.get_export(self.export_id)
+        export = self.bqtui.store.get_export(self.export_id)
         try:
             key = parse_key_text(secrets.load_service_account_key(export.uid, export.name))
         except BqtuiError as error:
@@ -219,18 +217,16 @@ class ExportDetailScreen(ExportScreen):
         )
         ref = destination.table_ref(export.dataset_id, export.table_id)
         try:
-            table = destination.client.get_table(ref, retry=destination.retry)
-        except api_errors.NotFound:
-            self.post_message(TableSchemaChecked(False, []))
-            return
-        except (api_errors.GoogleAPIError, auth_errors.GoogleAuthError,
-                *TRANSIENT_NETWORK_ERRORS) as error:  # fmt: skip
-            problem = destination.translate(error, f"reading table {ref}", export.dataset_id)
-            self.post_message(TableSchemaChecked(False, [], str(problem)))
+            columns = destination.table_columns(ref)
+        except BqtuiError as error:
+            self.post_message(TableSchemaChecked(False, [], str(error)))
             return
         finally:
             destination.close()
-        have = {field.name for field in table.schema}
+        if columns is None:
+            self.post_message(TableSchemaChecked(False, []))
+            return
+        have = set(columns)
         missing = [
             f.name for f in get_model(export.model).fields if f.name not in have and not f.optional
         ]
@@ -306,7 +302,7 @@ class ExportDetailScreen(ExportScreen):
             retry_deadline_from_env,
         )
 
-        store = Store(self.bqtui.state.store.path)  # this thread's own connection
+        store = Store(self.bqtui.store.path)  # this thread's own connection
         try:
             export = store.get_export(self.export_id)
             destination = bigquery_destination(export, retry_deadline_from_env())

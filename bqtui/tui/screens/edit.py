@@ -45,7 +45,7 @@ class EditExportScreen(ExportScreen):
     ]
 
     def compose(self) -> ComposeResult:
-        export = self.bqtui.state.store.get_export(self.export_id)
+        export = self.bqtui.store.get_export(self.export_id)
         yield Header()
         yield Static(f"[b]Edit {export.name}[/b]  ({export.model.value})", classes="screen-title")
         with VerticalScroll(id="edit-form"):
@@ -105,7 +105,7 @@ class EditExportScreen(ExportScreen):
             self.app.pop_screen()
 
     def action_save(self) -> None:
-        store = self.bqtui.state.store
+        store = self.bqtui.store
         export = store.get_export(self.export_id)
         parsers = {
             "dataset-id": validate_dataset_id,

@@ -41,7 +41,7 @@ class HomeScreen(BqtuiScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        if self.bqtui.demo.environment is not None:
+        if self.bqtui.demo is not None:
             yield Static(DEMO_BANNER, id="demo-banner")
         yield Static(EMPTY_STATE, id="empty-state")
         yield ExportsTable(id="exports")
@@ -55,7 +55,7 @@ class HomeScreen(BqtuiScreen):
 
     def refresh_exports(self) -> None:
         table = self.query_one(ExportsTable)
-        table.show(self.bqtui.state.store, self.bqtui.clock())
+        table.show(self.bqtui.store, self.bqtui.clock())
         empty = table.row_count == 0
         self.query_one("#empty-state").display = empty
         table.display = not empty
@@ -65,7 +65,7 @@ class HomeScreen(BqtuiScreen):
 
     def selected_export(self) -> ExportConfig | None:
         export_id = self.query_one(ExportsTable).selected_export_id()
-        return None if export_id is None else self.bqtui.state.store.get_export(export_id)
+        return None if export_id is None else self.bqtui.store.get_export(export_id)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in EXPORT_ACTIONS and self.query_one(ExportsTable).row_count == 0:

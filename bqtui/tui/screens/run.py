@@ -43,7 +43,7 @@ class RunScreen(ExportScreen):
         self.window_statuses: dict[str, int] = {}
 
     def compose(self) -> ComposeResult:
-        export = self.bqtui.state.store.get_export(self.export_id)
+        export = self.bqtui.store.get_export(self.export_id)
         if self.backfill:
             start, end = self.backfill
             what = f"Backfill {time_text(start)} → {time_text(end)} UTC"
@@ -80,7 +80,7 @@ class RunScreen(ExportScreen):
     @work(thread=True, exclusive=True, group="run", exit_on_error=False, description="The run")
     def run_in_thread(self) -> RunResult:
         # SQLite connections belong to one thread: the worker opens its own.
-        store = Store(self.bqtui.state.store.path)
+        store = Store(self.bqtui.store.path)
         try:
             export = store.get_export(self.export_id)
             runner = ExportRunner(

@@ -35,7 +35,7 @@ class NewExportScreen(BqtuiScreen):
         self.index = 0
 
     def compose(self) -> ComposeResult:
-        demo = self.bqtui.demo.environment
+        demo = self.bqtui.demo
         key_path, dsn = "", default_source_dsn()
         if demo is not None:  # the demo's own key, dataset and emulator: a wizard that just works
             key_path, dsn = str(demo.key_file), demo.source_dsn
@@ -131,7 +131,7 @@ class NewExportScreen(BqtuiScreen):
         try:
             # The same call as `bqtui add`: the export and its secrets, or nothing.
             export = create_export(
-                self.bqtui.state.store,
+                self.bqtui.store,
                 self.draft.export_config(self.bqtui.clock()),
                 self.draft.key,
                 self.draft.source_secrets,
