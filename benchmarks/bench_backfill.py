@@ -92,22 +92,48 @@ def main() -> int:
         google.add_project(PROJECT)
         admin = google.admin_client(PROJECT)
         results = {}
-        for mode, windows in (("window by window", args.serial_windows or hours),
-                              ("coalesced", hours)):  # fmt: skip
+        for mode, windows in (
+            ("window by window", args.serial_windows or hours),
+            ("coalesced", hours),
+        ):
             dataset = "serial" if mode == "window by window" else "coalesced"
             admin.create_dataset(f"{PROJECT}.{dataset}")
             account = google.new_account(
-                PROJECT, f"bench-{dataset}", project_permissions=JOB_USER,
+                PROJECT,
+                f"bench-{dataset}",
+                project_permissions=JOB_USER,
                 dataset_permissions={dataset: DATA_EDITOR},
-            )  # fmt: skip
+            )
             key = account.write_key(WORK / f"{dataset}.json")
-            env = dict(os.environ, BQTUI_DB=str(WORK / f"{dataset}.db"),
-                       BQTUI_NOW=(end + timedelta(hours=1)).isoformat())  # fmt: skip
+            env = dict(
+                os.environ,
+                BQTUI_DB=str(WORK / f"{dataset}.db"),
+                BQTUI_NOW=(end + timedelta(hours=1)).isoformat(),
+            )
             if mode == "window by window":
                 env["BQTUI_GROUP_WINDOWS"] = "1"
-            run_cli(["add", "--name", dataset, "--key-file", str(key), "--dataset-id", dataset,
-                     "--table-id", "events", "--interval", "hour", "--start", START.isoformat(),
-                     "--source-dsn", dsn, "--bigquery-endpoint", google.api_endpoint], env)  # fmt: skip
+            run_cli(
+                [
+                    "add",
+                    "--name",
+                    dataset,
+                    "--key-file",
+                    str(key),
+                    "--dataset-id",
+                    dataset,
+                    "--table-id",
+                    "events",
+                    "--interval",
+                    "hour",
+                    "--start",
+                    START.isoformat(),
+                    "--source-dsn",
+                    dsn,
+                    "--bigquery-endpoint",
+                    google.api_endpoint,
+                ],
+                env,
+            )
             google.proxy.set_job_latency(args.latency)
             google.proxy.reset_calls()
             range_end = START + timedelta(hours=windows)
@@ -117,24 +143,38 @@ def main() -> int:
             )
             jobs = len(google.proxy.calls_to("jobs.insert"))
             google.proxy.set_job_latency(0)
-            rows = next(iter(admin.query(
-                f"SELECT count(*) AS n FROM `{PROJECT}.{dataset}.events`").result()))["n"]  # fmt: skip
+            rows = next(
+                iter(
+                    admin.query(f"SELECT count(*) AS n FROM `{PROJECT}.{dataset}.events`").result()
+                )
+            )["n"]
             results[mode] = {
-                "windows": windows, "seconds": seconds, "seconds_per_window": seconds / windows,
-                "projected_seconds": seconds / windows * hours, "jobs": jobs, "rows": rows,
-                "peak_rss_mb": peak, "summary": out.strip(),
-            }  # fmt: skip
+                "windows": windows,
+                "seconds": seconds,
+                "seconds_per_window": seconds / windows,
+                "projected_seconds": seconds / windows * hours,
+                "jobs": jobs,
+                "rows": rows,
+                "peak_rss_mb": peak,
+                "summary": out.strip(),
+            }
     serial, coalesced = results["window by window"], results["coalesced"]
-    print(f"Backfill of {hours} hourly windows ({args.days} days, {args.events_per_hour} events "
-          f"an hour), every BigQuery job RUNNING for {args.latency} s:\n")  # fmt: skip
+    print(
+        f"Backfill of {hours} hourly windows ({args.days} days, {args.events_per_hour} events "
+        f"an hour), every BigQuery job RUNNING for {args.latency} s:\n"
+    )
     print(f"| runner | windows run | seconds | s/window | {hours} windows | jobs | peak RSS |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for mode, r in results.items():
-        print(f"| {mode} | {r['windows']} | {r['seconds']:.1f} | {r['seconds_per_window']:.2f} "
-              f"| {r['projected_seconds'] / 60:.1f} min | {r['jobs']} | {r['peak_rss_mb']} MB |")  # fmt: skip
+        print(
+            f"| {mode} | {r['windows']} | {r['seconds']:.1f} | {r['seconds_per_window']:.2f} "
+            f"| {r['projected_seconds'] / 60:.1f} min | {r['jobs']} | {r['peak_rss_mb']} MB |"
+        )
     speedup = serial["projected_seconds"] / coalesced["projected_seconds"]
-    print(f"\nCoalesced is {speedup:.1f}× faster than window by window "
-          f"({coalesced['rows']:,} rows exported).")  # fmt: skip
+    print(
+        f"\nCoalesced is {speedup:.1f}× faster than window by window "
+        f"({coalesced['rows']:,} rows exported)."
+    )
     print(json.dumps(results, indent=2), file=sys.stderr)
     return 0
 

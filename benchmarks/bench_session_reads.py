@@ -2,7 +2,7 @@
 sessions query before and after "sessions of any length are exact", for UUIDv7 session ids
 and for ids that are not UUIDv7.
 
-    .venv/bin/python benchmarks/bench_session_reads.py [--base 500000] [--factors 1 30] [--runs 3]
+    .venv/bin/python benchmarks/bench_session_reads.py [--base 500000] [--factors 1 30] [--runs 3] [--days-back 0]
 
 The data, the window and the measurement are bench_window_reads.py's: ``base × factor`` events
 per team at the same rate (``base`` every two days, so a longer history is more days), PostHog's
@@ -57,8 +57,11 @@ def old_sessions_model():
     relative imports (``..config``, ``.base``) are given today's modules, wherever they live."""
     source = subprocess.run(
         ["git", "show", f"{OLD_COMMIT}:bqtui/models/sessions.py"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     package = f"_bqtui_at_{OLD_COMMIT}"
     for name, module in (
         (package, None),
@@ -135,11 +138,15 @@ def main() -> int:
     export = ExportConfig(name="bench", dataset_id="d", table_id="t", model=Model.SESSIONS)
     queries = {"old": old_sessions_model(), "new": get_model(Model.SESSIONS)}
     window = tuple(moment - timedelta(days=args.days_back) for moment in WINDOW)
-    print(f"Window {window[0]:%Y-%m-%d %H:%M}–{window[1]:%H:%M} UTC ({args.days_back} days and "
-          f"12 hours before the history's end), inserted_at index present.")  # fmt: skip
+    print(
+        f"Window {window[0]:%Y-%m-%d %H:%M}–{window[1]:%H:%M} UTC ({args.days_back} days and "
+        f"12 hours before the history's end), inserted_at index present."
+    )
     print()
-    print("| history (per team) | session ids | query | exported | rows read | "
-          "rows read / exported | bytes read | median time |")  # fmt: skip
+    print(
+        "| history (per team) | session ids | query | exported | rows read | "
+        "rows read / exported | bytes read | median time |"
+    )
     print("|---:|---|---|---:|---:|---:|---:|---:|")
     notes = []
 
@@ -154,9 +161,12 @@ def main() -> int:
             keep=True,
         )
         ratio = m["read_rows"] / m["exported"] if m["exported"] else float("nan")
-        print(f"| {rows:,} ({factor}×, {DAYS_PER_BASE * factor} days) | {kind} | {label} | "
-              f"{m['exported']:,} | {m['read_rows']:,} | {ratio:,.0f} | "
-              f"{m['read_bytes'] / 1e6:.1f} MB | {m['ms']:.0f} ms |", flush=True)  # fmt: skip
+        print(
+            f"| {rows:,} ({factor}×, {DAYS_PER_BASE * factor} days) | {kind} | {label} | "
+            f"{m['exported']:,} | {m['read_rows']:,} | {ratio:,.0f} | "
+            f"{m['read_bytes'] / 1e6:.1f} MB | {m['ms']:.0f} ms |",
+            flush=True,
+        )
         return m
 
     for factor in args.factors:
@@ -170,8 +180,11 @@ def main() -> int:
                 generate(connection, rows, days, team_id=team_id, properties=properties)
             optimize(connection)
             add_inserted_at_index(connection)
-            print(f"<!-- {len(TEAMS)} × {rows:,} rows generated and indexed in "
-                  f"{time.monotonic() - started:.0f} s -->", file=sys.stderr)  # fmt: skip
+            print(
+                f"<!-- {len(TEAMS)} × {rows:,} rows generated and indexed in "
+                f"{time.monotonic() - started:.0f} s -->",
+                file=sys.stderr,
+            )
             for team_id, kind in TEAMS.items():
                 for label in queries:
                     row(connection, rows, factor, team_id, kind, label)
@@ -185,9 +198,11 @@ def main() -> int:
                     for r in b.to_pylist()
                     if r["distinct_id"] == distinct_id
                 ]
-                notes.append(f"{factor}×, {label} query: the {LONG_SESSION_DAYS}-day session "
-                             f"has {found[0] if found else 'no row'} of its "
-                             f"{LONG_SESSION_EVENTS} events")  # fmt: skip
+                notes.append(
+                    f"{factor}×, {label} query: the {LONG_SESSION_DAYS}-day session "
+                    f"has {found[0] if found else 'no row'} of its "
+                    f"{LONG_SESSION_EVENTS} events"
+                )
         finally:
             connection.close()
             shutil.rmtree(path, ignore_errors=True)

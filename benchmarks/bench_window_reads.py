@@ -133,16 +133,21 @@ def main() -> int:
             started = time.monotonic()
             generate(connection, rows, DAYS_PER_BASE * factor)
             optimize(connection)
-            print(f"<!-- {rows:,} rows generated in {time.monotonic() - started:.0f} s -->",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"<!-- {rows:,} rows generated in {time.monotonic() - started:.0f} s -->",
+                file=sys.stderr,
+            )
             for indexed in (False, True):
                 if indexed:
                     add_inserted_at_index(connection)
                 m = measure(connection)
-                print(f"| {rows:,} ({factor}×, {DAYS_PER_BASE * factor} days) | "
-                      f"{'yes' if indexed else 'no'} | "
-                      f"{m['exported']:,} | {m['read_rows']:,} | {m['read_bytes'] / 1e6:.1f} MB "
-                      f"| {m['ms']:.1f} ms |", flush=True)  # fmt: skip
+                print(
+                    f"| {rows:,} ({factor}×, {DAYS_PER_BASE * factor} days) | "
+                    f"{'yes' if indexed else 'no'} | "
+                    f"{m['exported']:,} | {m['read_rows']:,} | {m['read_bytes'] / 1e6:.1f} MB "
+                    f"| {m['ms']:.1f} ms |",
+                    flush=True,
+                )
         finally:
             connection.close()
             shutil.rmtree(path, ignore_errors=True)

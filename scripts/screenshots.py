@@ -70,9 +70,11 @@ class Shooter:
         self.db_path = WORK / "bqtui.db"
         google.admin_client(PROJECT).create_dataset(f"{PROJECT}.{DATASET}")
         exporter = google.new_account(
-            PROJECT, "bqtui-exporter", project_permissions=JOB_USER,
+            PROJECT,
+            "bqtui-exporter",
+            project_permissions=JOB_USER,
             dataset_permissions={DATASET: DATA_EDITOR},
-        )  # fmt: skip
+        )
         lacking = google.new_account(
             PROJECT, "bqtui-new", dataset_permissions={DATASET: DATA_EDITOR}
         )
@@ -92,12 +94,17 @@ class Shooter:
             create_export(
                 store,
                 ExportConfig(
-                    name=name, dataset_id=DATASET, table_id=name.replace("-", "_"), model=model,
-                    interval=interval, source_dsn=self.source_dsn,
-                    bigquery_endpoint=self.google.api_endpoint, start_at=now - timedelta(days=2),
+                    name=name,
+                    dataset_id=DATASET,
+                    table_id=name.replace("-", "_"),
+                    model=model,
+                    interval=interval,
+                    source_dsn=self.source_dsn,
+                    bigquery_endpoint=self.google.api_endpoint,
+                    start_at=now - timedelta(days=2),
                 ),
                 key,
-            )  # fmt: skip
+            )
         for export in store.list_exports():
             if export.name != "sessions":  # left due: the home screen shows "due now"
                 ExportRunner(store).run_export(export)
@@ -130,9 +137,12 @@ class Shooter:
 
             screen.query_one("#key-path").value = f"keys/{self.lacking_key_file.name}"
             await pilot.press("enter", "ctrl+n")
-            for field, value in (("#dataset-id", DATASET), ("#table-id", "events_export"),
-                                 ("#export-name", "events-to-bigquery"),
-                                 ("#bigquery-endpoint", self.google.api_endpoint)):  # fmt: skip
+            for field, value in (
+                ("#dataset-id", DATASET),
+                ("#table-id", "events_export"),
+                ("#export-name", "events-to-bigquery"),
+                ("#bigquery-endpoint", self.google.api_endpoint),
+            ):
                 screen.query_one(field).value = value
             await pilot.press("ctrl+n")
             screen.query_one("#source-dsn").value = self.source_dsn

@@ -334,8 +334,9 @@ def cmd_status(args, store: Store) -> int:
     statuses = [export_status(store, e, at) for e in store.list_exports()]
     healthy = all(s.healthy for s in statuses)
     if args.json:
-        print(json.dumps({"healthy": healthy, "exports": [s.to_dict() for s in statuses]},
-                         indent=2))  # fmt: skip
+        print(
+            json.dumps({"healthy": healthy, "exports": [s.to_dict() for s in statuses]}, indent=2)
+        )
         return EXIT_OK if healthy else EXIT_FAILED
     from bqtui.ops import schedule_install
 
@@ -343,15 +344,19 @@ def cmd_status(args, store: Store) -> int:
     if not statuses:
         print("No exports yet.")
     else:
-        print(f"{'NAME':<20} {'STATE':<7} {'EXPORTED THROUGH (UTC)':<22} {'LAG':>9} "
-              f"{'WAITING':>7}  HEALTH")  # fmt: skip
+        print(
+            f"{'NAME':<20} {'STATE':<7} {'EXPORTED THROUGH (UTC)':<22} {'LAG':>9} "
+            f"{'WAITING':>7}  HEALTH"
+        )
     for s in statuses:
         through = f"{s.exported_through:%Y-%m-%d %H:%M}" if s.exported_through else "nothing yet"
         health = "ok" if s.healthy else "ALERT: " + "; ".join(s.problems)
         if not s.enabled:
             health = "paused"
-        print(f"{s.name:<20} {'enabled' if s.enabled else 'paused':<7} {through:<22} "
-              f"{lag_text(s.lag):>9} {s.windows_waiting:>7}  {health}")  # fmt: skip
+        print(
+            f"{s.name:<20} {'enabled' if s.enabled else 'paused':<7} {through:<22} "
+            f"{lag_text(s.lag):>9} {s.windows_waiting:>7}  {health}"
+        )
     if installed.kind == "none":
         print("Not scheduled: bqtui schedule install runs bqtui --run-all every minute.")
     else:
@@ -439,8 +444,11 @@ class _Console:
         if isinstance(event, LogEvent):
             self._clear_bar()
             stamp = event.at.strftime("%Y-%m-%dT%H:%M:%SZ")
-            print(f"{stamp} [{event.export_name}] {event.level.upper()} {event.message}",
-                  file=self.stream, flush=True)  # fmt: skip
+            print(
+                f"{stamp} [{event.export_name}] {event.level.upper()} {event.message}",
+                file=self.stream,
+                flush=True,
+            )
         elif isinstance(event, ProgressEvent) and event.windows_total > 1:
             self._progress(event)
         elif isinstance(event, RunFinished):
@@ -546,8 +554,15 @@ def cmd_verify(args, store: Store) -> int:
         raise ConfigError("--max-listed and --max-bytes cannot be negative.")
     destination = bigquery_destination(export, retry_deadline_from_env())
     with clickhouse_source(export) as source:
-        verifier = Verifier(store, export, source, destination, now=now,
-                            listed=args.max_listed, max_bytes=args.max_bytes)  # fmt: skip
+        verifier = Verifier(
+            store,
+            export,
+            source,
+            destination,
+            now=now,
+            listed=args.max_listed,
+            max_bytes=args.max_bytes,
+        )
         report = verifier.run(start, end)
         repair = None
         if args.repair and not report.ok:
@@ -580,11 +595,15 @@ def _repair(args, store: Store, export: ExportConfig, verifier, report) -> dict:
         return plan
     print("Repair plan:", file=out)
     for window in windows:
-        print(f"  re-export window {window.label()} (the MERGE adds only what is missing)",
-              file=out)  # fmt: skip
+        print(
+            f"  re-export window {window.label()} (the MERGE adds only what is missing)", file=out
+        )
     if report.duplicate_keys:
-        print(f"  delete {report.duplicated.count:,} duplicate copies, keeping the first "
-              f"loaded copy of each of: {', '.join(report.duplicate_keys)}", file=out)  # fmt: skip
+        print(
+            f"  delete {report.duplicated.count:,} duplicate copies, keeping the first "
+            f"loaded copy of each of: {', '.join(report.duplicate_keys)}",
+            file=out,
+        )
     if not args.yes:
         if not sys.stdin.isatty():
             raise ConfigError("--repair changes BigQuery: confirm on a terminal, or pass --yes.")
@@ -603,8 +622,10 @@ def cmd_schedule(args) -> int:
 
     if args.action == "install":
         installed = schedule_install.install(args.every, getattr(args, "db", None))
-        print(f"Installed ({installed.kind}): bqtui --run-all every "
-              f"{'minute' if args.every == 1 else f'{args.every} minutes'}.")  # fmt: skip
+        print(
+            f"Installed ({installed.kind}): bqtui --run-all every "
+            f"{'minute' if args.every == 1 else f'{args.every} minutes'}."
+        )
     elif args.action == "remove":
         installed = schedule_install.remove()
         print("Removed bqtui's schedule." if installed.kind == "none" else "Nothing removed.")
@@ -693,4 +714,3 @@ def main(argv: list[str] | None = None) -> int:
     except BqtuiError as error:
         print(f"bqtui: {error}", file=sys.stderr)
         return EXIT_FAILED
-

@@ -67,10 +67,19 @@ def ensure_installed(venv_dir: Path | None = None, log: Callable[[str], object] 
             _run([sys.executable, "-m", "venv", str(venv_dir)], "create the emulator virtualenv")
         log(f"Installing {' '.join(EMULATOR_REQUIREMENTS)} (about a minute the first time)")
         _run(
-            [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
-             "--require-hashes", "-r", str(EMULATOR_LOCK)],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--quiet",
+                "--require-hashes",
+                "-r",
+                str(EMULATOR_LOCK),
+            ],
             "install the BigQuery emulator",
-        )  # fmt: skip
+        )
         (venv_dir / _INSTALLED_MARKER).write_text(_requirements_record())
     return python
 

@@ -287,9 +287,12 @@ class BigQueryDestination:
             except api_errors.Conflict:
                 log.info("job %s was already submitted; waiting for it", job_id)
                 return self.client.get_job(
-                    job_id, project=self.project, location=self.job_location(dataset_id),
-                    retry=self.retry, timeout=REQUEST_TIMEOUT,
-                )  # fmt: skip
+                    job_id,
+                    project=self.project,
+                    location=self.job_location(dataset_id),
+                    retry=self.retry,
+                    timeout=REQUEST_TIMEOUT,
+                )
         except API_FAILURES as error:
             raise self.translate(error, doing, dataset_id) from None
 
@@ -337,9 +340,12 @@ class BigQueryDestination:
         """Look a job up by its deterministic id (an earlier attempt's MERGE)."""
         try:
             job = self.client.get_job(
-                job_id, project=self.project, location=self.job_location(dataset_id),
-                retry=self.retry, timeout=REQUEST_TIMEOUT,
-            )  # fmt: skip
+                job_id,
+                project=self.project,
+                location=self.job_location(dataset_id),
+                retry=self.retry,
+                timeout=REQUEST_TIMEOUT,
+            )
         except api_errors.NotFound:
             return JobOutcome("missing")
         except API_FAILURES as error:
@@ -383,8 +389,9 @@ class BigQueryDestination:
 
     # -- reading: what verify, repair and the TUI ask of a table ----------------------------
 
-    def query_rows(self, sql: str, parameters: QueryParameters | None = None, *,
-                   doing: str, dataset_id: str) -> list[dict]:  # fmt: skip
+    def query_rows(
+        self, sql: str, parameters: QueryParameters | None = None, *, doing: str, dataset_id: str
+    ) -> list[dict]:
         """Run a query (``@name`` parameters from Python values) and return its rows."""
         config = bigquery.QueryJobConfig(query_parameters=_query_parameters(parameters))
         try:
@@ -393,8 +400,9 @@ class BigQueryDestination:
         except API_FAILURES as error:
             raise self.translate(error, doing, dataset_id) from None
 
-    def estimate_bytes(self, sql: str, parameters: QueryParameters | None = None, *,
-                       doing: str, dataset_id: str) -> int:  # fmt: skip
+    def estimate_bytes(
+        self, sql: str, parameters: QueryParameters | None = None, *, doing: str, dataset_id: str
+    ) -> int:
         """What a query would scan, from a dry run (nothing runs, nothing is billed)."""
         config = bigquery.QueryJobConfig(
             dry_run=True, use_query_cache=False, query_parameters=_query_parameters(parameters)
@@ -412,7 +420,9 @@ class BigQueryDestination:
         except api_errors.NotFound:
             return None
         except API_FAILURES as error:
-            raise self.translate(error, f"reading table {table_ref}", table_ref.split(".")[1]) from None
+            raise self.translate(
+                error, f"reading table {table_ref}", table_ref.split(".")[1]
+            ) from None
         return [f.name for f in table.schema]
 
     def remove_duplicate_copies(self, table_ref: str, key: str, keys: list[str], days: list) -> int:

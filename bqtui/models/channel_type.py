@@ -39,10 +39,26 @@ DEFINITIONS_FILE = "channel_definitions.json"
 
 # Every channel PostHog's default rules can give.
 CHANNEL_TYPES = (
-    "Cross Network", "Paid Search", "Paid Social", "Paid Video", "Paid Shopping", "Paid Unknown",
-    "Direct", "Organic Search", "Organic Social", "Organic Video", "Organic Shopping", "Push",
-    "SMS", "Audio", "Email", "Affiliate", "Display", "Referral", "Unknown",
-)  # fmt: skip
+    "Cross Network",
+    "Paid Search",
+    "Paid Social",
+    "Paid Video",
+    "Paid Shopping",
+    "Paid Unknown",
+    "Direct",
+    "Organic Search",
+    "Organic Social",
+    "Organic Video",
+    "Organic Shopping",
+    "Push",
+    "SMS",
+    "Audio",
+    "Email",
+    "Affiliate",
+    "Display",
+    "Referral",
+    "Unknown",
+)
 
 PAID_MEDIUMS = ("cpc", "cpm", "cpv", "cpa", "ppc", "retargeting")
 DIRECT_SOURCES = ("(direct)", "direct", "$direct")

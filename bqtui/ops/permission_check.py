@@ -92,10 +92,15 @@ class CheckReport:
         def permission(p: PermissionResult) -> dict:
             entry = asdict(p)
             entry["fix"] = (
-                {"level": p.fix.level, "role": p.fix.role, "role_title": p.fix.role_title,
-                 "commands": list(p.fix.commands)}
-                if p.fix else None
-            )  # fmt: skip
+                {
+                    "level": p.fix.level,
+                    "role": p.fix.role,
+                    "role_title": p.fix.role_title,
+                    "commands": list(p.fix.commands),
+                }
+                if p.fix
+                else None
+            )
             return entry
 
         return {
@@ -445,8 +450,13 @@ def run_check_command(export: ExportConfig, *, as_json: bool) -> int:
     source = check_source(export, secrets.load_clickhouse_secrets(export.uid))
     ok = report.ok and source.ok  # ready only when every part is
     if as_json:
-        print(json.dumps({**report.to_dict(), "ok": ok, "source": source.to_dict()}, indent=2,
-                         ensure_ascii=False))  # fmt: skip
+        print(
+            json.dumps(
+                {**report.to_dict(), "ok": ok, "source": source.to_dict()},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
     else:
         lines = report.lines() + [""] + source.lines()
         if report.ok and not source.ok:

@@ -21,8 +21,14 @@ BEGIN = "# >>> bqtui schedule (managed by `bqtui schedule`; edit with it) >>>"
 END = "# <<< bqtui schedule <<<"
 UNIT = "bqtui-run-all"
 # Carried into the scheduled environment when set here: where the key is, which database.
-CARRIED = ("PYTHON_KEYRING_BACKEND", "BQTUI_DB", "BQTUI_DATA_DIR", "XDG_DATA_HOME",
-           "XDG_CONFIG_HOME", "BQTUI_RETRY_DEADLINE")  # fmt: skip
+CARRIED = (
+    "PYTHON_KEYRING_BACKEND",
+    "BQTUI_DB",
+    "BQTUI_DATA_DIR",
+    "XDG_DATA_HOME",
+    "XDG_CONFIG_HOME",
+    "BQTUI_RETRY_DEADLINE",
+)
 
 
 @dataclass(frozen=True)
@@ -79,8 +85,12 @@ def systemd_available() -> bool:
     if os.environ.get("BQTUI_SCHEDULER") == "crontab" or not shutil.which("systemctl"):
         return False
     try:
-        return subprocess.run(["systemctl", "--user", "show-environment"],
-                              capture_output=True, timeout=10).returncode == 0  # fmt: skip
+        return (
+            subprocess.run(
+                ["systemctl", "--user", "show-environment"], capture_output=True, timeout=10
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -211,8 +221,9 @@ def remove() -> Installed:
     """Remove bqtui's schedule, whichever kind; the user's other entries are kept."""
     folder = _unit_dir()
     if (folder / f"{UNIT}.timer").exists():
-        subprocess.run(["systemctl", "--user", "disable", "--now", f"{UNIT}.timer"],
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["systemctl", "--user", "disable", "--now", f"{UNIT}.timer"], capture_output=True
+        )
         for name in (f"{UNIT}.service", f"{UNIT}.timer"):
             (folder / name).unlink(missing_ok=True)
         subprocess.run(["systemctl", "--user", "daemon-reload"], capture_output=True)

@@ -86,8 +86,9 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.missing.count or self.extra.count or self.duplicated.count
-                    or self.stale.count) and all(d.ok for d in self.days)  # fmt: skip
+        return not (
+            self.missing.count or self.extra.count or self.duplicated.count or self.stale.count
+        ) and all(d.ok for d in self.days)
 
     def verdict(self) -> str:
         if self.compared_through is None:
@@ -100,10 +101,14 @@ class VerifyReport:
             )
         parts = [
             f"{finding.count:,} {name}"
-            for name, finding in (("missing", self.missing), ("extra", self.extra),
-                                  ("duplicated", self.duplicated), ("stale", self.stale))
+            for name, finding in (
+                ("missing", self.missing),
+                ("extra", self.extra),
+                ("duplicated", self.duplicated),
+                ("stale", self.stale),
+            )
             if finding.count
-        ]  # fmt: skip
+        ]
         return f"DIFFERS: {', '.join(parts) or 'checksums differ'}."
 
     def to_dict(self) -> dict:
@@ -134,7 +139,7 @@ class VerifyReport:
                     "ok": d.ok,
                 }
                 for d in self.days
-            ],  # fmt: skip
+            ],
             "missing": finding(self.missing),
             "extra": finding(self.extra),
             "duplicated": finding(self.duplicated),
@@ -147,19 +152,36 @@ class VerifyReport:
         if self.bytes_estimate is not None:
             out.append(f"BigQuery will scan about {self.bytes_estimate:,} bytes (dry run).")
         if self.days:
-            out.append(f"{'DAY':<10} {'SOURCE':>9} {'BIGQUERY':>9} {'MISSING':>8} {'EXTRA':>6} "
-                       f"{'DUPLICATED':>10}  STATUS")  # fmt: skip
+            out.append(
+                f"{'DAY':<10} {'SOURCE':>9} {'BIGQUERY':>9} {'MISSING':>8} {'EXTRA':>6} "
+                f"{'DUPLICATED':>10}  STATUS"
+            )
             for d in self.days:
-                status = "ok" if d.ok else ("checksum differs" if d.checksum_differs and not (
-                    d.missing or d.extra or d.duplicated) else "DIFFERS")  # fmt: skip
-                out.append(f"{d.day.isoformat():<10} {d.source:>9,} {d.bigquery:>9,} "
-                           f"{d.missing:>8,} {d.extra:>6,} {d.duplicated:>10,}  {status}")  # fmt: skip
-        for name, finding in (("missing", self.missing), ("extra", self.extra),
-                              ("duplicated", self.duplicated), ("stale", self.stale)):  # fmt: skip
+                status = (
+                    "ok"
+                    if d.ok
+                    else (
+                        "checksum differs"
+                        if d.checksum_differs and not (d.missing or d.extra or d.duplicated)
+                        else "DIFFERS"
+                    )
+                )
+                out.append(
+                    f"{d.day.isoformat():<10} {d.source:>9,} {d.bigquery:>9,} "
+                    f"{d.missing:>8,} {d.extra:>6,} {d.duplicated:>10,}  {status}"
+                )
+        for name, finding in (
+            ("missing", self.missing),
+            ("extra", self.extra),
+            ("duplicated", self.duplicated),
+            ("stale", self.stale),
+        ):
             if finding.count:
                 more = finding.count - len(finding.listed)
-                out.append(f"{name.capitalize()} ({finding.count:,}): {', '.join(finding.listed)}"
-                           + (f" … and {more:,} more" if more else ""))  # fmt: skip
+                out.append(
+                    f"{name.capitalize()} ({finding.count:,}): {', '.join(finding.listed)}"
+                    + (f" … and {more:,} more" if more else "")
+                )
         out.append(self.verdict())
         return out
 
@@ -177,8 +199,17 @@ def done_ranges(store: Store, export: ExportConfig) -> list[tuple[datetime, date
 
 
 class Verifier:
-    def __init__(self, store: Store, export: ExportConfig, source, destination, *, now,
-                 listed: int = DEFAULT_LISTED, max_bytes: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        store: Store,
+        export: ExportConfig,
+        source,
+        destination,
+        *,
+        now,
+        listed: int = DEFAULT_LISTED,
+        max_bytes: int | None = None,
+    ):
         self.store = store
         self.export = export
         self.source = source
@@ -206,9 +237,11 @@ class Verifier:
 
     def estimate(self, sql: str, parameters: QueryParameters | None = None) -> int:
         return self.destination.estimate_bytes(
-            sql, parameters, doing=f"estimating the scan of {self.table}",
+            sql,
+            parameters,
+            doing=f"estimating the scan of {self.table}",
             dataset_id=self.export.dataset_id,
-        )  # fmt: skip
+        )
 
     def guard(self, report: VerifyReport, queries: list[tuple[str, QueryParameters]]) -> None:
         """Before anything runs: what BigQuery will scan, and the --max-bytes limit."""
@@ -240,10 +273,11 @@ class Verifier:
 
     def _source_filter(self) -> str:
         return (
-            "team_id = {team_id:Int64}" + event_filters(self.export)
+            "team_id = {team_id:Int64}"
+            + event_filters(self.export)
             + f" AND arrayExists((s, e) -> {INGESTED_AT} >= s AND {INGESTED_AT} < e,"
             " {starts:Array(DateTime64(6, 'UTC'))}, {ends:Array(DateTime64(6, 'UTC'))})"
-        )  # fmt: skip
+        )
 
     def _source_parameters(self, ranges, start, end) -> dict:
         parameters = {
@@ -272,9 +306,13 @@ class Verifier:
         def literal(moment: datetime) -> str:
             return f"TIMESTAMP '{moment.astimezone(UTC).isoformat(timespec='microseconds')}'"
 
-        return "(" + " OR ".join(
-            f"(_inserted_at >= {literal(a)} AND _inserted_at < {literal(b)})" for a, b in ranges
-        ) + ")"  # fmt: skip
+        return (
+            "("
+            + " OR ".join(
+                f"(_inserted_at >= {literal(a)} AND _inserted_at < {literal(b)})" for a, b in ranges
+            )
+            + ")"
+        )
 
     def _events(self, report: VerifyReport, ranges, start, end) -> None:
         conditions: list[str] = []
@@ -338,7 +376,7 @@ class Verifier:
                 f"{self._and_ingested()}GROUP BY hour",
                 {"low": low, "high": high},
             )
-        }  # fmt: skip
+        }
         source_hours = dict(
             self.ch(
                 "SELECT toHour(first_ts) AS hour, count() FROM (SELECT uuid, min(timestamp) "
@@ -353,8 +391,11 @@ class Verifier:
             differing = list(range(24))
         for hour in differing:
             hour_low = low + timedelta(hours=hour)
-            hour_parameters = {**day_parameters, "low": hour_low,
-                               "high": hour_low + timedelta(hours=1)}  # fmt: skip
+            hour_parameters = {
+                **day_parameters,
+                "low": hour_low,
+                "high": hour_low + timedelta(hours=1),
+            }
             source_uuids = {
                 row[0]
                 for row in self.ch(
@@ -371,7 +412,7 @@ class Verifier:
                     f"AND timestamp < @high {self._and_ingested()}",
                     {"low": hour_low, "high": hour_low + timedelta(hours=1)},
                 )
-            }  # fmt: skip
+            }
             for uuid in sorted(source_uuids - bq_uuids):
                 check.missing += 1
                 report.missing.add(uuid, self.listed)
@@ -403,8 +444,11 @@ class Verifier:
 
     def _keys(self, report: VerifyReport, through: datetime) -> None:
         persons = self.export.model == Model.PERSONS
-        key, versions = (("distinct_id", ("person_distinct_id_version", "person_version"))
-                         if persons else ("session_id", SESSION_COMPARED))  # fmt: skip
+        key, versions = (
+            ("distinct_id", ("person_distinct_id_version", "person_version"))
+            if persons
+            else ("session_id", SESSION_COMPARED)
+        )
         bq_sql = (
             f"SELECT {key} AS k, {', '.join(versions)}, COUNT(*) OVER (PARTITION BY {key}) "
             f"AS copies FROM `{self.table}` WHERE team_id = @team"
@@ -416,8 +460,7 @@ class Verifier:
         for row in self.bq_rows(bq_sql, team):
             bigquery_side[row["k"]] = tuple(row[v] for v in versions)
             copies[row["k"]] = int(row["copies"])
-        source_side = self._persons_source(through) if persons else self._sessions_source(
-            through)  # fmt: skip
+        source_side = self._persons_source(through) if persons else self._sessions_source(through)
         report.source_rows, report.bigquery_rows = len(source_side), sum(copies.values())
         for k in sorted(source_side):
             if k not in bigquery_side:
@@ -467,19 +510,25 @@ class Verifier:
         if not report.repair_keys:
             return []
         if self.export.model == Model.EVENTS:
-            sql = (f"SELECT DISTINCT {INGESTED_AT} FROM events WHERE team_id = {{team:Int64}} "
-                   "AND toString(uuid) IN {keys:Array(String)}")  # fmt: skip
+            sql = (
+                f"SELECT DISTINCT {INGESTED_AT} FROM events WHERE team_id = {{team:Int64}} "
+                "AND toString(uuid) IN {keys:Array(String)}"
+            )
         elif self.export.model == Model.PERSONS:
-            sql = ("SELECT DISTINCT toDateTime64(_timestamp, 6, 'UTC') FROM person_distinct_id2 "
-                   "WHERE team_id = {team:Int64} AND distinct_id IN {keys:Array(String)} UNION "
-                   "DISTINCT SELECT DISTINCT toDateTime64(p._timestamp, 6, 'UTC') FROM person AS p "
-                   "WHERE team_id = {team:Int64} AND id IN (SELECT person_id FROM "
-                   "person_distinct_id2 WHERE team_id = {team:Int64} AND distinct_id IN "
-                   "{keys:Array(String)})")  # fmt: skip
+            sql = (
+                "SELECT DISTINCT toDateTime64(_timestamp, 6, 'UTC') FROM person_distinct_id2 "
+                "WHERE team_id = {team:Int64} AND distinct_id IN {keys:Array(String)} UNION "
+                "DISTINCT SELECT DISTINCT toDateTime64(p._timestamp, 6, 'UTC') FROM person AS p "
+                "WHERE team_id = {team:Int64} AND id IN (SELECT person_id FROM "
+                "person_distinct_id2 WHERE team_id = {team:Int64} AND distinct_id IN "
+                "{keys:Array(String)})"
+            )
         else:
-            sql = (f"SELECT max({INGESTED_AT}) FROM events WHERE team_id = {{team:Int64}} AND "
-                   "JSONExtractString(properties, '$session_id') IN {keys:Array(String)} "
-                   "GROUP BY JSONExtractString(properties, '$session_id')")  # fmt: skip
+            sql = (
+                f"SELECT max({INGESTED_AT}) FROM events WHERE team_id = {{team:Int64}} AND "
+                "JSONExtractString(properties, '$session_id') IN {keys:Array(String)} "
+                "GROUP BY JSONExtractString(properties, '$session_id')"
+            )
         times = self.ch(
             sql, parameters={"team": self.export.team_id, "keys": report.repair_keys}
         ).result_rows

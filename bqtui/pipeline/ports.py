@@ -37,8 +37,9 @@ class Destination(Protocol):
 
     def load_file(self, path: Path, stage_ref: str, job_id: str, labels: dict, *, first: bool): ...
 
-    def submit_merge(self, plan, stage_ref: str, model, job_id: str, labels: dict,
-                     timestamp_range=None): ...  # fmt: skip
+    def submit_merge(
+        self, plan, stage_ref: str, model, job_id: str, labels: dict, timestamp_range=None
+    ): ...
 
     def wait_for(self, job, doing: str, dataset_id: str): ...
 

@@ -306,7 +306,9 @@ class ExportRunner:
         result.run_id = self.store.start_run(export.id, trigger, len(windows))
         at = datetime.now(UTC)
         self.store.add_logs(result.run_id, [(at, "error", str(error))])
-        self.store.update_run(result.run_id, status="failed", finished_at=utcnow(), error=str(error))
+        self.store.update_run(
+            result.run_id, status="failed", finished_at=utcnow(), error=str(error)
+        )
         self.on_event(LogEvent(export.name, "error", str(error), at))
         return result
 
@@ -462,7 +464,7 @@ class _Run:
                 window,
                 window_rows,
                 eta,
-            )  # fmt: skip
+            )
         )
 
     def fence(self, attempts: list[_Attempt]) -> None:
@@ -663,9 +665,12 @@ class _Run:
         group.drop()
         for member in group.members:
             self._record_done(
-                member.attempt, member.counter.rows, group.bytes_for(member), group.job_ids,
+                member.attempt,
+                member.counter.rows,
+                group.bytes_for(member),
+                group.job_ids,
                 member.read,
-            )  # fmt: skip
+            )
 
     def _resolve_earlier_merge(self, attempt: _Attempt, job_id: str, destination) -> bool:
         """Before anything else: what became of the MERGE an earlier attempt submitted?
@@ -715,10 +720,17 @@ class _Run:
     ) -> None:
         export, window = self.export, attempt.window
         self.store.finish_window(
-            export.id, window.start, "done", owner=self.lock.owner, attempt=attempt.number,
-            rows=rows, bytes_=uploaded, job_ids=job_ids,
-            rows_read=read.rows if read else None, bytes_read=read.bytes if read else None,
-        )  # fmt: skip
+            export.id,
+            window.start,
+            "done",
+            owner=self.lock.owner,
+            attempt=attempt.number,
+            rows=rows,
+            bytes_=uploaded,
+            job_ids=job_ids,
+            rows_read=read.rows if read else None,
+            bytes_read=read.bytes if read else None,
+        )
         checkpoints.reached("recorded")
         self.done_in_run.add(window.start)
         self.result.windows_done += 1
@@ -740,9 +752,15 @@ class _Run:
             group.drop(quiet=True)  # a MERGE that may still run keeps its stage (it expires)
         try:
             self.store.finish_window(
-                export.id, window.start, status, owner=self.lock.owner, attempt=attempt.number,
-                job_ids=group.job_ids, error=str(error), keep_pending_merge=merge_unresolved,
-            )  # fmt: skip
+                export.id,
+                window.start,
+                status,
+                owner=self.lock.owner,
+                attempt=attempt.number,
+                job_ids=group.job_ids,
+                error=str(error),
+                keep_pending_merge=merge_unresolved,
+            )
         except LockLost:
             return
         self.runner.on_event(
@@ -935,9 +953,13 @@ class _Group:
         job_id = self.first.merge_job_id
         for member in self.members:  # noted before submitting: a crash leaves it findable
             run.store.set_pending_merge(
-                export.id, member.attempt.window.start, run.lock.owner, member.attempt.number,
-                job_id, rows=member.counter.rows,
-            )  # fmt: skip
+                export.id,
+                member.attempt.window.start,
+                run.lock.owner,
+                member.attempt.number,
+                job_id,
+                rows=member.counter.rows,
+            )
         # Before submitting: a submit that fails after BigQuery created the job (a lost
         # answer) leaves a MERGE that may run; the stage must stay and the job be looked up.
         run.fence([m.attempt for m in self.members])

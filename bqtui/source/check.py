@@ -9,8 +9,16 @@ from bqtui.core.errors import BqtuiError
 from bqtui.source.clickhouse import ClickHouseSource
 
 # The columns each model reads, by table (extra columns are ignored).
-EVENT_COLUMNS = ("uuid", "event", "properties", "timestamp", "team_id", "distinct_id",
-                 "inserted_at", "_timestamp")  # fmt: skip
+EVENT_COLUMNS = (
+    "uuid",
+    "event",
+    "properties",
+    "timestamp",
+    "team_id",
+    "distinct_id",
+    "inserted_at",
+    "_timestamp",
+)
 READS: dict[Model, dict[str, tuple[str, ...]]] = {
     Model.EVENTS: {"events": (*EVENT_COLUMNS, "elements_chain")},
     Model.SESSIONS: {"events": EVENT_COLUMNS},
@@ -23,7 +31,7 @@ READS: dict[Model, dict[str, tuple[str, ...]]] = {
             "is_deleted",
             "version",
             "_timestamp",
-        ),  # fmt: skip
+        ),
         "person_distinct_id2": (
             "team_id",
             "distinct_id",
@@ -31,7 +39,7 @@ READS: dict[Model, dict[str, tuple[str, ...]]] = {
             "is_deleted",
             "version",
             "_timestamp",
-        ),  # fmt: skip
+        ),
     },
 }
 # The column each table is selected by per window, and the skip index that prunes it.

@@ -141,10 +141,15 @@ class ExportLock:
                 "INSERT OR REPLACE INTO locks (export_id, owner, acquired_at, expires_at, host,"
                 " pid, pid_started, run_id, cancel_requested) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0)",
                 [
-                    self.export_id, self.owner, to_iso(now), to_iso(now + self.ttl), self.host,
-                    self.pid, process_started(self.pid),
+                    self.export_id,
+                    self.owner,
+                    to_iso(now),
+                    to_iso(now + self.ttl),
+                    self.host,
+                    self.pid,
+                    process_started(self.pid),
                 ],
-            )  # fmt: skip
+            )
         self.taken_over = holder
         return self
 

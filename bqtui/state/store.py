@@ -446,9 +446,17 @@ class Store:
                 " attempt, rows, bytes, job_ids, error, started_at, finished_at, run_id,"
                 " pending_merge_job)"
                 " VALUES (?, ?, ?, 'running', ?, ?, 0, '[]', NULL, ?, NULL, ?, ?)",
-                [export_id, to_iso(start), to_iso(end), attempt, rows, to_iso(utcnow()), run_id,
-                 pending],
-            )  # fmt: skip
+                [
+                    export_id,
+                    to_iso(start),
+                    to_iso(end),
+                    attempt,
+                    rows,
+                    to_iso(utcnow()),
+                    run_id,
+                    pending,
+                ],
+            )
         return attempt
 
     def set_pending_merge(
@@ -497,10 +505,18 @@ class Store:
                 + (", rows = rows" if keep_pending_merge else ", pending_merge_job = NULL")
                 + " WHERE export_id = ? AND window_start = ?",
                 [
-                    status, rows, bytes_, json.dumps(job_ids or []), error, to_iso(utcnow()),
-                    rows_read, bytes_read, export_id, to_iso(start),
+                    status,
+                    rows,
+                    bytes_,
+                    json.dumps(job_ids or []),
+                    error,
+                    to_iso(utcnow()),
+                    rows_read,
+                    bytes_read,
+                    export_id,
+                    to_iso(start),
                 ],
-            )  # fmt: skip
+            )
 
     def require_attempts(
         self, export_id: int, owner: str, attempts: list[tuple[datetime, int]]

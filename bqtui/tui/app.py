@@ -77,8 +77,10 @@ class BqtuiApp(App[None]):
             self._autorun_timer = self.set_interval(AUTORUN_SECONDS, self.autorun_tick)
             self.autorun_tick()
             self.sub_title = f"{self.SUB_TITLE} · running due exports every minute"
-            self.notify("While bqtui is open it runs every due export each minute (press a "
-                        "again to stop). It uses the same locks as cron: they never collide.")  # fmt: skip
+            self.notify(
+                "While bqtui is open it runs every due export each minute (press a "
+                "again to stop). It uses the same locks as cron: they never collide."
+            )
         else:
             if self._autorun_timer is not None:
                 self._autorun_timer.stop()
@@ -103,10 +105,13 @@ class BqtuiApp(App[None]):
         failed = [r for r in message.results if r.failed]
         if failed:
             self.notify(
-                "; ".join(f"{r.export_name}: {(r.error or r.status).splitlines()[0]}"
-                          for r in failed),
-                title="A due export failed", severity="error", timeout=15,
-            )  # fmt: skip
+                "; ".join(
+                    f"{r.export_name}: {(r.error or r.status).splitlines()[0]}" for r in failed
+                ),
+                title="A due export failed",
+                severity="error",
+                timeout=15,
+            )
 
     async def action_quit(self) -> None:
         """Quit; while a run is active, ask first (it then stops at its next safe point)."""

@@ -107,25 +107,58 @@ class World:
 
     def bqtui(self, *args: str, timeout: float = 180, **env) -> Result:
         done = subprocess.run(
-            [BQTUI, *args], capture_output=True, text=True, timeout=timeout,
-            env=self.environ(**env), stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            [BQTUI, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.environ(**env),
+            stdin=subprocess.DEVNULL,
+        )
         return Result(done.returncode, done.stdout, done.stderr)
 
     def start(self, *args: str, **env) -> subprocess.Popen:
         return subprocess.Popen(
-            [BQTUI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=self.environ(**env), stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            [BQTUI, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.environ(**env),
+            stdin=subprocess.DEVNULL,
+        )
 
-    def add(self, name="ev", *extra: str, table="events_export", model="events",
-            interval="hour", start=T0) -> None:  # fmt: skip
+    def add(
+        self,
+        name="ev",
+        *extra: str,
+        table="events_export",
+        model="events",
+        interval="hour",
+        start=T0,
+    ) -> None:
         result = self.bqtui(
-            "add", "--name", name, "--key-file", str(self.key_file), "--dataset-id",
-            self.dataset, "--table-id", table, "--model", model, "--interval", interval,
-            "--start", iso(start), "--team-id", "1", "--source-dsn", self.source_dsn,
-            "--bigquery-endpoint", self.google.api_endpoint, *extra,
-        )  # fmt: skip
+            "add",
+            "--name",
+            name,
+            "--key-file",
+            str(self.key_file),
+            "--dataset-id",
+            self.dataset,
+            "--table-id",
+            table,
+            "--model",
+            model,
+            "--interval",
+            interval,
+            "--start",
+            iso(start),
+            "--team-id",
+            "1",
+            "--source-dsn",
+            self.source_dsn,
+            "--bigquery-endpoint",
+            self.google.api_endpoint,
+            *extra,
+        )
         assert result.code == 0, result.err
 
     # -- the source, through a subprocess ---------------------------------------------------
@@ -133,8 +166,10 @@ class World:
     def chdb(self, action: str, arg=None) -> str:
         done = subprocess.run(
             [sys.executable, "-c", _CHDB_SCRIPT, self.source_dsn, action, json.dumps(arg)],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
 
@@ -142,9 +177,12 @@ class World:
         span_us = int(hours * 3600 * 1_000_000)
         self.chdb(
             "insert_hours",
-            {"start": start.strftime("%Y-%m-%d %H:%M:%S.%f"), "span": span_us,
-             "n": int(hours * per_hour)},
-        )  # fmt: skip
+            {
+                "start": start.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                "span": span_us,
+                "n": int(hours * per_hour),
+            },
+        )
 
     def source_uuids(self) -> Counter:
         return Counter(json.loads(self.chdb("uuids")))

@@ -46,9 +46,10 @@ def test_kill_at_each_step_then_an_immediate_rerun(events_world: World, step, gr
         # group of three) gets no second MERGE; a later window may merge for the first time.
         merged_window = "T000000" if grouped else "T010000"
         second_attempt_merges = [
-            c for c in world.google.proxy.calls_to("jobs.insert")
+            c
+            for c in world.google.proxy.calls_to("jobs.insert")
             if f"{merged_window}_a2_merge" in str(c.json)
-        ]  # fmt: skip
+        ]
         assert second_attempt_merges == [], "the finished MERGE was run (and billed) again"
         assert len(merges_before) == (1 if grouped else 2)
 
@@ -103,9 +104,12 @@ def test_a_frozen_runner_loses_its_lock_and_records_nothing(events_world: World)
     over, finds the MERGE done and records the window; the thawed runner is fenced off."""
     world = events_world
     frozen = world.start(
-        "run", "ev", BQTUI_LOCK_TTL=1, BQTUI_GROUP_WINDOWS=1,
+        "run",
+        "ev",
+        BQTUI_LOCK_TTL=1,
+        BQTUI_GROUP_WINDOWS=1,
         BQTUI_TEST_FAULT="merge_submitted#2:stop",
-    )  # fmt: skip
+    )
     wait_for(
         lambda: os.waitid(os.P_PID, frozen.pid, os.WEXITED | os.WSTOPPED | os.WNOHANG | os.WNOWAIT)
     )

@@ -56,7 +56,7 @@ def server_config(folder: Path, data: Path) -> str:
             <default_database>default</default_database>
             <timezone>UTC</timezone>
         </clickhouse>
-        """)  # fmt: skip
+        """)
 
 
 def files_under(folder: Path) -> dict[str, int]:
@@ -68,9 +68,14 @@ def files_under(folder: Path) -> dict[str, int]:
 
 def bqtui_in(world: World, folder: Path, *args: str) -> Result:
     done = subprocess.run(
-        [BQTUI, *args], capture_output=True, text=True, timeout=180, cwd=folder,
-        env=world.environ(), stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        [BQTUI, *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=folder,
+        env=world.environ(),
+        stdin=subprocess.DEVNULL,
+    )
     return Result(done.returncode, done.stdout, done.stderr)
 
 
@@ -89,9 +94,14 @@ sys.exit(code)
 
 def engine_imported(world: World, folder: Path, *args: str) -> bool:
     done = subprocess.run(
-        [sys.executable, "-c", _CLI_AND_ENGINE, *args], capture_output=True, text=True,
-        timeout=180, cwd=folder, env=world.environ(), stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        [sys.executable, "-c", _CLI_AND_ENGINE, *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=folder,
+        env=world.environ(),
+        stdin=subprocess.DEVNULL,
+    )
     assert "Traceback" not in done.stderr, done.stderr
     return done.stderr.strip().splitlines()[-1] == "chdb imported: True"
 
@@ -111,9 +121,13 @@ def busy_server_path(tmp_path):
     """The data path of a running ClickHouse (an engine that holds it, in another process)."""
     data = tmp_path / "server-data"
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_SCRIPT, str(data)], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-    )  # fmt: skip
+        [sys.executable, "-c", _HOLD_SCRIPT, str(data)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
     try:
         assert holder.stdout.readline().strip() == "holding", holder.stderr.read()
         yield data
@@ -171,9 +185,13 @@ def test_the_tui_home_screen_does_not_start_the_embedded_engine(events_world: Wo
     folder.mkdir()
     (folder / "config.xml").write_text(server_config(folder, folder / "data"))
     done = subprocess.run(
-        [sys.executable, "-c", _HOME_SCREEN, str(events_world.db_path)], capture_output=True,
-        text=True, timeout=120, cwd=folder, env={**events_world.environ(), "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
+        [sys.executable, "-c", _HOME_SCREEN, str(events_world.db_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=folder,
+        env={**events_world.environ(), "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["HomeScreen", "False"], done.stdout  # chdb not even imported
     assert sorted(p.name for p in folder.iterdir()) == ["config.xml"]
@@ -242,9 +260,17 @@ def test_an_old_server_is_named_with_its_version_and_the_oldest_supported(
 
 @pytest.mark.parametrize(
     "version, refused",
-    [("18.16.1", True), ("21.8.15.7-lts", True), ("22.5.9.1", True), ("22.6.1.1", False),
-     ("22.8.20.11-lts", False), ("26.9.2.1", False), ("", False), ("unknown", False)],
-)  # fmt: skip
+    [
+        ("18.16.1", True),
+        ("21.8.15.7-lts", True),
+        ("22.5.9.1", True),
+        ("22.6.1.1", False),
+        ("22.8.20.11-lts", False),
+        ("26.9.2.1", False),
+        ("", False),
+        ("unknown", False),
+    ],
+)
 def test_the_oldest_supported_version_is_22_6(version, refused):
     from bqtui.source.clickhouse import _old_server
 

@@ -59,8 +59,14 @@ def test_a_failed_location_lookup_never_merges_a_window_again(events_world: Worl
     merges = lambda: [c for c in proxy.calls_to("jobs.insert") if "_merge" in str(c.json)]  # noqa: E731
     assert len(merges()) == 1
 
-    proxy.inject("GET", rf"/datasets/{world.dataset}$", HttpFault(403, "accessDenied",
-                 "Access Denied: Dataset: permission bigquery.datasets.get denied"), times=50)  # fmt: skip
+    proxy.inject(
+        "GET",
+        rf"/datasets/{world.dataset}$",
+        HttpFault(
+            403, "accessDenied", "Access Denied: Dataset: permission bigquery.datasets.get denied"
+        ),
+        times=50,
+    )
     waiting = world.bqtui("run", "ev")
     assert waiting.code == 1, waiting.err
     assert "looking up the location of dataset" in waiting.err
@@ -85,7 +91,8 @@ def test_merge_counts_are_logged_and_more_inserted_than_staged_fails_the_window(
     assert "the MERGE inserted 45 and updated 0 of 40 staged rows." in first.err
     assert (
         "BigQuery reports 45 rows inserted by MERGE job " in first.err
-        and "more than the 40 staged. The window is recorded failed; run `bqtui verify`" in first.err
+        and "more than the 40 staged. The window is recorded failed; run `bqtui verify`"
+        in first.err
     )
     assert world.sql("SELECT status FROM windows ORDER BY window_start")[0] == ("failed",)
     world.google.proxy.clear_faults()

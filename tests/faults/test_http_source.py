@@ -93,12 +93,16 @@ def test_a_wrong_password_is_516_and_set_source_fixes_it(world: World, server):
 @pytest.mark.parametrize(
     "fault, options, message",
     [
-        ("exception_midstream", {}, "stopped in the middle of the window's rows (the server "
-         "raised an error after it began answering, or the connection dropped)"),
+        (
+            "exception_midstream",
+            {},
+            "stopped in the middle of the window's rows (the server "
+            "raised an error after it began answering, or the connection dropped)",
+        ),
         ("drop_midstream", {}, "stopped in the middle of the window's rows"),
         ("timeout", {"delay": 6}, "did not answer the window's query in time"),
     ],
-)  # fmt: skip
+)
 def test_a_failure_mid_query_records_nothing_and_the_next_run_completes(
     world: World, server, fault, options, message
 ):

@@ -32,8 +32,12 @@ def session_events(rng, session_id, start, span, *, every, distinct_id):
         moments.append(start + span)  # the session lasts exactly ``span``
     for n, moment in enumerate(moments):
         kind = "$pageview" if n % 3 == 0 else "$autocapture"
-        properties = {"$session_id": session_id, "$current_url": f"https://shop.test/p{n}",
-                      "$pathname": f"/p{n}", "$host": "shop.test"}  # fmt: skip
+        properties = {
+            "$session_id": session_id,
+            "$current_url": f"https://shop.test/p{n}",
+            "$pathname": f"/p{n}",
+            "$host": "shop.test",
+        }
         if n == 0:
             properties.update({"utm_source": "newsletter", "$referring_domain": "mail.test"})
         events.append(_event(rng, kind, properties, moment, distinct_id, moment))
@@ -73,14 +77,20 @@ def build_events() -> list[dict]:
         else:
             session_id = f"server-session-{number}"  # a server SDK's own id
         sessions.append(session_id)
-        events += session_events(rng, session_id, start, span, every=every,
-                                 distinct_id=f"user{number}")  # fmt: skip
+        events += session_events(
+            rng, session_id, start, span, every=every, distinct_id=f"user{number}"
+        )
     # Late events that move a session's start earlier, ingested on day 9: a client whose clock
     # ran two hours behind (UUIDv7 session), and imported history four days before (other id).
     for session_id, earlier in ((sessions[2], 2 * hour), (sessions[4], 4 * DAY)):
         first = min(e["timestamp"] for e in events if e["properties"]["$session_id"] == session_id)
-        properties = {"$session_id": session_id, "$current_url": "https://shop.test/early",
-                      "$pathname": "/early", "$host": "shop.test", "utm_source": "late"}  # fmt: skip
+        properties = {
+            "$session_id": session_id,
+            "$current_url": "https://shop.test/early",
+            "$pathname": "/early",
+            "$host": "shop.test",
+            "utm_source": "late",
+        }
         events.append(
             _event(rng, "$pageview", properties, first - earlier, "early-user", T0 + 9 * DAY)
         )
@@ -158,6 +168,8 @@ def test_sessions_of_any_length_are_exact_and_verify_agrees(world: World):
         in checked.out
     ), checked.out + checked.err
     # The late events moved both sessions' starts earlier (two hours and four days).
-    spans = {s["session_id"]: s["end_timestamp"] - s["start_timestamp"]
-             for s in expected_sessions(events).values()}  # fmt: skip
+    spans = {
+        s["session_id"]: s["end_timestamp"] - s["start_timestamp"]
+        for s in expected_sessions(events).values()
+    }
     assert max(spans.values()) >= 10 * DAY and min(spans.values()) <= timedelta(minutes=1)

@@ -29,8 +29,12 @@ def home(tmp_path, world: World):
     program = home / "crontab"
     program.write_text(CRONTAB)
     program.chmod(program.stat().st_mode | stat.S_IEXEC)
-    world.env.update(HOME=str(home), BQTUI_CRONTAB=str(program), BQTUI_SCHEDULER="crontab",
-                     PYTHON_KEYRING_BACKEND=os.environ["PYTHON_KEYRING_BACKEND"])  # fmt: skip
+    world.env.update(
+        HOME=str(home),
+        BQTUI_CRONTAB=str(program),
+        BQTUI_SCHEDULER="crontab",
+        PYTHON_KEYRING_BACKEND=os.environ["PYTHON_KEYRING_BACKEND"],
+    )
     return home
 
 
@@ -70,8 +74,9 @@ def test_install_show_and_remove_keep_the_users_own_entries(world: World, home):
 
 
 def test_without_cron_or_systemd_install_says_what_to_do(world: World, tmp_path):
-    world.env.update(HOME=str(tmp_path), BQTUI_SCHEDULER="crontab", BQTUI_CRONTAB="",
-                     PATH="/nonexistent")  # fmt: skip
+    world.env.update(
+        HOME=str(tmp_path), BQTUI_SCHEDULER="crontab", BQTUI_CRONTAB="", PATH="/nonexistent"
+    )
     refused = world.bqtui("schedule", "install")
     assert refused.code == 2
     assert refused.err.strip() == (

@@ -20,13 +20,12 @@ REPO = Path(__file__).resolve().parents[2]
 def set_secret(world: World, entry_suffix: str, value: str) -> None:
     """Overwrite one of the export's keyring entries, as another program could."""
     uid = world.sql("SELECT uid FROM exports")[0][0]
-    code = (
-        "import keyring, sys; keyring.set_password('bqtui', sys.argv[1], sys.argv[2])"
-    )
+    code = "import keyring, sys; keyring.set_password('bqtui', sys.argv[1], sys.argv[2])"
     subprocess.run(
         [sys.executable, "-c", code, f"export:{uid}:{entry_suffix}", value],
-        check=True, env=world.environ(),
-    )  # fmt: skip
+        check=True,
+        env=world.environ(),
+    )
 
 
 def last_run(world: World) -> tuple:
@@ -51,12 +50,13 @@ def test_a_locked_keyring_is_a_recorded_failed_run_that_says_what_to_do(events_w
         PYTHONPATH=str(REPO),
     )
     assert_recorded(
-        world, result,
+        world,
+        result,
         "The keyring (tests.harness.locked_keyring.LockedKeyring) is locked: Failed to unlock "
         "the collection!. Unlock it (log in to the desktop session, or unlock the login "
         "keyring), then run again; for cron and servers, use a file keyring instead (README, "
         "'Servers and cron').",
-    )  # fmt: skip
+    )
     assert world.bqtui("--run-all").code == 0  # unlocked: the next run exports everything
     world.assert_exactly_once_and_clean()
 
@@ -66,11 +66,12 @@ def test_a_stored_key_that_no_longer_reads_names_set_key(events_world: World):
     set_secret(world, "service-account-key", "{not json")
     result = world.bqtui("--run-all")
     assert_recorded(
-        world, result,
+        world,
+        result,
         'The service-account key stored in the keyring for export "ev" no longer reads as a '
         "key (The key file is not valid JSON (line 1, column 2: Expecting property name "
         "enclosed in double quotes)). Set it again: bqtui set-key ev --key-file KEY.json",
-    )  # fmt: skip
+    )
     assert world.bqtui("set-key", "ev", "--key-file", str(world.key_file)).code == 0
     assert world.bqtui("--run-all").code == 0
     world.assert_exactly_once_and_clean()
@@ -81,10 +82,11 @@ def test_damaged_clickhouse_credentials_name_set_source(events_world: World):
     set_secret(world, "clickhouse-credentials", "garbage")
     result = world.bqtui("--run-all")
     assert_recorded(
-        world, result,
+        world,
+        result,
         'The ClickHouse credentials stored in the keyring for export "ev" are damaged. Set '
         "them again: bqtui set-source ev --source-dsn DSN",
-    )  # fmt: skip
+    )
     assert world.sql("SELECT count(*) FROM windows") == [(0,)]  # no window was begun
     assert world.bqtui("set-source", "ev", "--source-dsn", world.source_dsn).code == 0
     assert world.bqtui("--run-all").code == 0
@@ -96,9 +98,11 @@ def test_the_lock_is_renewed_while_the_run_waits_for_the_engine(events_world: Wo
     TTL: a second runner still finds the export running, and nothing is exported twice."""
     world = events_world
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD, world.source_dsn], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [sys.executable, "-c", _HOLD, world.source_dsn],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "holding"
     first = world.start("run", "ev", BQTUI_LOCK_TTL=1, BQTUI_ENGINE_WAIT=60)
     wait_for(lambda: world.sql("SELECT owner FROM locks"))

@@ -19,10 +19,14 @@ def test_check_reports_the_server_the_tables_and_a_missing_skip_index(events_wor
         "ALTER TABLE events ADD INDEX bqtui_inserted_at inserted_at TYPE minmax GRANULARITY 1; "
         "ALTER TABLE events MATERIALIZE INDEX bqtui_inserted_at;" in checked.out
     )
-    world.chdb("command", "ALTER TABLE events ADD INDEX bqtui_inserted_at inserted_at TYPE "
-                          "minmax GRANULARITY 1")  # fmt: skip
-    world.chdb("command", "ALTER TABLE events ADD INDEX bqtui_timestamp _timestamp TYPE "
-                          "minmax GRANULARITY 1")  # fmt: skip
+    world.chdb(
+        "command",
+        "ALTER TABLE events ADD INDEX bqtui_inserted_at inserted_at TYPE minmax GRANULARITY 1",
+    )
+    world.chdb(
+        "command",
+        "ALTER TABLE events ADD INDEX bqtui_timestamp _timestamp TYPE minmax GRANULARITY 1",
+    )
     indexed = world.bqtui("check", "ev", "--json")
     assert indexed.code == 0, indexed.err
     source = json.loads(indexed.out)["source"]

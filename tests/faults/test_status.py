@@ -20,13 +20,21 @@ def test_status_says_how_far_behind_and_exits_1_for_an_alert(events_world: World
     assert caught_up.code == 0
     assert json.loads(caught_up.out) == {
         "healthy": True,
-        "exports": [{
-            "name": "ev", "enabled": True, "exported_through": "2024-05-01T03:00:00+00:00",
-            "lag_seconds": 120, "alert_after_seconds": 7860, "windows_waiting": 0,
-            "last_run_status": "succeeded", "last_run_error": None, "healthy": True,
-            "problems": [],
-        }],
-    }  # fmt: skip
+        "exports": [
+            {
+                "name": "ev",
+                "enabled": True,
+                "exported_through": "2024-05-01T03:00:00+00:00",
+                "lag_seconds": 120,
+                "alert_after_seconds": 7860,
+                "windows_waiting": 0,
+                "last_run_status": "succeeded",
+                "last_run_error": None,
+                "healthy": True,
+                "problems": [],
+            }
+        ],
+    }
 
 
 def test_a_failed_run_alerts_and_a_paused_export_does_not(events_world: World):

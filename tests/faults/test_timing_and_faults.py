@@ -46,8 +46,19 @@ def test_settle_is_configurable_and_shown(world: World):
     assert '"settle_seconds": 600' in shown.out
     listed = world.bqtui("list", "--json")
     assert '"settle_seconds": 600' in listed.out
-    bad = world.bqtui("add", "--name", "x", "--key-file", str(world.key_file), "--dataset-id",
-                      "d", "--table-id", "t", "--settle", "-5")  # fmt: skip
+    bad = world.bqtui(
+        "add",
+        "--name",
+        "x",
+        "--key-file",
+        str(world.key_file),
+        "--dataset-id",
+        "d",
+        "--table-id",
+        "t",
+        "--settle",
+        "-5",
+    )
     assert bad.code == 2
     assert bad.err.strip() == (
         "bqtui: Settle delay must be between 0 and 86400 seconds (24 hours), not -5; the "
@@ -60,9 +71,14 @@ def test_a_backfill_into_the_future_leaves_those_windows_for_later(world: World)
     world.insert_hours(T0, 2.5)
     world.add()
     backfill = world.bqtui(
-        "run", "ev", "--start", iso(T0), "--end", iso(T0 + timedelta(hours=5)),
+        "run",
+        "ev",
+        "--start",
+        iso(T0),
+        "--end",
+        iso(T0 + timedelta(hours=5)),
         BQTUI_NOW=iso(now),
-    )  # fmt: skip
+    )
     assert backfill.code == 0, backfill.err
     assert "ev: succeeded, 2/2 windows, 80 rows" in backfill.out
     assert "3 window(s) left for later (not yet due)" in backfill.out
@@ -87,9 +103,16 @@ def test_a_backfill_into_the_future_leaves_those_windows_for_later(world: World)
         (DROP_AFTER, r"/jobs$"),
         (BACKEND_ERROR, r"/queries/[^/]*_merge$"),
     ],
-    ids=["503-backendError", "429-rateLimit", "403-rateLimit", "500-internal", "drop-before",
-         "drop-after", "503-polling"],
-)  # fmt: skip
+    ids=[
+        "503-backendError",
+        "429-rateLimit",
+        "403-rateLimit",
+        "500-internal",
+        "drop-before",
+        "drop-after",
+        "503-polling",
+    ],
+)
 def test_transient_faults_are_retried(events_world: World, fault, path):
     world = events_world
     world.google.proxy.inject(None, path, fault, times=2)
@@ -194,8 +217,10 @@ def test_a_busy_embedded_engine_is_busy_not_a_failure(events_world: World):
 
     holder = subprocess.Popen(
         [sys.executable, "-c", _CHDB_SCRIPT, world.source_dsn, "hold", "null"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "holding"
     try:
         busy = world.bqtui("--run-all", BQTUI_ENGINE_WAIT=1)
@@ -219,8 +244,10 @@ def test_sigkill_while_waiting_for_the_engine_leaves_nothing(events_world: World
     world = events_world
     holder = subprocess.Popen(
         [sys.executable, "-c", _CHDB_SCRIPT, world.source_dsn, "hold", "null"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     runner = None
     try:
         assert holder.stdout.readline().strip() == "holding"
@@ -284,8 +311,11 @@ def test_the_tui_does_not_hold_the_embedded_engine_while_cron_runs(world: World)
     world.add("b-cron", table="by_cron")
     done = subprocess.run(
         [sys.executable, "-c", _TUI_THEN_CRON, BQTUI, LATER.isoformat()],
-        capture_output=True, text=True, timeout=300, env=world.environ(),
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=world.environ(),
+    )
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["outcome"].startswith("✓ Succeeded: 3 window(s), 120 rows"), seen["outcome"]
@@ -309,7 +339,10 @@ def test_small_windows_share_one_stage_and_merge_and_keep_their_own_counts(world
     )
     rows = world.sql("SELECT substr(window_start, 12, 2), rows FROM windows ORDER BY 1")
     assert rows == [(f"{hour:02d}", hour + 1) for hour in range(12)]
-    jobs = [c.json["jobReference"]["jobId"] for c in world.google.proxy.calls_to("jobs.insert")
-            if isinstance(c.json, dict) and "jobReference" in c.json]  # fmt: skip
+    jobs = [
+        c.json["jobReference"]["jobId"]
+        for c in world.google.proxy.calls_to("jobs.insert")
+        if isinstance(c.json, dict) and "jobReference" in c.json
+    ]
     assert [j.rsplit("_", 2)[-2:] for j in jobs] == [["a1", "load0"], ["a1", "merge"]]
     world.assert_exactly_once_and_clean()

@@ -25,8 +25,11 @@ def test_events_verify_names_missing_and_duplicated_rows_and_repair_fixes_them(
     uuids = sorted(r["uuid"] for r in bq(world, f"SELECT uuid FROM {table}"))
     gone, doubled = uuids[:2], uuids[5]
     bq(world, f"DELETE FROM {table} WHERE uuid IN ('{gone[0]}', '{gone[1]}')")
-    bq(world, f"INSERT INTO {table} SELECT * REPLACE (TIMESTAMP_ADD(bq_ingested_timestamp, "
-              f"INTERVAL 1 HOUR) AS bq_ingested_timestamp) FROM {table} WHERE uuid = '{doubled}'")  # fmt: skip
+    bq(
+        world,
+        f"INSERT INTO {table} SELECT * REPLACE (TIMESTAMP_ADD(bq_ingested_timestamp, "
+        f"INTERVAL 1 HOUR) AS bq_ingested_timestamp) FROM {table} WHERE uuid = '{doubled}'",
+    )
 
     found = world.bqtui("verify", "ev", "--json")
     assert found.code == 1
@@ -34,8 +37,10 @@ def test_events_verify_names_missing_and_duplicated_rows_and_repair_fixes_them(
     assert report["missing"]["count"] == 2 and sorted(report["missing"]["listed"]) == gone
     assert report["duplicated"] == {"count": 1, "listed": [f"{doubled} ×2"]}
     assert report["extra"]["count"] == 0
-    assert [(d["day"], d["source"], d["bigquery"], d["missing"], d["duplicated"], d["ok"])
-            for d in report["days"]] == [("2024-05-01", 120, 119, 2, 1, False)]  # fmt: skip
+    assert [
+        (d["day"], d["source"], d["bigquery"], d["missing"], d["duplicated"], d["ok"])
+        for d in report["days"]
+    ] == [("2024-05-01", 120, 119, 2, 1, False)]
     assert report["verdict"] == "DIFFERS: 2 missing, 1 duplicated."
 
     refused = world.bqtui("verify", "ev", "--repair")  # no terminal, no --yes
@@ -95,14 +100,17 @@ def test_persons_verify_names_missing_and_stale_keys_and_repair_fixes_them(world
     bq(world, f"UPDATE {table} SET person_version = 2 WHERE distinct_id = 'anna'")
     found = json.loads(world.bqtui("verify", "people", "--json").out)
     assert (found["missing"], found["stale"]) == (
-        {"count": 1, "listed": ["bob"]}, {"count": 1, "listed": ["anna"]}
-    )  # fmt: skip
+        {"count": 1, "listed": ["bob"]},
+        {"count": 1, "listed": ["anna"]},
+    )
     repaired = world.bqtui("verify", "people", "--repair", "--yes")
     assert repaired.code == 0, repaired.out + repaired.err
     rows = bq(world, f"SELECT distinct_id, person_version FROM {table} ORDER BY distinct_id")
     assert [(r["distinct_id"], r["person_version"]) for r in rows] == [
-        ("anna", 3), ("anna-phone", 3), ("bob", 1)
-    ]  # fmt: skip
+        ("anna", 3),
+        ("anna-phone", 3),
+        ("bob", 1),
+    ]
 
 
 SESSION_EVENTS = """
@@ -132,8 +140,10 @@ def test_sessions_verify_names_a_dropped_session_and_repair_brings_it_back(world
     assert world.bqtui("verify", "sess", "--repair", "--yes").code == 0
     rows = bq(world, f"SELECT session_id, pageview_count FROM {table} ORDER BY session_id")
     assert [(r["session_id"], r["pageview_count"]) for r in rows] == [
-        ("s0", 30), ("s1", 30), ("s2", 30)
-    ]  # fmt: skip
+        ("s0", 30),
+        ("s1", 30),
+        ("s2", 30),
+    ]
 
 
 def test_inserted_at_is_filled_where_the_table_has_it_and_verify_counts_by_it(world: World):
@@ -154,8 +164,11 @@ def test_inserted_at_is_filled_where_the_table_has_it_and_verify_counts_by_it(wo
     assert len(rows) == 120
     assert all(r["_inserted_at"] == r["timestamp"] for r in rows)  # the seed ingests at once
     # A row of a window bqtui has not recorded done (ingested later) is not counted.
-    bq(world, f"INSERT INTO {table} (uuid, timestamp, _inserted_at) VALUES ('late', "
-              "TIMESTAMP '2024-05-01 02:30:00', TIMESTAMP '2024-05-01 05:00:00')")  # fmt: skip
+    bq(
+        world,
+        f"INSERT INTO {table} (uuid, timestamp, _inserted_at) VALUES ('late', "
+        "TIMESTAMP '2024-05-01 02:30:00', TIMESTAMP '2024-05-01 05:00:00')",
+    )
     report = json.loads(world.bqtui("verify", "ev", "--json").out)
     assert report["by_ingestion_window"] is True and report["ok"] is True, report
 
@@ -192,8 +205,10 @@ def test_repair_removes_exact_copies_in_one_statement_limited_to_their_days(
     dedupe = [s for s in statements if s.startswith("MERGE") and "NOT MATCHED BY SOURCE" in s]
     assert len(dedupe) == 1, statements
     # The copies are read and deleted within their day's partition, and nowhere else.
-    day = ("timestamp >= TIMESTAMP '2024-05-01T00:00:00.000000+00:00' AND {t}timestamp < "
-           "TIMESTAMP '2024-05-02T00:00:00.000000+00:00'")  # fmt: skip
+    day = (
+        "timestamp >= TIMESTAMP '2024-05-01T00:00:00.000000+00:00' AND {t}timestamp < "
+        "TIMESTAMP '2024-05-02T00:00:00.000000+00:00'"
+    )
     assert day.format(t="") in dedupe[0] and day.format(t="t.") in dedupe[0]
     assert dedupe[0].count("TIMESTAMP '") == 4
     world.assert_exactly_once_and_clean()

@@ -385,15 +385,19 @@ class BigQueryProxy:
         with self._lock:
             self._job_failures.append((re.compile(job_id_regex), failure, [times]))
 
-    def report_dml_stats(self, job_id_regex: str, inserted: int, updated: int = 0,
-                         deleted: int = 0) -> None:  # fmt: skip
+    def report_dml_stats(
+        self, job_id_regex: str, inserted: int, updated: int = 0, deleted: int = 0
+    ) -> None:
         """DONE jobs whose id matches report these ``dmlStats``, as BigQuery does for DML."""
         with self._lock:
             self._dml_stats = (
                 re.compile(job_id_regex),
-                {"insertedRowCount": str(inserted), "updatedRowCount": str(updated),
-                 "deletedRowCount": str(deleted)},
-            )  # fmt: skip
+                {
+                    "insertedRowCount": str(inserted),
+                    "updatedRowCount": str(updated),
+                    "deletedRowCount": str(deleted),
+                },
+            )
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -685,9 +689,12 @@ class BigQueryProxy:
         if payload.get("kind") == "bigquery#getQueryResultsResponse":
             if running:
                 return response.with_json(
-                    {"kind": payload["kind"], "jobReference": payload.get("jobReference"),
-                     "jobComplete": False}
-                )  # fmt: skip
+                    {
+                        "kind": payload["kind"],
+                        "jobReference": payload.get("jobReference"),
+                        "jobComplete": False,
+                    }
+                )
             return response
         if running:
             payload["status"] = {"state": "RUNNING"}

@@ -383,8 +383,10 @@ class OldServerError(ClickHouseError):
 
     @classmethod
     def old(cls, code: int, message: str) -> OldServerError:
-        return cls(code, f"Code: {code}, e.displayText() = DB::Exception: {message}, "
-                         "e.what() = DB::Exception")  # fmt: skip
+        return cls(
+            code,
+            f"Code: {code}, e.displayText() = DB::Exception: {message}, e.what() = DB::Exception",
+        )
 
     @property
     def name(self) -> str | None:
@@ -395,8 +397,10 @@ class OldServerError(ClickHouseError):
 
 
 # What a server before 19.x lacks that clickhouse-connect asks for when it connects.
-_OLD_SERVER_LACKS = re.compile(r"\bsystem\.settings\b.*\breadonly\b|\breadonly\b.*\bsystem\.settings\b",
-                               re.IGNORECASE | re.DOTALL)  # fmt: skip
+_OLD_SERVER_LACKS = re.compile(
+    r"\bsystem\.settings\b.*\breadonly\b|\breadonly\b.*\bsystem\.settings\b",
+    re.IGNORECASE | re.DOTALL,
+)
 _VERSION_CALL = re.compile(rb"\bversion\(\s*\)", re.IGNORECASE)
 
 

@@ -100,17 +100,45 @@ def db_path(tmp_path) -> Path:
     return tmp_path / "bqtui.db"
 
 
-def add_export(db_path, destination: Destination, source_dsn: str, *extra: str, name="ev",
-               table="events_export", model="events", interval="day", start="2024-05-01"):  # fmt: skip
+def add_export(
+    db_path,
+    destination: Destination,
+    source_dsn: str,
+    *extra: str,
+    name="ev",
+    table="events_export",
+    model="events",
+    interval="day",
+    start="2024-05-01",
+):
     code = main(
         [
-            "add", "--db", str(db_path), "--name", name, "--key-file", str(destination.key_file),
-            "--dataset-id", destination.dataset, "--table-id", table, "--model", model,
-            "--interval", interval, "--start", start, "--team-id", "1",
-            "--source-dsn", source_dsn, "--bigquery-endpoint", destination.google.api_endpoint,
+            "add",
+            "--db",
+            str(db_path),
+            "--name",
+            name,
+            "--key-file",
+            str(destination.key_file),
+            "--dataset-id",
+            destination.dataset,
+            "--table-id",
+            table,
+            "--model",
+            model,
+            "--interval",
+            interval,
+            "--start",
+            start,
+            "--team-id",
+            "1",
+            "--source-dsn",
+            source_dsn,
+            "--bigquery-endpoint",
+            destination.google.api_endpoint,
             *extra,
         ]
-    )  # fmt: skip
+    )
     assert code == 0
     return Store(db_path).require_export(name)
 

@@ -27,8 +27,11 @@ def test_demo_run_exports_every_demo_window(tmp_path):
     before = datetime.now(UTC)
     result = subprocess.run(
         [sys.executable, "-m", "bqtui.cli", "demo", "--folder", str(folder), "--run"],
-        capture_output=True, text=True, timeout=600, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     after = datetime.now(UTC)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()

@@ -104,8 +104,12 @@ def test_json_columns_hold_parsed_json_and_nasty_properties_survive(db_path, des
     assert backfill(db_path) == 0
 
     expected = source_events(demo_dsn, DEMO_START, DEMO_END)
-    schema = {f.name: f.field_type for f in destination.admin.get_table(
-        f"{PROJECT}.{destination.dataset}.events_export").schema}  # fmt: skip
+    schema = {
+        f.name: f.field_type
+        for f in destination.admin.get_table(
+            f"{PROJECT}.{destination.dataset}.events_export"
+        ).schema
+    }
     assert schema["properties"] == schema["set"] == schema["set_once"] == "JSON"
     rows = destination.rows("events_export", "uuid")
     assert {r["uuid"] for r in rows} == set(expected)
@@ -174,10 +178,14 @@ NASTY = {
     "10": (
         '{"$set":{"name":"Zo\\ud83d","t":"a\x01"},"$set_once":{"x":"\\udfff"},'
         '"$ip":"10.0.0.1","z":"\x03"}',
-        {"$set": {"name": "Zo\ufffd", "t": "a\x01"}, "$set_once": {"x": "\ufffd"},
-         "$ip": "10.0.0.1", "z": "\x03"},
+        {
+            "$set": {"name": "Zo\ufffd", "t": "a\x01"},
+            "$set_once": {"x": "\ufffd"},
+            "$ip": "10.0.0.1",
+            "z": "\x03",
+        },
     ),
-}  # fmt: skip
+}
 
 
 def test_handmade_nasty_properties_in_string_and_json_tables(db_path, destination, fresh_source):

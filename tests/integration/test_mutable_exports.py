@@ -304,7 +304,9 @@ def build_session(team_id: int, session_id: str, events: list[dict]) -> dict:
     views = count["$pageview"] + count["$screen"]
     whole = timedelta(seconds=1)
     # Second boundaries crossed, as PostHog's dateDiff('second', start, end).
-    duration = (last["timestamp"].replace(microsecond=0) - first["timestamp"].replace(microsecond=0)) // whole  # fmt: skip
+    duration = (
+        last["timestamp"].replace(microsecond=0) - first["timestamp"].replace(microsecond=0)
+    ) // whole
     lcp = [v for v in (lcp_value(e["properties"]) for e in ordered) if v is not None]
     entry_url = first_having(views_first, "$current_url")
     end_url = first_having(reversed(views_last), "$current_url")
@@ -338,7 +340,7 @@ def build_session(team_id: int, session_id: str, events: list[dict]) -> dict:
                 "fbclid",
                 "gad_source",
             )
-        },  # fmt: skip
+        },
         # PostHog's $entry_msclkid: the entry event's own.
         "entry_msclkid": raw_property(entry, "msclkid") or None,
         "pageview_count": count["$pageview"],
@@ -347,9 +349,9 @@ def build_session(team_id: int, session_id: str, events: list[dict]) -> dict:
         "session_duration": duration,
         "duration": duration,
         # No $pageview or $screen: neither a bounce nor not one.
-        "is_bounce": None if views == 0 else (
-            views == 1 and count["$autocapture"] == 0 and duration < 10
-        ),
+        "is_bounce": None
+        if views == 0
+        else (views == 1 and count["$autocapture"] == 0 and duration < 10),
         "last_external_click_url": first_having(reversed(ordered), "$external_click_url"),
         "vitals_lcp": lcp[0] if lcp else None,
         "channel_type": channel_type(
@@ -361,19 +363,46 @@ def build_session(team_id: int, session_id: str, events: list[dict]) -> dict:
             raw_property(entry, "fbclid") is not None,
             raw_property(entry, "gad_source"),
         ),
-    }  # fmt: skip
+    }
     return session
 
 
 SESSION_COLUMNS = {
-    "session_id", "team_id", "distinct_id", "start_timestamp", "end_timestamp", "urls",
-    "num_uniq_urls", "entry_current_url", "entry_pathname", "entry_hostname", "end_current_url",
-    "end_pathname", "end_hostname", "exit_current_url", "exit_pathname", "entry_utm_source",
-    "entry_utm_campaign", "entry_utm_medium", "entry_utm_term", "entry_utm_content",
-    "entry_referring_domain", "entry_gclid", "entry_fbclid", "entry_gad_source", "entry_msclkid",
-    "pageview_count", "autocapture_count", "screen_count", "session_duration", "duration",
-    "is_bounce", "channel_type", "last_external_click_url", "vitals_lcp",
-}  # fmt: skip
+    "session_id",
+    "team_id",
+    "distinct_id",
+    "start_timestamp",
+    "end_timestamp",
+    "urls",
+    "num_uniq_urls",
+    "entry_current_url",
+    "entry_pathname",
+    "entry_hostname",
+    "end_current_url",
+    "end_pathname",
+    "end_hostname",
+    "exit_current_url",
+    "exit_pathname",
+    "entry_utm_source",
+    "entry_utm_campaign",
+    "entry_utm_medium",
+    "entry_utm_term",
+    "entry_utm_content",
+    "entry_referring_domain",
+    "entry_gclid",
+    "entry_fbclid",
+    "entry_gad_source",
+    "entry_msclkid",
+    "pageview_count",
+    "autocapture_count",
+    "screen_count",
+    "session_duration",
+    "duration",
+    "is_bounce",
+    "channel_type",
+    "last_external_click_url",
+    "vitals_lcp",
+}
 
 
 def source_sessions(dsn, start=DEMO_START, end=DEMO_END, team_id=1) -> dict[str, dict]:
@@ -396,9 +425,14 @@ def source_sessions(dsn, start=DEMO_START, end=DEMO_END, team_id=1) -> dict[str,
         last_ingested[session_id] = max(arrived, last_ingested.get(session_id, arrived))
         events[session_id].setdefault(
             uuid,
-            {"uuid": uuid, "event": event, "properties": properties, "timestamp": aware(ts),
-             "distinct_id": distinct_id},
-        )  # fmt: skip
+            {
+                "uuid": uuid,
+                "event": event,
+                "properties": properties,
+                "timestamp": aware(ts),
+                "distinct_id": distinct_id,
+            },
+        )
     return {
         session_id: build_session(team_id, session_id, list(by_uuid.values()))
         for session_id, by_uuid in events.items()
@@ -421,9 +455,17 @@ def test_sessions_match_the_source_events(db_path, destination, demo_dsn):
             assert row[column] == want[column], (row["session_id"], column)
     # The demo data exercises the interesting cases.
     assert {r["channel_type"] for r in rows} >= {
-        "Direct", "Paid Search", "Paid Social", "Paid Video", "Organic Search", "Organic Social",
-        "Organic Video", "Email", "Referral", "Unknown",
-    }  # fmt: skip
+        "Direct",
+        "Paid Search",
+        "Paid Social",
+        "Paid Video",
+        "Organic Search",
+        "Organic Social",
+        "Organic Video",
+        "Email",
+        "Referral",
+        "Unknown",
+    }
     assert {r["is_bounce"] for r in rows} >= {True, False}
     assert any(r["screen_count"] for r in rows) and any(r["vitals_lcp"] for r in rows)
     assert any(r["last_external_click_url"] for r in rows)
@@ -436,17 +478,36 @@ def insert_edge_session(dsn: str) -> None:
     client = ClickHouseSource(dsn).client
     url = "https://shop.example"
     events = (
-        ("$pageview", "10:00:00", {"$current_url": url + "/a", "$host": "shop.example",
-                                   "$referring_domain": "$direct"}),
-        ("$autocapture", "10:00:05", {"$current_url": url + "/a", "$pathname": "/a",
-                                      "$host": "shop.example", "utm_source": "later",
-                                      "gclid": "late-click",
-                                      "$external_click_url": "https://ext.example/1"}),
-        ("$pageview", "10:00:07", {"$current_url": url + "/b", "$pathname": "/b",
-                                   "$host": "shop.example", "$web_vitals_LCP_value": 1234.5}),
+        (
+            "$pageview",
+            "10:00:00",
+            {"$current_url": url + "/a", "$host": "shop.example", "$referring_domain": "$direct"},
+        ),
+        (
+            "$autocapture",
+            "10:00:05",
+            {
+                "$current_url": url + "/a",
+                "$pathname": "/a",
+                "$host": "shop.example",
+                "utm_source": "later",
+                "gclid": "late-click",
+                "$external_click_url": "https://ext.example/1",
+            },
+        ),
+        (
+            "$pageview",
+            "10:00:07",
+            {
+                "$current_url": url + "/b",
+                "$pathname": "/b",
+                "$host": "shop.example",
+                "$web_vitals_LCP_value": 1234.5,
+            },
+        ),
         ("$screen", "10:00:20", {"$screen_name": "Home"}),
         ("custom", "10:00:30.5", {"$external_click_url": "https://ext.example/2"}),
-    )  # fmt: skip
+    )
     for n, (name, time, props) in enumerate(events, 1):
         client.command(
             "INSERT INTO events (uuid, event, properties, timestamp, team_id, distinct_id,"
@@ -460,28 +521,46 @@ def insert_edge_session(dsn: str) -> None:
 
 # What PostHog's sessions definition (README: Models) makes of the edge session, field by field.
 EDGE_SESSION = {
-    "session_id": "edge", "team_id": 1, "distinct_id": "d1",
+    "session_id": "edge",
+    "team_id": 1,
+    "distinct_id": "d1",
     "start_timestamp": datetime(2024, 5, 1, 10, tzinfo=UTC),
     "end_timestamp": datetime(2024, 5, 1, 10, 0, 30, 500000, tzinfo=UTC),
-    "urls": ["https://shop.example/a", "https://shop.example/b"], "num_uniq_urls": 2,
+    "urls": ["https://shop.example/a", "https://shop.example/b"],
+    "num_uniq_urls": 2,
     # the first $pageview's URL; path and host are the URL's (it has no $pathname)
-    "entry_current_url": "https://shop.example/a", "entry_pathname": "/a",
+    "entry_current_url": "https://shop.example/a",
+    "entry_pathname": "/a",
     "entry_hostname": "shop.example",
     # the last $pageview/$screen with a URL (the $screen has none): exit is end, as PostHog's
-    "end_current_url": "https://shop.example/b", "end_pathname": "/b",
+    "end_current_url": "https://shop.example/b",
+    "end_pathname": "/b",
     "end_hostname": "shop.example",
-    "exit_current_url": "https://shop.example/b", "exit_pathname": "/b",
+    "exit_current_url": "https://shop.example/b",
+    "exit_pathname": "/b",
     # each from the first $pageview/$screen that has it, else the first other event: no view
     # has a UTM or gclid, the $autocapture has
-    "entry_utm_source": "later", "entry_utm_campaign": None, "entry_utm_medium": None,
-    "entry_utm_term": None, "entry_utm_content": None, "entry_referring_domain": "$direct",
-    "entry_gclid": "late-click", "entry_fbclid": None, "entry_gad_source": None,
+    "entry_utm_source": "later",
+    "entry_utm_campaign": None,
+    "entry_utm_medium": None,
+    "entry_utm_term": None,
+    "entry_utm_content": None,
+    "entry_referring_domain": "$direct",
+    "entry_gclid": "late-click",
+    "entry_fbclid": None,
+    "entry_gad_source": None,
     "entry_msclkid": None,
     # the channel is the entry $pageview's alone
-    "pageview_count": 2, "autocapture_count": 1, "screen_count": 1,
-    "session_duration": 30, "duration": 30, "is_bounce": False, "channel_type": "Direct",
-    "last_external_click_url": "https://ext.example/2", "vitals_lcp": 1234.5,
-}  # fmt: skip
+    "pageview_count": 2,
+    "autocapture_count": 1,
+    "screen_count": 1,
+    "session_duration": 30,
+    "duration": 30,
+    "is_bounce": False,
+    "channel_type": "Direct",
+    "last_external_click_url": "https://ext.example/2",
+    "vitals_lcp": 1234.5,
+}
 
 
 def test_the_sessions_oracle_gives_the_spec_values_for_the_edge_session(fresh_source):
@@ -493,7 +572,9 @@ def test_entry_and_exit_fields_come_from_the_first_and_last_event(
     db_path, destination, fresh_source
 ):
     insert_edge_session(fresh_source)
-    add_export(db_path, destination, fresh_source, name="visits", table="sessions", model="sessions")  # fmt: skip
+    add_export(
+        db_path, destination, fresh_source, name="visits", table="sessions", model="sessions"
+    )
     assert backfill(db_path, "visits", *may_day(1)) == 0
     [row] = destination.rows("sessions")
     assert row == EDGE_SESSION
@@ -516,9 +597,23 @@ def test_a_session_that_grows_later_is_updated_not_duplicated(db_path, destinati
             f" generateUUIDv4(), '{arrived}', '{arrived}')"
         )
 
-    event("00000000-0000-4000-8000-00000000000a", "$pageview", "2024-05-01 10:00:00",
-          "2024-05-01 10:00:01", "https://example.com/", {"gclid": "abc", "$referring_domain": "www.google.com"})  # fmt: skip
-    add_export(db_path, destination, fresh_source, name="visits", table="sessions", model="sessions", interval="hour")  # fmt: skip
+    event(
+        "00000000-0000-4000-8000-00000000000a",
+        "$pageview",
+        "2024-05-01 10:00:00",
+        "2024-05-01 10:00:01",
+        "https://example.com/",
+        {"gclid": "abc", "$referring_domain": "www.google.com"},
+    )
+    add_export(
+        db_path,
+        destination,
+        fresh_source,
+        name="visits",
+        table="sessions",
+        model="sessions",
+        interval="hour",
+    )
     first_hour = (datetime(2024, 5, 1, 10, tzinfo=UTC), datetime(2024, 5, 1, 11, tzinfo=UTC))
     assert backfill(db_path, "visits", *first_hour) == 0
     [row] = destination.rows("sessions")
@@ -528,8 +623,13 @@ def test_a_session_that_grows_later_is_updated_not_duplicated(db_path, destinati
         "Paid Search",
     )
 
-    event("00000000-0000-4000-8000-00000000000b", "$pageview", "2024-05-01 11:00:30",
-          "2024-05-01 11:00:31", "https://example.com/pricing")  # fmt: skip
+    event(
+        "00000000-0000-4000-8000-00000000000b",
+        "$pageview",
+        "2024-05-01 11:00:30",
+        "2024-05-01 11:00:31",
+        "https://example.com/pricing",
+    )
     assert backfill(db_path, "visits", first_hour[1], first_hour[1] + timedelta(hours=1)) == 0
     [row] = destination.rows("sessions")
     assert (row["pageview_count"], row["is_bounce"], row["duration"]) == (2, False, 3630)

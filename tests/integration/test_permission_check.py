@@ -34,9 +34,12 @@ def dataset(fake_google) -> str:
 
 def check(fake_google, dataset, account, model=Model.PERSONS, table="dest"):
     export = ExportConfig(
-        name="ev", dataset_id=dataset, table_id=table, model=model,
+        name="ev",
+        dataset_id=dataset,
+        table_id=table,
+        model=model,
         bigquery_endpoint=fake_google.api_endpoint,
-    )  # fmt: skip
+    )
     return check_permissions(export, parse_key_text(json.dumps(account.key)), retry_deadline=5)
 
 
@@ -141,8 +144,28 @@ def test_check_command_prints_each_permission_and_exits_1_when_any_is_missing(
     )
     key_file = account.write_key(tmp_path / "key.json")
     db = str(tmp_path / "bqtui.db")
-    assert main(["add", "--db", db, "--name", "people", "--key-file", str(key_file), "--dataset-id", dataset,
-                 "--table-id", "dest", "--model", "persons", "--bigquery-endpoint", fake_google.api_endpoint]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "add",
+                "--db",
+                db,
+                "--name",
+                "people",
+                "--key-file",
+                str(key_file),
+                "--dataset-id",
+                dataset,
+                "--table-id",
+                "dest",
+                "--model",
+                "persons",
+                "--bigquery-endpoint",
+                fake_google.api_endpoint,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["check", "--db", db, "people"]) == 1
     text = capsys.readouterr().out
@@ -158,8 +181,9 @@ def test_check_command_prints_each_permission_and_exits_1_when_any_is_missing(
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is False
     assert sorted(p["permission"] for p in report["permissions"] if p["status"] == "missing") == [
-        "bigquery.jobs.create", "bigquery.tables.delete",
-    ]  # fmt: skip
+        "bigquery.jobs.create",
+        "bigquery.tables.delete",
+    ]
     assert "PRIVATE" not in json.dumps(report)
 
 
@@ -231,14 +255,21 @@ def test_a_dataset_in_another_location_is_its_own_finding(fake_google, dataset):
     account = account_with(fake_google, dataset, EVERYTHING)
     fake_google.set_dataset_location(PROJECT, dataset, "EU")
     export = ExportConfig(
-        name="ev", dataset_id=dataset, table_id="dest", model=Model.EVENTS, location="US",
+        name="ev",
+        dataset_id=dataset,
+        table_id="dest",
+        model=Model.EVENTS,
+        location="US",
         bigquery_endpoint=fake_google.api_endpoint,
-    )  # fmt: skip
+    )
     report = check_permissions(export, parse_key_text(json.dumps(account.key)), retry_deadline=5)
     assert [(p.subject, p.detail) for p in report.problems] == [
-        ("dataset", f"Dataset {dataset} is in location EU, but the export runs jobs in US. Set the "
-                    f"export's location to EU, or use a dataset in US.")
-    ]  # fmt: skip
+        (
+            "dataset",
+            f"Dataset {dataset} is in location EU, but the export runs jobs in US. Set the "
+            f"export's location to EU, or use a dataset in US.",
+        )
+    ]
 
 
 def test_without_jobs_create_and_a_table_the_probe_still_answers_every_table_permission(

@@ -134,11 +134,21 @@ def expected_sessions(dsn: str) -> dict[str, tuple]:
 def bigquery_rows(destination, model: str) -> list[dict]:
     columns = {
         "events": ("uuid", "timestamp"),
-        "persons": ("distinct_id", "person_id", "person_distinct_id_version", "person_version",
-                    "is_deleted"),
-        "sessions": ("session_id", "end_timestamp", "pageview_count", "autocapture_count",
-                     "screen_count"),
-    }[model]  # fmt: skip
+        "persons": (
+            "distinct_id",
+            "person_id",
+            "person_distinct_id_version",
+            "person_version",
+            "is_deleted",
+        ),
+        "sessions": (
+            "session_id",
+            "end_timestamp",
+            "pageview_count",
+            "autocapture_count",
+            "screen_count",
+        ),
+    }[model]
     return destination.query(
         f"SELECT {', '.join(columns)} FROM `{PROJECT}.{destination.dataset}.{model}` "
         f"WHERE team_id = {TEAM}"
@@ -162,18 +172,26 @@ def assert_as_worked_out(destination, dsn: str, model: str, report: dict) -> Non
     elif model == "persons":
         expected = expected_persons(dsn)
         landed = {
-            r["distinct_id"]: (r["person_id"], r["person_distinct_id_version"],
-                               r["person_version"], r["is_deleted"])
+            r["distinct_id"]: (
+                r["person_id"],
+                r["person_distinct_id_version"],
+                r["person_version"],
+                r["is_deleted"],
+            )
             for r in rows
-        }  # fmt: skip
+        }
         assert len(rows) == len(landed) and landed == expected
     else:
         expected = expected_sessions(dsn)
         landed = {
-            r["session_id"]: (micros(r["end_timestamp"]), r["pageview_count"],
-                              r["autocapture_count"], r["screen_count"])
+            r["session_id"]: (
+                micros(r["end_timestamp"]),
+                r["pageview_count"],
+                r["autocapture_count"],
+                r["screen_count"],
+            )
             for r in rows
-        }  # fmt: skip
+        }
         assert len(rows) == len(landed) and landed == expected
     assert report["source_rows"] == report["bigquery_rows"] == len(expected) > 0
 

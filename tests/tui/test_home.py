@@ -140,19 +140,34 @@ async def test_help_and_command_palette_commands(db_path):
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("settle", "-1", "Settle delay must be between 0 and 86400 seconds (24 hours), not -1; "
-         "the default is 60."),
-        ("settle", "soon", 'Settle delay must be a whole number of seconds, not "soon" '
-         "(default 60)."),
-        ("dataset-id", "my-dataset", '"my-dataset" is not a valid dataset ID: use only letters, '
-         "numbers and underscores (at most 1024). BigQuery allows no dashes or spaces there; "
-         '"my_dataset" would do.'),
+        (
+            "settle",
+            "-1",
+            "Settle delay must be between 0 and 86400 seconds (24 hours), not -1; "
+            "the default is 60.",
+        ),
+        (
+            "settle",
+            "soon",
+            'Settle delay must be a whole number of seconds, not "soon" (default 60).',
+        ),
+        (
+            "dataset-id",
+            "my-dataset",
+            '"my-dataset" is not a valid dataset ID: use only letters, '
+            "numbers and underscores (at most 1024). BigQuery allows no dashes or spaces there; "
+            '"my_dataset" would do.',
+        ),
         ("team-id", "x", 'Team ID must be a whole number, not "x".'),
-        ("source-dsn", "clickhouse://ch:9000/db", '"clickhouse://" is ClickHouse\'s native '
-         "protocol; bqtui speaks its HTTP interface. Use http://host:8123/database, or "
-         "https://host:8443/database with TLS."),
+        (
+            "source-dsn",
+            "clickhouse://ch:9000/db",
+            '"clickhouse://" is ClickHouse\'s native '
+            "protocol; bqtui speaks its HTTP interface. Use http://host:8123/database, or "
+            "https://host:8443/database with TLS.",
+        ),
     ],
-)  # fmt: skip
+)
 async def test_the_edit_screen_refuses_bad_input_and_changes_nothing(
     db_path, field, value, message
 ):

@@ -16,19 +16,36 @@ from .conftest import SIZE, count_rows, make_app, source_uuids, wait_until
 def add_export(db_path, key_file, dataset, dsn, endpoint, *, name, interval) -> None:
     code = main(
         [
-            "add", "--db", str(db_path), "--name", name, "--key-file", str(key_file),
-            "--dataset-id", dataset, "--table-id", "events", "--interval", interval,
-            "--start", "2024-05-01", "--source-dsn", dsn, "--bigquery-endpoint", endpoint,
+            "add",
+            "--db",
+            str(db_path),
+            "--name",
+            name,
+            "--key-file",
+            str(key_file),
+            "--dataset-id",
+            dataset,
+            "--table-id",
+            "events",
+            "--interval",
+            interval,
+            "--start",
+            "2024-05-01",
+            "--source-dsn",
+            dsn,
+            "--bigquery-endpoint",
+            endpoint,
         ]
-    )  # fmt: skip
+    )
     assert code == 0
 
 
 async def test_run_now_exports_the_due_windows_to_bigquery(
     db_path, key_file, dataset, demo_dsn, fake_google
 ):
-    add_export(db_path, key_file, dataset, demo_dsn, fake_google.api_endpoint,
-               name="daily", interval="day")  # fmt: skip
+    add_export(
+        db_path, key_file, dataset, demo_dsn, fake_google.api_endpoint, name="daily", interval="day"
+    )
     app = make_app(db_path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
@@ -69,8 +86,9 @@ async def test_cancel_stops_the_run_at_a_safe_point(
     db_path, key_file, dataset, demo_dsn, fake_google
 ):
     # Five-minute windows over three days: 864 windows, far more than run before Cancel.
-    add_export(db_path, key_file, dataset, demo_dsn, fake_google.api_endpoint,
-               name="many", interval="5m")  # fmt: skip
+    add_export(
+        db_path, key_file, dataset, demo_dsn, fake_google.api_endpoint, name="many", interval="5m"
+    )
     app = make_app(db_path)
     watcher = Store(db_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -104,8 +122,9 @@ async def test_ctrl_c_asks_before_quitting_while_a_run_is_active(
 ):
     from bqtui.tui.screens.dialogs import ConfirmDialog
 
-    add_export(db_path, key_file, dataset, demo_dsn, fake_google.api_endpoint,
-               name="slow", interval="day")  # fmt: skip
+    add_export(
+        db_path, key_file, dataset, demo_dsn, fake_google.api_endpoint, name="slow", interval="day"
+    )
     monkeypatch.setenv("BQTUI_TEST_FAULT", "uploading:pause=3")  # a run that takes a while
     app = make_app(db_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -135,14 +154,20 @@ async def test_ctrl_c_asks_before_quitting_while_a_run_is_active(
 async def test_run_due_exports_while_open_uses_the_runner_and_its_locks(
     db_path, key_file, dataset, demo_dsn, fake_google
 ):
-    add_export(db_path, key_file, dataset, demo_dsn, fake_google.api_endpoint,
-               name="auto", interval="day")  # fmt: skip
+    add_export(
+        db_path, key_file, dataset, demo_dsn, fake_google.api_endpoint, name="auto", interval="day"
+    )
     app = make_app(db_path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("a")
         assert app.autorun and "running due exports every minute" in app.sub_title
-        await wait_until(pilot, lambda: Store(db_path).list_runs() and
-                         Store(db_path).list_runs()[0].status != "running", timeout=120)  # fmt: skip
+        await wait_until(
+            pilot,
+            lambda: (
+                Store(db_path).list_runs() and Store(db_path).list_runs()[0].status != "running"
+            ),
+            timeout=120,
+        )
         run = Store(db_path).list_runs()[0]
         assert (run.trigger, run.status, run.windows_done) == ("schedule", "succeeded", 3)
         await pilot.press("a")

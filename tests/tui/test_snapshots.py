@@ -47,15 +47,27 @@ def seed_exports(db_path: Path) -> None:
     for name, model, table, interval, enabled, status, rows in specs:
         export = store.add_export(
             validate_export(
-                ExportConfig(name=name, dataset_id="analytics", table_id=table, model=model,
-                             interval=interval, enabled=enabled, source_dsn="chdb:///unused",
-                             start_at=start)
+                ExportConfig(
+                    name=name,
+                    dataset_id="analytics",
+                    table_id=table,
+                    model=model,
+                    interval=interval,
+                    enabled=enabled,
+                    source_dsn="chdb:///unused",
+                    start_at=start,
+                )
             )
-        )  # fmt: skip
+        )
         run_id = store.start_run(export.id, "schedule", 3)
-        store.update_run(run_id, status=status, rows=rows, windows_done=3,
-                         started_at=to_iso(MORNING - timedelta(hours=2)),
-                         finished_at=MORNING - timedelta(hours=2) + timedelta(seconds=41))  # fmt: skip
+        store.update_run(
+            run_id,
+            status=status,
+            rows=rows,
+            windows_done=3,
+            started_at=to_iso(MORNING - timedelta(hours=2)),
+            finished_at=MORNING - timedelta(hours=2) + timedelta(seconds=41),
+        )
         if status == "succeeded":  # caught up: its next window ends at the next hour
             lock = ExportLock(store, export.id).acquire()
             stamp = start
@@ -115,9 +127,11 @@ def test_wizard_destination_step_with_a_qualified_table_name(snap_compare, db_pa
         await load_key(pilot, key_folder)
         await next_step(pilot)
         await destination_step(
-            pilot, dataset="analytics", table="my-project:analytics.events_export",
+            pilot,
+            dataset="analytics",
+            table="my-project:analytics.events_export",
             name="web-events",
-        )  # fmt: skip
+        )
         await next_step(pilot)  # refused: the table field shows the suggestion and has focus
 
     app = make_app(db_path, browse_from=key_folder)
@@ -127,8 +141,9 @@ def test_wizard_destination_step_with_a_qualified_table_name(snap_compare, db_pa
 async def through_destination(pilot, key_folder: Path, dataset: str, endpoint: str) -> None:
     await load_key(pilot, key_folder)
     await next_step(pilot)
-    await destination_step(pilot, dataset=dataset, table="events_export", name="web-events",
-                           endpoint=endpoint)  # fmt: skip
+    await destination_step(
+        pilot, dataset=dataset, table="events_export", name="web-events", endpoint=endpoint
+    )
     await next_step(pilot)
 
 
@@ -194,14 +209,38 @@ def test_finished_run(snap_compare, db_path, fake_google, demo_dsn, tmp_path):
     dataset = "tui_snapshot_run"
     fake_google.admin_client(PROJECT).create_dataset(f"{PROJECT}.{dataset}", exists_ok=True)
     account = fake_google.new_account(
-        PROJECT, "tui-snapshot-runner", project_permissions=JOB_USER,
+        PROJECT,
+        "tui-snapshot-runner",
+        project_permissions=JOB_USER,
         dataset_permissions={dataset: DATA_EDITOR},
-    )  # fmt: skip
+    )
     key = account.write_key(tmp_path / "runner.json")
-    assert main(["add", "--db", str(db_path), "--name", "daily-events", "--key-file", str(key),
-                 "--dataset-id", dataset, "--table-id", "events", "--interval", "day",
-                 "--start", "2024-05-01", "--source-dsn", demo_dsn,
-                 "--bigquery-endpoint", fake_google.api_endpoint]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "add",
+                "--db",
+                str(db_path),
+                "--name",
+                "daily-events",
+                "--key-file",
+                str(key),
+                "--dataset-id",
+                dataset,
+                "--table-id",
+                "events",
+                "--interval",
+                "day",
+                "--start",
+                "2024-05-01",
+                "--source-dsn",
+                demo_dsn,
+                "--bigquery-endpoint",
+                fake_google.api_endpoint,
+            ]
+        )
+        == 0
+    )
 
     async def run_before(pilot):
         await pilot.press("r")

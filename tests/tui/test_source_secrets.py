@@ -21,11 +21,50 @@ def assert_no_secret(text: str) -> None:
 
 
 async def test_dsn_credentials_live_in_the_keyring_only(db_path, key_file, dataset, capsys):
-    assert main(["add", "--db", str(db_path), "--name", "ev", "--key-file", str(key_file),
-                 "--dataset-id", dataset, "--table-id", "t", "--source-dsn", DSN,
-                 "--start", "2024-05-01", "--interval", "day"]) == 0  # fmt: skip
-    assert main(["add", "--db", str(db_path), "--name", "tok", "--key-file", str(key_file),
-                 "--dataset-id", dataset, "--table-id", "t2", "--source-dsn", TOKEN_DSN]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "add",
+                "--db",
+                str(db_path),
+                "--name",
+                "ev",
+                "--key-file",
+                str(key_file),
+                "--dataset-id",
+                dataset,
+                "--table-id",
+                "t",
+                "--source-dsn",
+                DSN,
+                "--start",
+                "2024-05-01",
+                "--interval",
+                "day",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "add",
+                "--db",
+                str(db_path),
+                "--name",
+                "tok",
+                "--key-file",
+                str(key_file),
+                "--dataset-id",
+                dataset,
+                "--table-id",
+                "t2",
+                "--source-dsn",
+                TOKEN_DSN,
+            ]
+        )
+        == 0
+    )
     export = Store(db_path).require_export("ev")
     assert export.source_dsn == SHOWN
     assert secrets.load_clickhouse_secrets(export.uid) == {"password": PASSWORD}
@@ -45,8 +84,9 @@ async def test_dsn_credentials_live_in_the_keyring_only(db_path, key_file, datas
         app.push_screen(ExportDetailScreen(export.id))
         await wait_until(pilot, lambda: isinstance(app.screen, ExportDetailScreen))
         # Until the screen shows the DSN (the run's error names it): then it is there to see.
-        await wait_until(pilot, lambda: "reader@127.0.0.1:1/posthog" in app.export_screenshot(),
-                         timeout=30)  # fmt: skip
+        await wait_until(
+            pilot, lambda: "reader@127.0.0.1:1/posthog" in app.export_screenshot(), timeout=30
+        )
         screen_text = app.export_screenshot()
         await pilot.press("3")  # the Config tab: the DSN as stored
         await wait_until(pilot, lambda: "Settle" in app.export_screenshot(), timeout=30)

@@ -16,14 +16,38 @@ def add_and_run(db_path, fake_google, demo_dsn, tmp_path, dataset: str) -> None:
     """The demo's three days exported, as of just after them (the TUI's clock too)."""
     fake_google.admin_client(PROJECT).create_dataset(f"{PROJECT}.{dataset}", exists_ok=True)
     account = fake_google.new_account(
-        PROJECT, f"{dataset.replace('_', '-')}-sa", project_permissions=JOB_USER,
+        PROJECT,
+        f"{dataset.replace('_', '-')}-sa",
+        project_permissions=JOB_USER,
         dataset_permissions={dataset: DATA_EDITOR},
-    )  # fmt: skip
+    )
     key = account.write_key(tmp_path / f"{dataset}.json")
-    assert main(["add", "--db", str(db_path), "--name", "daily-events", "--key-file", str(key),
-                 "--dataset-id", dataset, "--table-id", "events", "--interval", "day",
-                 "--start", "2024-05-01", "--source-dsn", demo_dsn,
-                 "--bigquery-endpoint", fake_google.api_endpoint]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "add",
+                "--db",
+                str(db_path),
+                "--name",
+                "daily-events",
+                "--key-file",
+                str(key),
+                "--dataset-id",
+                dataset,
+                "--table-id",
+                "events",
+                "--interval",
+                "day",
+                "--start",
+                "2024-05-01",
+                "--source-dsn",
+                demo_dsn,
+                "--bigquery-endpoint",
+                fake_google.api_endpoint,
+            ]
+        )
+        == 0
+    )
     assert main(["run", "daily-events", "--db", str(db_path)]) == 0  # BQTUI_NOW: see below
 
 
@@ -37,8 +61,13 @@ async def open_verify(pilot) -> ExportDetailScreen:
 async def verify(pilot, screen) -> str:
     summary = screen.query_one("#verify-summary", Static)
     await pilot.click("#verify-run")
-    await wait_until(pilot, lambda: not screen.query_one("#verify-run", Button).disabled
-                     and "Verifying" not in str(summary.render()))  # fmt: skip
+    await wait_until(
+        pilot,
+        lambda: (
+            not screen.query_one("#verify-run", Button).disabled
+            and "Verifying" not in str(summary.render())
+        ),
+    )
     await pilot.pause()
     return str(summary.render())
 
@@ -69,16 +98,20 @@ async def test_verify_shows_the_days_and_repairs_what_differs(
 
         table = f"`{PROJECT}.{dataset}.events`"
         admin = fake_google.admin_client(PROJECT)
-        gone = next(iter(admin.query(
-            f"SELECT uuid FROM {table} WHERE DATE(timestamp) = '2024-05-02' ORDER BY uuid LIMIT 1"
-        ).result()))["uuid"]  # fmt: skip
+        gone = next(
+            iter(
+                admin.query(
+                    f"SELECT uuid FROM {table} WHERE DATE(timestamp) = '2024-05-02' ORDER BY uuid LIMIT 1"
+                ).result()
+            )
+        )["uuid"]
         admin.query(f"DELETE FROM {table} WHERE uuid = '{gone}'").result()
         assert (await verify(pilot, screen)).splitlines()[0] == "DIFFERS: 1 missing."
         days = screen.query_one("#verify-days", DataTable)
         rows = [days.get_row_at(i) for i in range(days.row_count)]
         assert [(row[0], str(row[6])) for row in rows if str(row[6]) != "ok"] == [
             ("2024-05-02", "differs")
-        ]  # fmt: skip
+        ]
         differing = [row[0] for row in rows].index("2024-05-02")
         diff = screen.query_one("#verify-diff", Sparkline).data
         assert diff[differing] == 1.0 and sum(diff) == 1.0
@@ -92,8 +125,9 @@ async def test_verify_shows_the_days_and_repairs_what_differs(
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.click("#confirm")
         summary = screen.query_one("#verify-summary", Static)
-        await wait_until(pilot, lambda: "Repaired; verified again" in str(summary.render()),
-                         timeout=120)  # fmt: skip
+        await wait_until(
+            pilot, lambda: "Repaired; verified again" in str(summary.render()), timeout=120
+        )
         assert "OK: BigQuery holds exactly what ClickHouse holds" in str(summary.render())
 
 

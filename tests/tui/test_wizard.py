@@ -44,9 +44,12 @@ async def test_the_whole_wizard_creates_the_export_and_keeps_its_key_in_the_keyr
         await next_step(pilot)
 
         await destination_step(
-            pilot, dataset=dataset, table="events_export", name="wizard-events",
+            pilot,
+            dataset=dataset,
+            table="events_export",
+            name="wizard-events",
             endpoint=fake_google.api_endpoint,
-        )  # fmt: skip
+        )
         await next_step(pilot)
 
         type_into(pilot, "#source-dsn", demo_dsn)
@@ -70,8 +73,10 @@ async def test_the_whole_wizard_creates_the_export_and_keeps_its_key_in_the_keyr
 
     export = Store(db_path).require_export("wizard-events")
     assert (export.dataset_id, export.table_id, export.interval.value) == (
-        dataset, "events_export", "day"
-    )  # fmt: skip
+        dataset,
+        "events_export",
+        "day",
+    )
     assert export.source_dsn == demo_dsn
     assert export.bigquery_endpoint == fake_google.api_endpoint
     assert json.loads(secrets.load_service_account_key(export.uid)) == key_json(key_file)
@@ -129,9 +134,12 @@ async def test_a_missing_permission_shows_the_fix_and_needs_confirmation(
         await key_step(pilot, str(key))
         await next_step(pilot)
         await destination_step(
-            pilot, dataset=dataset, table="events", name="no-jobs",
+            pilot,
+            dataset=dataset,
+            table="events",
+            name="no-jobs",
             endpoint=fake_google.api_endpoint,
-        )  # fmt: skip
+        )
         await next_step(pilot)
         type_into(pilot, "#source-dsn", demo_dsn)
         await next_step(pilot)
@@ -170,13 +178,19 @@ def fake_key() -> dict:
 @pytest.mark.parametrize(
     "dsn, message",
     [
-        ("ftp://ch/db", 'Unknown ClickHouse DSN scheme "ftp": use http://host:8123/database, '
-         "https://host:8443/database, or chdb:///path for the embedded engine."),
-        ("clickhouse://ch:9000/db", '"clickhouse://" is ClickHouse\'s native protocol; bqtui '
-         "speaks its HTTP interface. Use http://host:8123/database, or "
-         "https://host:8443/database with TLS."),
+        (
+            "ftp://ch/db",
+            'Unknown ClickHouse DSN scheme "ftp": use http://host:8123/database, '
+            "https://host:8443/database, or chdb:///path for the embedded engine.",
+        ),
+        (
+            "clickhouse://ch:9000/db",
+            '"clickhouse://" is ClickHouse\'s native protocol; bqtui '
+            "speaks its HTTP interface. Use http://host:8123/database, or "
+            "https://host:8443/database with TLS.",
+        ),
     ],
-)  # fmt: skip
+)
 async def test_the_source_step_refuses_a_dsn_bqtui_cannot_use(db_path, tmp_path, dsn, message):
     key = tmp_path / "key.json"
     key.write_text(json.dumps(fake_key()))

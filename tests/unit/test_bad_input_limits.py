@@ -41,22 +41,33 @@ CASES = [
     (add("--project-id", "a" * 31), f'"{"a" * 31}" {PROJECT_RULES}'),
     (add("--project-id", "proj-1-"), f'"proj-1-" {PROJECT_RULES}'),
     (add("--project-id", "1project"), f'"1project" {PROJECT_RULES}'),
-    (add("--project-id", "example.com:Bad_Id"), f'"example.com:Bad_Id" {PROJECT_RULES} '
-     '"example.com:bad-id" would do.'),
+    (
+        add("--project-id", "example.com:Bad_Id"),
+        f'"example.com:Bad_Id" {PROJECT_RULES} "example.com:bad-id" would do.',
+    ),
     (add("--project-id", "exa_mple.com:my-project"), f'"exa_mple.com:my-project" {PROJECT_RULES}'),
     (add("--project-id", INJECTION), f'"{INJECTION}" {PROJECT_RULES}'),
     (add("--project-id", "Proj.analytics"), f'"Proj.analytics" {PROJECT_RULES}'),
-    (add("--project-id", "proj-1.analytics"), '"proj-1.analytics" is a qualified name, not a '
-     'project ID. Use the bare project ID "proj-1"; the dataset and table have their own '
-     "settings."),
-    (add("--project-id", "proj-1:analytics.events"), '"proj-1:analytics.events" is a qualified '
-     'name, not a project ID. Use the bare project ID "proj-1"; the dataset and table have '
-     "their own settings."),
-    (add("--project-id", "example.com:my-project.analytics"), '"example.com:my-project.analytics"'
-     ' is a qualified name, not a project ID. Use the bare project ID "example.com:my-project"; '
-     "the dataset and table have their own settings."),
+    (
+        add("--project-id", "proj-1.analytics"),
+        '"proj-1.analytics" is a qualified name, not a '
+        'project ID. Use the bare project ID "proj-1"; the dataset and table have their own '
+        "settings.",
+    ),
+    (
+        add("--project-id", "proj-1:analytics.events"),
+        '"proj-1:analytics.events" is a qualified '
+        'name, not a project ID. Use the bare project ID "proj-1"; the dataset and table have '
+        "their own settings.",
+    ),
+    (
+        add("--project-id", "example.com:my-project.analytics"),
+        '"example.com:my-project.analytics"'
+        ' is a qualified name, not a project ID. Use the bare project ID "example.com:my-project"; '
+        "the dataset and table have their own settings.",
+    ),
     (add("--project-id", "x; DROP TABLE t"), f'"x; DROP TABLE t" {PROJECT_RULES}'),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("argv, message", CASES, ids=[f"{i:02d}" for i in range(len(CASES))])
@@ -75,8 +86,20 @@ def test_out_of_range_input_is_refused_with_its_message_and_changes_nothing(
 
 
 def add_argv(db, root, *extra: str, name: str) -> list[str]:
-    return ["add", "--db", str(db), "--name", name, "--key-file", str(root / "key.json"),
-            "--dataset-id", "analytics", "--table-id", "events", *extra]  # fmt: skip
+    return [
+        "add",
+        "--db",
+        str(db),
+        "--name",
+        name,
+        "--key-file",
+        str(root / "key.json"),
+        "--dataset-id",
+        "analytics",
+        "--table-id",
+        "events",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -85,12 +108,14 @@ def add_argv(db, root, *extra: str, name: str) -> list[str]:
         (("--team-id", str(MAX_TEAM_ID)), {"team_id": MAX_TEAM_ID, "project_id": None}),
         (("--team-id", "0"), {"team_id": 0, "project_id": None}),
         (("--project-id", "my-project-123"), {"team_id": 1, "project_id": "my-project-123"}),
-        (("--project-id", "example.com:my-project"),
-         {"team_id": 1, "project_id": "example.com:my-project"}),
+        (
+            ("--project-id", "example.com:my-project"),
+            {"team_id": 1, "project_id": "example.com:my-project"},
+        ),
         (("--project-id", "  abcdef  "), {"team_id": 1, "project_id": "abcdef"}),
         (("--project-id", ""), {"team_id": 1, "project_id": None}),  # the key file's project
     ],
-)  # fmt: skip
+)
 def test_the_limits_themselves_are_accepted_and_stored(world, tmp_path, extra, stored, capsys):
     db = tmp_path / "bqtui.db"
     added = main(add_argv(db, world, *extra, name="edge"))
@@ -111,7 +136,19 @@ def test_the_core_checks_hold_for_every_caller():
     for good in ("abcdef", "a" * 30, "a-1-b-2", "google.com:a-b-c-d", "sub.example.org:prj-01"):
         assert validate_project_id(good) == good
     assert validate_project_id(None) is None and validate_project_id("   ") is None
-    for bad in ("abcde", "a" * 31, "-abcdef", "abcdef-", "Abcdef", "abc def", "ab`cdef",
-                ":abcdef", "example.com:", "example.com:abc", "éxample", "ab\ncdef"):  # fmt: skip
+    for bad in (
+        "abcde",
+        "a" * 31,
+        "-abcdef",
+        "abcdef-",
+        "Abcdef",
+        "abc def",
+        "ab`cdef",
+        ":abcdef",
+        "example.com:",
+        "example.com:abc",
+        "éxample",
+        "ab\ncdef",
+    ):
         with pytest.raises(ConfigError):
             validate_project_id(bad)

@@ -17,9 +17,10 @@ from tests.harness.keys import make_service_account_key
 @pytest.fixture(scope="module")
 def key() -> dict:
     return make_service_account_key(
-        project_id="proj-1", client_email="exp@proj-1.iam.gserviceaccount.com",
+        project_id="proj-1",
+        client_email="exp@proj-1.iam.gserviceaccount.com",
         token_uri="https://oauth2.googleapis.com/token",
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -30,8 +31,22 @@ def key_file(tmp_path, key):
 
 
 def add(db, key_file, *extra, table="events_export", dataset="analytics"):
-    return main(["add", "--db", str(db), "--name", "ev", "--key-file", str(key_file),
-                 "--dataset-id", dataset, "--table-id", table, *extra])  # fmt: skip
+    return main(
+        [
+            "add",
+            "--db",
+            str(db),
+            "--name",
+            "ev",
+            "--key-file",
+            str(key_file),
+            "--dataset-id",
+            dataset,
+            "--table-id",
+            table,
+            *extra,
+        ]
+    )
 
 
 def keyring_entries() -> list[str]:
@@ -78,10 +93,16 @@ def test_add_stores_the_export_and_the_key_in_the_keyring_only(
     ("content", "message"),
     [
         ("{nope", "bqtui: The key file is not valid JSON (line 1, column 2"),
-        (json.dumps({"type": "authorized_user", "client_id": "x"}), 'bqtui: The key file is of type "authorized_user" (a user\'s login credential'),
-        (json.dumps({"type": "service_account", "project_id": "p"}), 'bqtui: The key file is missing the field "client_email".'),
+        (
+            json.dumps({"type": "authorized_user", "client_id": "x"}),
+            'bqtui: The key file is of type "authorized_user" (a user\'s login credential',
+        ),
+        (
+            json.dumps({"type": "service_account", "project_id": "p"}),
+            'bqtui: The key file is missing the field "client_email".',
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_key_files_are_refused_and_nothing_is_stored(
     tmp_path, content, message, capsys, keyring_before
 ):
@@ -109,13 +130,22 @@ def test_fully_qualified_table_name_is_refused_with_the_bare_id(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--model", "users"], 'bqtui: Unknown model "users". Choose one of: events, persons, sessions.'),
-        (["--interval", "minute"], 'bqtui: Unknown interval "minute". Choose one of: 5m, hour, day, week.'),
+        (
+            ["--model", "users"],
+            'bqtui: Unknown model "users". Choose one of: events, persons, sessions.',
+        ),
+        (
+            ["--interval", "minute"],
+            'bqtui: Unknown interval "minute". Choose one of: 5m, hour, day, week.',
+        ),
         (["--start", "yesterday"], 'bqtui: The start "yesterday" is not an ISO 8601 time'),
-        (["--include-events", "a", "--exclude-events", "a"], "bqtui: Events listed both to include and to exclude: a. Pick one."),
+        (
+            ["--include-events", "a", "--exclude-events", "a"],
+            "bqtui: Events listed both to include and to exclude: a. Pick one.",
+        ),
         (["--team-id", "x"], 'bqtui: Team ID must be a whole number, not "x".'),
     ],
-)  # fmt: skip
+)
 def test_other_bad_options(tmp_path, key_file, extra, message, capsys, keyring_before):
     db = tmp_path / "bqtui.db"
     assert add(db, key_file, *extra) == 2

@@ -78,9 +78,18 @@ SCRIPT = textwrap.dedent(
 
 def test_core_module_discovery_covers_known_modules():
     modules = core_modules()
-    for name in ("bqtui.cli.main", "bqtui.state.store", "bqtui.pipeline.runner", "bqtui.models.sessions",
-                 "bqtui.ops.export_setup", "bqtui.ops.permission_check", "bqtui.models.json_text",
-                 "bqtui.core.paths", "bqtui.demo.environment", "bqtui.core.errors"):  # fmt: skip
+    for name in (
+        "bqtui.cli.main",
+        "bqtui.state.store",
+        "bqtui.pipeline.runner",
+        "bqtui.models.sessions",
+        "bqtui.ops.export_setup",
+        "bqtui.ops.permission_check",
+        "bqtui.models.json_text",
+        "bqtui.core.paths",
+        "bqtui.demo.environment",
+        "bqtui.core.errors",
+    ):
         assert name in modules
     assert not [m for m in modules if m.startswith("bqtui.tui")]
 

@@ -47,23 +47,42 @@ def test_an_ipv6_host_keeps_its_brackets():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("ftp://host/db", 'Unknown ClickHouse DSN scheme "ftp": use http://host:8123/database, '
-         "https://host:8443/database, or chdb:///path for the embedded engine."),
-        ("clickhouse://host:9000/db", '"clickhouse://" is ClickHouse\'s native protocol; bqtui '
-         "speaks its HTTP interface. Use http://host:8123/database, or "
-         "https://host:8443/database with TLS."),
-        ("tcp://host/db", '"tcp://" is ClickHouse\'s native protocol; bqtui speaks its HTTP '
-         "interface. Use http://host:8123/database, or https://host:8443/database with TLS."),
-        ("http://host:9000/db", "Port 9000 is ClickHouse's native protocol; bqtui speaks its "
-         "HTTP interface: use port 8123 (plain HTTP)."),
-        ("https://host:9440/db", "Port 9440 is ClickHouse's native protocol; bqtui speaks its "
-         "HTTP interface: use port 8443 (TLS HTTP)."),
-        ("http:///db", "The ClickHouse DSN has no host, e.g. "
-         "https://reader@clickhouse.example.com:8443/db."),
-        ("http://host:99999/db", "The ClickHouse DSN's host or port is not valid: Port out of "
-         "range 0-65535."),
+        (
+            "ftp://host/db",
+            'Unknown ClickHouse DSN scheme "ftp": use http://host:8123/database, '
+            "https://host:8443/database, or chdb:///path for the embedded engine.",
+        ),
+        (
+            "clickhouse://host:9000/db",
+            '"clickhouse://" is ClickHouse\'s native protocol; bqtui '
+            "speaks its HTTP interface. Use http://host:8123/database, or "
+            "https://host:8443/database with TLS.",
+        ),
+        (
+            "tcp://host/db",
+            '"tcp://" is ClickHouse\'s native protocol; bqtui speaks its HTTP '
+            "interface. Use http://host:8123/database, or https://host:8443/database with TLS.",
+        ),
+        (
+            "http://host:9000/db",
+            "Port 9000 is ClickHouse's native protocol; bqtui speaks its "
+            "HTTP interface: use port 8123 (plain HTTP).",
+        ),
+        (
+            "https://host:9440/db",
+            "Port 9440 is ClickHouse's native protocol; bqtui speaks its "
+            "HTTP interface: use port 8443 (TLS HTTP).",
+        ),
+        (
+            "http:///db",
+            "The ClickHouse DSN has no host, e.g. https://reader@clickhouse.example.com:8443/db.",
+        ),
+        (
+            "http://host:99999/db",
+            "The ClickHouse DSN's host or port is not valid: Port out of range 0-65535.",
+        ),
     ],
-)  # fmt: skip
+)
 def test_unusable_dsns_are_refused_with_what_to_do(text, message):
     with pytest.raises(ConfigError) as refused:
         parse_dsn(text)

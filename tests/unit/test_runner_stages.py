@@ -152,8 +152,9 @@ class FakeDestination:
         present = {key(row) for row in final if in_range(row)}
         final.extend(
             {name: row.get(name) for name in names}
-            for row in staged.values() if key(row) not in present
-        )  # fmt: skip
+            for row in staged.values()
+            if key(row) not in present
+        )
         self.jobs[job.job_id] = "done"
         return job
 
@@ -182,18 +183,23 @@ def make(store, source, destination, **runner_options):
             interval=Interval.HOUR,
             start_at=T0,
             uid="0123456789abcdef" * 2,
-        )  # fmt: skip
+        )
     )
     runner = ExportRunner(
-        store, now=lambda: T0 + timedelta(days=1), source_factory=lambda e: source,
-        destination_factory=lambda e, deadline: destination, **runner_options,
-    )  # fmt: skip
+        store,
+        now=lambda: T0 + timedelta(days=1),
+        source_factory=lambda e: source,
+        destination_factory=lambda e, deadline: destination,
+        **runner_options,
+    )
     return export, runner
 
 
 def windows_of(store, export) -> list[tuple[int, str, int, int]]:
-    return [(w.window_start.hour, w.status, w.attempt, w.rows)
-            for w in sorted(store.list_windows(export.id), key=lambda w: w.window_start)]  # fmt: skip
+    return [
+        (w.window_start.hour, w.status, w.attempt, w.rows)
+        for w in sorted(store.list_windows(export.id), key=lambda w: w.window_start)
+    ]
 
 
 def test_consecutive_windows_share_one_load_and_merge_and_keep_exact_counts(store):
@@ -202,8 +208,12 @@ def test_consecutive_windows_share_one_load_and_merge_and_keep_exact_counts(stor
     windows = [w for w in runner.due(export) if w.start < T0 + timedelta(hours=4)]
     result = runner.run_export(export, windows=windows)
     assert (result.status, result.windows_done, result.rows) == ("succeeded", 4, 9)
-    assert windows_of(store, export) == [(0, "done", 1, 3), (1, "done", 1, 0),
-                                         (2, "done", 1, 5), (3, "done", 1, 1)]  # fmt: skip
+    assert windows_of(store, export) == [
+        (0, "done", 1, 3),
+        (1, "done", 1, 0),
+        (2, "done", 1, 5),
+        (3, "done", 1, 1),
+    ]
     assert [j.rsplit("_", 2)[-2:] for j in destination.loads] == [["a1", "load0"]]
     assert len(destination.merges) == 1
     assert sorted(r["uuid"] for r in destination.tables["p.ds.events"]) == sorted(
@@ -265,8 +275,11 @@ def test_cancel_as_a_window_begins_merges_the_windows_before_it(store):
     windows = [w for w in runner.due(export) if w.start < T0 + timedelta(hours=4)]
     result = runner.run_export(export, windows=windows)
     assert (result.status, result.windows_done) == ("cancelled", 2)
-    assert windows_of(store, export) == [(0, "done", 1, 1), (1, "done", 1, 1),
-                                         (2, "cancelled", 1, 0)]  # fmt: skip
+    assert windows_of(store, export) == [
+        (0, "done", 1, 1),
+        (1, "done", 1, 1),
+        (2, "cancelled", 1, 0),
+    ]
     assert len(destination.tables["p.ds.events"]) == 2
 
 
@@ -298,8 +311,11 @@ def test_a_groups_files_upload_in_parallel_and_all_rows_land(store, monkeypatch)
     result = runner.run_export(export, windows=windows)
     assert (result.status, result.rows) == ("succeeded", 10)
     assert sorted(j.rsplit("_", 1)[-1] for j in destination.loads) == [
-        "load0", "load1", "load2", "load3"
-    ]  # fmt: skip
+        "load0",
+        "load1",
+        "load2",
+        "load3",
+    ]
     assert len(destination.tables["p.ds.events"]) == 10
     logs = store.run_logs(result.run_id)
     assert sum("into the stage table" in message for _, _, message in logs) == 4
@@ -338,8 +354,9 @@ def test_a_merge_still_running_after_the_wait_keeps_the_window_for_the_next_run(
     store.begin_window(export.id, window.start, window.end, None, lock.owner)
     store.set_pending_merge(export.id, window.start, lock.owner, 1, "slow_merge", rows=2)
     store.db.conn.execute("DELETE FROM locks")
-    destination.job_outcome = lambda job_id, dataset_id=None: JobOutcome("running", FakeJob(
-        job_id, ""))  # fmt: skip
+    destination.job_outcome = lambda job_id, dataset_id=None: JobOutcome(
+        "running", FakeJob(job_id, "")
+    )
     destination.wait_for = lambda job, doing, dataset_id: job
     result = runner.run_export(export, windows=[window])
     assert result.status == "failed"

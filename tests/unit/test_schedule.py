@@ -53,17 +53,22 @@ def test_a_window_is_due_only_once_it_has_ended_and_settled():
     from bqtui.state.windows import backfill_windows, next_run_at
 
     export = ExportConfig(
-        name="e", dataset_id="d", table_id="t", interval=Interval.HOUR,
-        start_at=t("2024-05-08T10:00:00"), settle_seconds=60,
-    )  # fmt: skip
+        name="e",
+        dataset_id="d",
+        table_id="t",
+        interval=Interval.HOUR,
+        start_at=t("2024-05-08T10:00:00"),
+        settle_seconds=60,
+    )
     boundary = t("2024-05-08T11:00:00")
     assert next_run_at(export, t("2024-05-08T11:00:59"), set()) == t("2024-05-08T11:01:00")
     assert next_run_at(export, t("2024-05-08T11:01:00"), set()) == t("2024-05-08T11:01:00")
     assert next_run_at(export, t("2024-05-08T11:30:00"), {t("2024-05-08T10:00:00")}) == t(
         "2024-05-08T12:01:00"
     )
-    due, later = backfill_windows(export, t("2024-05-08T08:00:00"), t("2024-05-08T13:00:00"),
-                                  boundary + timedelta(seconds=30))  # fmt: skip
+    due, later = backfill_windows(
+        export, t("2024-05-08T08:00:00"), t("2024-05-08T13:00:00"), boundary + timedelta(seconds=30)
+    )
     assert [w.start.hour for w in due] == [8, 9]
     assert [w.start.hour for w in later] == [10, 11, 12]
 
@@ -75,8 +80,13 @@ def test_next_run_counts_instead_of_listing_windows():
     from bqtui.core.config import ExportConfig
     from bqtui.state.windows import next_run_at
 
-    export = ExportConfig(name="e", dataset_id="d", table_id="t", interval=Interval.FIVE_MINUTES,
-                          start_at=t("1970-01-01T00:00:00"))  # fmt: skip
+    export = ExportConfig(
+        name="e",
+        dataset_id="d",
+        table_id="t",
+        interval=Interval.FIVE_MINUTES,
+        start_at=t("1970-01-01T00:00:00"),
+    )
     tracemalloc.start()
     assert next_run_at(export, t("2026-12-01T12:00:00"), set()) == t("2026-12-01T12:00:00")
     peak = tracemalloc.get_traced_memory()[1]

@@ -13,8 +13,9 @@ DAY = timedelta(days=1)
 def test_exported_through_stops_at_the_first_gap_and_windows_are_aligned(tmp_path):
     store = Store(tmp_path / "bqtui.db")
     start = datetime(2024, 5, 1, 14, tzinfo=UTC)  # not on a day boundary: windows are aligned
-    export = store.add_export(ExportConfig(name="e", dataset_id="d", table_id="t",
-                                           interval=Interval.DAY, start_at=start))  # fmt: skip
+    export = store.add_export(
+        ExportConfig(name="e", dataset_id="d", table_id="t", interval=Interval.DAY, start_at=start)
+    )
     lock = ExportLock(store, export.id).acquire()
     for day, status in ((1, "done"), (2, "done"), (3, "failed"), (4, "done")):
         window = datetime(2024, 5, day, tzinfo=UTC)

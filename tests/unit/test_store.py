@@ -40,11 +40,27 @@ def test_database_file_is_private_and_migrated(db_path):
 def test_export_round_trip(db_path):
     # Every persisted field is set below; a new field must be added to this test.
     assert {f.name for f in fields(ExportConfig)} - {"extra"} == {
-        "name", "dataset_id", "table_id", "model", "interval", "json_type", "team_id",
-        "source_dsn", "bigquery_endpoint", "project_id", "location", "include_events",
-        "exclude_events", "start_at", "enabled", "id", "uid", "created_at", "settle_seconds",
+        "name",
+        "dataset_id",
+        "table_id",
+        "model",
+        "interval",
+        "json_type",
+        "team_id",
+        "source_dsn",
+        "bigquery_endpoint",
+        "project_id",
+        "location",
+        "include_events",
+        "exclude_events",
+        "start_at",
+        "enabled",
+        "id",
+        "uid",
+        "created_at",
+        "settle_seconds",
         "alert_after_seconds",
-    }  # fmt: skip
+    }
     created = datetime(2024, 1, 1, tzinfo=UTC)
     store = Store(db_path)
     before = datetime.now(UTC)

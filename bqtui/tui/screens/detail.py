@@ -100,8 +100,9 @@ class ExportDetailScreen(ExportScreen):
                 yield Sparkline([], id="verify-source", classes="chart")
                 yield Static("BigQuery, rows per day", classes="chart-label")
                 yield Sparkline([], id="verify-bigquery", classes="chart")
-                yield Static("Differences per day (missing + extra + duplicated)",
-                             classes="chart-label")  # fmt: skip
+                yield Static(
+                    "Differences per day (missing + extra + duplicated)", classes="chart-label"
+                )
                 yield Sparkline([], id="verify-diff", classes="chart")
                 yield DataTable(id="verify-days", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="verify-keys")
@@ -199,8 +200,13 @@ class ExportDetailScreen(ExportScreen):
 
     # -- the destination table against the model --------------------------------------------
 
-    @work(thread=True, exclusive=True, group="schema", exit_on_error=False,
-          description="Reading the table's schema")  # fmt: skip
+    @work(
+        thread=True,
+        exclusive=True,
+        group="schema",
+        exit_on_error=False,
+        description="Reading the table's schema",
+    )
     def check_table_schema(self) -> None:
         export = self.bqtui.store.get_export(self.export_id)
         try:
@@ -238,8 +244,9 @@ class ExportDetailScreen(ExportScreen):
         if message.error:
             text = Text.assemble(("Cannot read the destination table.\n", "bold"), message.error)
         elif not message.exists:
-            text = Text("The table does not exist yet: the first run creates it with the model's "
-                        "schema.")  # fmt: skip
+            text = Text(
+                "The table does not exist yet: the first run creates it with the model's schema."
+            )
         elif message.missing_fields:
             text = Text.assemble(
                 ("The table lacks model fields", "bold yellow"),
@@ -286,13 +293,15 @@ class ExportDetailScreen(ExportScreen):
                 self.verify_in_thread(repair=True)
 
         self.app.push_screen(
-            ConfirmDialog("Repair the BigQuery table?", "This will:\n- " + "\n- ".join(changes),
-                          confirm_label="Repair"),
+            ConfirmDialog(
+                "Repair the BigQuery table?",
+                "This will:\n- " + "\n- ".join(changes),
+                confirm_label="Repair",
+            ),
             confirmed,
-        )  # fmt: skip
+        )
 
-    @work(thread=True, exclusive=True, group="verify", exit_on_error=False,
-          description="Verifying")  # fmt: skip
+    @work(thread=True, exclusive=True, group="verify", exit_on_error=False, description="Verifying")
     def verify_in_thread(self, repair: bool) -> None:
         from bqtui.ops.verify import Verifier
         from bqtui.ops.verify import repair as repair_table
@@ -343,14 +352,25 @@ class ExportDetailScreen(ExportScreen):
         table.clear()
         for day in days:
             table.add_row(
-                day.day.isoformat(), rows_text(day.source), rows_text(day.bigquery),
-                str(day.missing), str(day.extra), str(day.duplicated),
+                day.day.isoformat(),
+                rows_text(day.source),
+                rows_text(day.bigquery),
+                str(day.missing),
+                str(day.extra),
+                str(day.duplicated),
                 Text("ok", "green") if day.ok else Text("differs", "bold red"),
                 key=day.day.isoformat(),
-            )  # fmt: skip
-        keys = [f"{name}: {', '.join(f.listed)}" for name, f in (
-            ("missing", report.missing), ("extra", report.extra),
-            ("duplicated", report.duplicated), ("stale", report.stale)) if f.count]  # fmt: skip
+            )
+        keys = [
+            f"{name}: {', '.join(f.listed)}"
+            for name, f in (
+                ("missing", report.missing),
+                ("extra", report.extra),
+                ("duplicated", report.duplicated),
+                ("stale", report.stale),
+            )
+            if f.count
+        ]
         self.query_one("#verify-keys", Static).update("\n".join(keys))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

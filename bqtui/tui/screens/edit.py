@@ -52,18 +52,17 @@ class EditExportScreen(ExportScreen):
             with Horizontal(id="enabled-row"):
                 yield Switch(export.enabled, id="enabled")
                 yield Static("Enabled (off: paused, cron skips it)", id="enabled-label")
-            yield FormField("Dataset ID", Input(export.dataset_id, id="dataset-id"),
-                            id="field-dataset-id")  # fmt: skip
-            yield FormField("Table ID", Input(export.table_id, id="table-id"),
-                            id="field-table-id")  # fmt: skip
+            yield FormField(
+                "Dataset ID", Input(export.dataset_id, id="dataset-id"), id="field-dataset-id"
+            )
+            yield FormField("Table ID", Input(export.table_id, id="table-id"), id="field-table-id")
             yield FormField(
                 "Interval",
                 Select(INTERVAL_CHOICES, value=export.interval, allow_blank=False, id="interval"),
                 "Windows of a new interval start after the last exported window.",
                 id="field-interval",
             )
-            yield FormField("Team ID", Input(str(export.team_id), id="team-id"),
-                            id="field-team-id")  # fmt: skip
+            yield FormField("Team ID", Input(str(export.team_id), id="team-id"), id="field-team-id")
             yield FormField(
                 "Settle delay (seconds)",
                 Input(str(export.settle_seconds), id="settle"),

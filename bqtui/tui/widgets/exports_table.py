@@ -19,8 +19,18 @@ STATUS_STYLES = {
     "interrupted": "bold red",
 }
 # What matters most comes first: at 80 columns the destination scrolls out of view.
-COLUMNS = ("Name", "State", "Last run", "Rows", "When", "Lag", "Next run", "Model", "Every",
-           "Destination")  # fmt: skip
+COLUMNS = (
+    "Name",
+    "State",
+    "Last run",
+    "Rows",
+    "When",
+    "Lag",
+    "Next run",
+    "Model",
+    "Every",
+    "Destination",
+)
 
 
 def status_text(status: str) -> Text:

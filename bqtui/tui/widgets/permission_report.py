@@ -25,8 +25,10 @@ def checklist_text(report: CheckReport) -> Text:
         need = "" if result.required else " (not needed by this model)"
         text.append(f"{mark} ", style=style)
         text.append(f"{result.permission:<{width}}", style="bold" if result.required else "dim")
-        text.append(f"{result.status}{where}{need}: {result.detail}\n", style=style if
-                    result.status == MISSING else "")  # fmt: skip
+        text.append(
+            f"{result.status}{where}{need}: {result.detail}\n",
+            style=style if result.status == MISSING else "",
+        )
     text.rstrip()
     return text
 
@@ -76,8 +78,13 @@ class PermissionReport(WorkerErrors, Vertical):
             self.query_one(part).display = False
         self.check_in_thread(export, key)
 
-    @work(thread=True, exclusive=True, group="check", exit_on_error=False,
-          description="The permission check")  # fmt: skip
+    @work(
+        thread=True,
+        exclusive=True,
+        group="check",
+        exit_on_error=False,
+        description="The permission check",
+    )
     def check_in_thread(self, export: ExportConfig, key: ServiceAccountKey) -> None:
         report = check_permissions(
             export, key, on_step=lambda text: self.post_message(PermissionCheckStep(text))

@@ -108,7 +108,7 @@ class DestinationStep(WizardStep):
                     d.bigquery_endpoint or "",
                     placeholder="https://bigquery.googleapis.com",
                     id="bigquery-endpoint",
-                ),  # fmt: skip
+                ),
                 "Only for emulators and private endpoints; empty: Google's.",
                 id="field-bigquery-endpoint",
             )

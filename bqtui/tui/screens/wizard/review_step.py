@@ -42,10 +42,13 @@ class ReviewStep(WizardStep):
             ("Team ID", str(config.team_id)),
             ("Only events", ", ".join(config.include_events) or "all"),
             ("All but events", ", ".join(config.exclude_events) or "none"),
-            ("Source", redact_dsn(config.source_dsn)
-             + (" (credentials → keyring)" if draft.source_secrets else "")),
+            (
+                "Source",
+                redact_dsn(config.source_dsn)
+                + (" (credentials → keyring)" if draft.source_secrets else ""),
+            ),
             ("BigQuery endpoint", config.bigquery_endpoint or "Google (default)"),
-        ]  # fmt: skip
+        ]
         summary = Text()
         for label, value in rows:
             summary.append(f"{label:<18} ", style="bold")

@@ -119,7 +119,7 @@ class NewExportScreen(BqtuiScreen):
         self.app.push_screen(
             ConfirmDialog(
                 "Continue with missing permissions?", question, confirm_label="Continue anyway"
-            ),  # fmt: skip
+            ),
             answered,
         )
 

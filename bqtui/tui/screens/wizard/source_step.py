@@ -81,8 +81,13 @@ class SourceStep(WizardStep):
         self.query_one("#test-connection", Button).disabled = True
         self.count_events(dsn, credentials, self.team_id)
 
-    @work(thread=True, exclusive=True, group="source", exit_on_error=False,
-          description="The connection test")  # fmt: skip
+    @work(
+        thread=True,
+        exclusive=True,
+        group="source",
+        exit_on_error=False,
+        description="The connection test",
+    )
     def count_events(self, dsn: str, credentials: dict, team_id: int) -> None:
         try:
             # Closed at once: an open embedded engine would keep cron's runner out.
@@ -91,8 +96,9 @@ class SourceStep(WizardStep):
         except SourceError as error:
             self.post_message(ConnectionTested(None, str(error)))
             return
-        probe = ExportConfig(name="x", dataset_id="x", table_id="x", model=self.model,
-                             source_dsn=dsn)  # fmt: skip
+        probe = ExportConfig(
+            name="x", dataset_id="x", table_id="x", model=self.model, source_dsn=dsn
+        )
         report = check_source(probe, credentials)
         self.post_message(ConnectionTested(rows, details=report.lines()[1:]))
 
