@@ -178,17 +178,16 @@ WITH sessions_in_window AS (
     GROUP BY session_id
     HAVING max({INGESTED_AT}) < {end}
 ),
--- Sessions with UUIDv7 ids: their events lie after the id's instant (less the clock margin),
--- so the primary key (team_id, toDate(timestamp), …) skips the team's earlier history.
-uuid7_span AS (
-    SELECT if(count() = 0, {_NEVER}, min(least(first_seen,
-        id_start - INTERVAL {UUID7_CLOCK_MARGIN_HOURS} HOUR))) AS low
-    FROM sessions_in_window WHERE id_start IS NOT NULL
-),
--- Other ids say nothing of their start: their events are looked for in the whole history.
-other_ids AS (
-    SELECT if(count() = 0, {_NEVER}, toDateTime64('1970-01-01 00:00:00', 6, 'UTC')) AS low
-    FROM sessions_in_window WHERE id_start IS NULL
+-- Where the scan of the sessions' events starts. A UUIDv7 id's events lie after the id's
+-- instant (less the clock margin), so the primary key (team_id, toDate(timestamp), …) skips
+-- the team's earlier history; another id says nothing of its start: the whole history. One
+-- scan for all of the window's sessions (each use of sessions_in_window runs it again).
+scan_from AS (
+    SELECT multiIf(
+        count() = 0, {_NEVER},
+        countIf(id_start IS NULL) > 0, toDateTime64('1970-01-01 00:00:00', 6, 'UTC'),
+        min(least(first_seen, id_start - INTERVAL {UUID7_CLOCK_MARGIN_HOURS} HOUR))) AS low
+    FROM sessions_in_window
 )
 SELECT
     *,
@@ -233,19 +232,9 @@ FROM (
         SELECT uuid, event, {PARSEABLE_PROPERTIES} AS properties, timestamp, team_id, distinct_id
         FROM events
         WHERE team_id = {{team_id:Int64}}
-            AND timestamp >= (SELECT low FROM uuid7_span)
+            AND timestamp >= (SELECT low FROM scan_from)
             AND {ingested_before_end}
-            AND {raw_session_id} IN (SELECT session_id FROM sessions_in_window
-                WHERE id_start IS NOT NULL)
-        LIMIT 1 BY uuid
-        UNION ALL
-        SELECT uuid, event, {PARSEABLE_PROPERTIES} AS properties, timestamp, team_id, distinct_id
-        FROM events
-        WHERE team_id = {{team_id:Int64}}
-            AND timestamp >= (SELECT low FROM other_ids)
-            AND {ingested_before_end}
-            AND {raw_session_id} IN (SELECT session_id FROM sessions_in_window
-                WHERE id_start IS NULL)
+            AND {raw_session_id} IN (SELECT session_id FROM sessions_in_window)
         LIMIT 1 BY uuid
     )
     GROUP BY session_id
