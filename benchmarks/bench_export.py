@@ -118,7 +118,7 @@ def chdb_dir(data_dir: Path, rows: int) -> Path:
 def child_generate(args) -> None:
     import clickhouse_connect
 
-    from bqtui.demo.data import generate_bulk_events
+    from benchmarks.bulk_data import generate_bulk_events
 
     path = Path(args.chdb_dir)
     client = clickhouse_connect.get_client(dsn=f"chdb://{path}")

@@ -272,8 +272,8 @@ def cmd_add(args, store: Store) -> int:
 
 
 def export_summary(store: Store, export: ExportConfig) -> dict:
-    last = store.last_run(export.id)
-    done = store.done_window_starts(export.id)
+    last = store.last_run(export.saved_id)
+    done = store.done_window_starts(export.saved_id)
     return {
         "name": export.name,
         "model": export.model.value,
@@ -397,7 +397,7 @@ def cmd_show(args, store: Store) -> int:
 def cmd_pause_resume(args, store: Store) -> int:
     export = store.require_export(args.name)
     enabled = args.command == "resume"
-    store.set_enabled(export.id, enabled)
+    store.set_enabled(export.saved_id, enabled)
     print(f'Export "{export.name}" {"resumed" if enabled else "paused"}.')
     return EXIT_OK
 

@@ -72,6 +72,13 @@ class ExportConfig:
     alert_after_seconds: int | None = None  # None: two intervals + settle + 10 minutes
     extra: dict = field(default_factory=dict, compare=False)
 
+    @property
+    def saved_id(self) -> int:
+        """The export's id in the store; a ValueError for a config not saved yet."""
+        if self.id is None:
+            raise ValueError(f"export {self.name!r} has not been saved: it has no id yet")
+        return self.id
+
     def with_changes(self, **changes) -> "ExportConfig":
         return replace(self, **changes)
 
@@ -128,9 +135,10 @@ def parse_timestamp(value: str, what: str = "time") -> datetime:
         parsed = parsed.replace(tzinfo=UTC)
     try:
         parsed = parsed.astimezone(UTC)
+        in_range = EARLIEST_TIME <= parsed <= LATEST_TIME
     except OverflowError:
-        parsed = None
-    if parsed is None or not EARLIEST_TIME <= parsed <= LATEST_TIME:
+        in_range = False
+    if not in_range:
         raise ConfigError(
             f'The {what} "{value}" is outside the times bqtui exports: from '
             f"{EARLIEST_TIME:%Y-%m-%d} to {LATEST_TIME:%Y-%m-%d} (UTC)."

@@ -23,6 +23,25 @@ from urllib.parse import urlencode
 import pyarrow as pa
 from clickhouse_connect.driver.binding import quote_identifier
 
+from bqtui.demo.catalog import (
+    _ACQUISITION,
+    _ACQUISITION_WEIGHTS,
+    _APP_DEVICES,
+    _CLICK_ID_ALPHABET,
+    _CLICK_TARGETS,
+    _CONTROL_CHARACTER_TEXT,
+    _EMAIL_DOMAINS,
+    _LOCALES,
+    _LONG_TEXT,
+    _NAMES,
+    _SCREENS,
+    _SEARCH_QUERIES,
+    _SITES,
+    _TRUNCATED_EMOJI_TITLE,
+    _WEB_DEVICES,
+    _Site,
+)
+
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
@@ -118,179 +137,6 @@ _SECONDS = pa.timestamp("s", tz="UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class _Site:
-    host: str
-    name: str
-    pages: tuple[str, ...]
-    checkout_pages: frozenset[str]
-
-
-_SITES = (
-    _Site(
-        host="shop.example.com",
-        name="Ünicorn Shop",
-        pages=(
-            "/",
-            "/produits/crème-brûlée",
-            "/商品/抹茶-ラテ",
-            "/search",
-            "/blog/🚀-spring-launch",
-            "/cart",
-            "/checkout",
-        ),
-        checkout_pages=frozenset({"/checkout"}),
-    ),
-    _Site(
-        host="app.example.io",
-        name="Example App",
-        pages=(
-            "/",
-            "/pricing",
-            "/docs/getting-started",
-            "/signup",
-            "/dashboard",
-            "/settings/équipe",
-            "/billing/upgrade",
-        ),
-        checkout_pages=frozenset({"/billing/upgrade"}),
-    ),
-    _Site(
-        host="bücher.example.de",
-        name="Bücherstube",
-        pages=(
-            "/",
-            "/bücher/straße-der-ölsardinen",
-            "/autoren/müller",
-            "/suche",
-            "/warenkorb",
-            "/kasse",
-        ),
-        checkout_pages=frozenset({"/kasse"}),
-    ),
-)
-
-_SCREENS = ("Home", "Produktdetails", "購物車", "Suche", "Checkout", "Profil 👤", "Einstellungen")
-
-# (text, tag.class, href); hrefs to other hosts produce $external_click_url.
-_CLICK_TARGETS = (
-    ("Jetzt kaufen 🛒", "button.btn.btn-primary", None),
-    ("カートに追加", "button.add-to-cart", None),
-    ("S'inscrire", "a.nav-link", "/signup"),
-    ("Pricing", "a.nav-link", "/pricing"),
-    ("Read more →", "a.card-link", "/blog/🚀-spring-launch"),
-    ("Menü", "span.menu-toggle", None),
-    ("GitHub", "a.footer-link", "https://github.com/example/ünicorn"),
-    ("Docs 📚", "a.footer-link", "https://docs.example.org/start"),
-)
-
-_SEARCH_QUERIES = ("café au lait", "抹茶", "👟 running shoes", "crème brûlée", "Ölsardinen", "sale")
-
-# (referrer, referring domain, campaign parameters of the entry page); between them they give
-# PostHog's channels Direct, Organic Search/Social/Video, Referral, Paid Search/Social/Video,
-# Email, and Unknown for app sessions (bqtui/models/channel_type.py).
-_ACQUISITION = (
-    ("$direct", "$direct", {}),
-    ("https://www.google.com/", "www.google.com", {}),
-    ("https://forum.bücher-freunde.example/t/42", "forum.bücher-freunde.example", {}),
-    ("https://news.ycombinator.com/item?id=40123456", "news.ycombinator.com", {}),
-    ("https://www.youtube.com/watch?v=dQw4w9WgXcQ", "www.youtube.com", {}),
-    ("https://www.baidu.com/s?wd=抹茶", "www.baidu.com", {}),
-    (
-        "https://www.google.com/",
-        "www.google.com",
-        {
-            "utm_source": "google",
-            "utm_medium": "cpc",
-            "utm_campaign": "spring_sale_2024",
-            "utm_term": "crème brûlée",
-            "gclid": "",
-            "gad_source": "1",
-        },
-    ),
-    (
-        "https://l.facebook.com/",
-        "l.facebook.com",
-        {
-            "utm_source": "facebook",
-            "utm_medium": "paid_social",
-            "utm_campaign": "🎉 launch week",
-            "utm_content": "carousel_2",
-            "fbclid": "",
-        },
-    ),
-    (
-        "https://www.bing.com/",
-        "www.bing.com",
-        {
-            "utm_source": "bing",
-            "utm_medium": "cpc",
-            "utm_campaign": "brand",
-            "utm_term": "example shop",
-            "msclkid": "",
-        },
-    ),
-    (
-        "$direct",
-        "$direct",
-        {
-            "utm_source": "newsletter",
-            "utm_medium": "email",
-            "utm_campaign": "2024-05 Frühling",
-            "utm_content": "hero_button",
-        },
-    ),
-    ("https://www.youtube.com/", "www.youtube.com", {"gclid": ""}),
-)
-_CLICK_ID_ALPHABET = string.ascii_letters + string.digits + "_-"
-_ACQUISITION_WEIGHTS = (30, 20, 5, 4, 4, 3, 10, 8, 4, 6, 2)
-
-_NAMES = (
-    "Zoë Müller",
-    "José García",
-    "Ólafur Arnalds",
-    "Siobhán Ní Bhriain",
-    "François Lefèvre",
-    "Łukasz Wróbel",
-    "Ayşe Yılmaz",
-    "Nguyễn Văn An",
-    "Anna Smith",
-    "Priya Patel",
-    "山田 太郎",
-    "李 雷",
-    "김 민준",
-    "Дмитрий Иванов",
-    "🦄 Unicorn Fan",
-)
-_EMAIL_DOMAINS = ("example.com", "example.org", "exämple.de", "例え.jp", "example.co.uk")
-_LOCALES = (
-    ("Europe/Berlin", "de-DE", "Deutschland", "München"),
-    ("Asia/Tokyo", "ja-JP", "日本", "東京"),
-    ("America/Sao_Paulo", "pt-BR", "Brasil", "São Paulo"),
-    ("Europe/Paris", "fr-FR", "France", "Besançon"),
-    ("America/New_York", "en-US", "United States", "New York"),
-    ("Europe/Zurich", "de-CH", "Schweiz", "Zürich"),
-)
-_WEB_DEVICES = (
-    ("Mac OS X", "14.4.1", "Chrome", 124, "Desktop", 1728, 1117),
-    ("Windows", "10.0", "Edge", 123, "Desktop", 1920, 1080),
-    ("Windows", "10.0", "Firefox", 125, "Desktop", 2560, 1440),
-    ("iOS", "17.4.1", "Mobile Safari", 17, "Mobile", 390, 844),
-    ("Android", "14", "Chrome", 124, "Mobile", 412, 915),
-    ("Linux", "", "Firefox", 126, "Desktop", 1366, 768),
-)
-_APP_DEVICES = (
-    ("iOS", "17.4", "Apple", "iPhone15,2", "posthog-ios", "3.2.0", 393, 852),
-    ("Android", "14", "Google", "Pixel 8", "posthog-android", "3.1.1", 412, 915),
-    ("Android", "13", "samsung", "SM-S911B", "posthog-android", "3.1.1", 360, 780),
-)
-
-# Strings that reach ClickHouse in the wild and trip up naive JSON handling.
-_TRUNCATED_EMOJI_TITLE = "Frühlingsangebote 🌸 bis zu 50 % Rabatt \ud83d"  # cut mid surrogate pair
-_CONTROL_CHARACTER_TEXT = "Weiter\t→\x01"  # DOM text with a tab and a control character
-_LONG_TEXT = "Lorem ipsum dolor sit amet, 你好世界, ça va? 🎉 " * 120  # ~6 KB
-
-
 @dataclass
 class _Event:
     uuid: str
@@ -358,6 +204,12 @@ class _User:
     purchases: int = 0
     lifetime_value: float = 0.0
     last_ingested_at: datetime = _EPOCH
+
+    def current_person(self) -> _Person:
+        """The user's person, which their first event creates."""
+        if self.person is None:
+            raise RuntimeError(f"user {self.distinct_id} has no person before their first event")
+        return self.person
 
 
 class _DemoWriter:
@@ -497,7 +349,7 @@ class _DemoWriter:
         self.sessions += 1
 
     def _delete_person(self, user: _User) -> None:
-        person = user.person
+        person = user.current_person()
         last_activity = max(person.updated_at, user.last_ingested_at)
         if last_activity + timedelta(seconds=2) >= self.end:
             return
@@ -639,6 +491,7 @@ class _Session:
             if page_index > 0:
                 if self.elapsed() > _SESSION_PAGE_BUDGET:
                     break
+                assert self.current_url is not None  # set by the previous page view
                 referrer, referring_domain = self.current_url, self.user.site.host
                 path = rng.choice(pages)
             self._pageview(path, referrer, referring_domain)
@@ -747,13 +600,13 @@ class _Session:
             "$set": person_update,
         }
         event = self._emit("purchase", properties, gap=(3, 40))
-        self.writer.bump_person(user.person, event.ingested_at, **person_update)
+        self.writer.bump_person(user.current_person(), event.ingested_at, **person_update)
 
     def _identify(self, merge_into: _Person | None) -> None:
         """The user signs up, or logs in on a new device (`merge_into` their person)."""
         user, writer = self.user, self.writer
         anonymous_id = user.distinct_id
-        anonymous_person = user.person
+        anonymous_person = user.current_person()
         person = merge_into or anonymous_person
         plan = self.rng.choice(("free", "pro"))
         person_set = {"email": user.email, "name": user.name, "plan": plan}
@@ -1006,234 +859,3 @@ def generate(
         persons=writer.persons,
         sessions=writer.sessions,
     )
-
-
-# -- bulk events for benchmarks ---------------------------------------------------------------
-
-_BULK_EVENTS_PER_SESSION = 12
-_BULK_EVENTS_PER_USER = 25
-_BULK_STEP = timedelta(seconds=20)
-
-
-def _sql_uuid7(millis_hex: str, random_hex: str) -> str:
-    """UUIDv7 text from SQL expressions of 12 hex digits of milliseconds and 32 random ones."""
-    return (
-        f"concat(substring({millis_hex}, 1, 8), '-', substring({millis_hex}, 9, 4), '-7', "
-        f"substring({random_hex}, 1, 3), '-8', substring({random_hex}, 4, 3), '-', "
-        f"substring({random_hex}, 7, 12))"
-    )
-
-
-def _sql_random_hex(*key: str) -> str:
-    """32 hex digits from two hashes of the seed and `key` (SQL expressions)."""
-    parts = ", ".join(key)
-    return (
-        f"lower(hex(concat(reinterpretAsFixedString(cityHash64(seed, {parts}, 1)), "
-        f"reinterpretAsFixedString(cityHash64(seed, {parts}, 2)))))"
-    )
-
-
-def _sql_millis_hex(moment: str) -> str:
-    return f"leftPad(lower(hex(toUnixTimestamp64Milli({moment}))), 12, '0')"
-
-
-def _sql_string_array(options: tuple[str, ...]) -> str:
-    return "[" + ", ".join("'" + option.replace("'", "\\'") + "'" for option in options) + "]"
-
-
-def _sql_pick(options: tuple[str, ...], hash_expression: str) -> str:
-    """One of `options` (strings), chosen by a hash."""
-    return f"{_sql_string_array(options)}[1 + {hash_expression} % {len(options)}]"
-
-
-# Event names by frequency: a name repeated k times is picked k times as often.
-_WEB_EVENT_MIX = (
-    ("$pageview",) * 10
-    + ("$autocapture",) * 12
-    + ("$pageleave",) * 6
-    + ("$web_vitals",) * 4
-    + ("search", "search", "added_to_cart", "added_to_cart", "purchase", "signed_up")
-)
-_APP_EVENT_MIX = ("$screen",) * 8 + ("purchase", "Application Backgrounded")
-
-
-def _bulk_insert_sql() -> str:
-    """INSERT ... SELECT of one batch of bulk events into `{table}`.
-
-    Server-side parameters: seed, team_id, users, start_us, session_start_span_us, offset, rows.
-    Every value is a hash of (seed, row number): consecutive rows form sessions of one user.
-    """
-    step_us = _BULK_STEP // timedelta(microseconds=1)
-    start = "fromUnixTimestamp64Micro({start_us:Int64}, 'UTC')"
-    app_event = _sql_pick(_APP_EVENT_MIX, "intDiv(event_hash, 3)")
-    web_event = _sql_pick(_WEB_EVENT_MIX, "intDiv(event_hash, 3)")
-    hosts = _sql_string_array(tuple(site.host for site in _SITES))
-    pages = "[" + ", ".join(_sql_string_array(site.pages) for site in _SITES) + "]"
-    referring_domain = _sql_pick(
-        ("$direct", "www.google.com", "duckduckgo.com", "t.co", "l.facebook.com"),
-        "intDiv(session_hash, 13)",
-    )
-    session_id = _sql_uuid7(
-        _sql_millis_hex("session_start"), _sql_random_hex("'session-id'", "session_number")
-    )
-    event_uuid = _sql_uuid7(_sql_millis_hex("event_time"), _sql_random_hex("'uuid'", "number"))
-    person_uuid = _sql_uuid7(_sql_millis_hex(start), _sql_random_hex("'person'", "user_number"))
-    device_id = _sql_uuid7(_sql_millis_hex(start), _sql_random_hex("'device'", "user_number"))
-    clicked_text = _sql_pick(
-        ("Jetzt kaufen 🛒", "カートに追加", "Pricing", "Read more →", "GitHub"),
-        "intDiv(event_hash, 11)",
-    )
-    screen = _sql_pick(_SCREENS, "intDiv(event_hash, 17)")
-    web_os = _sql_pick(("Mac OS X", "Windows", "Linux"), "user_hash")
-    browser = _sql_pick(("Chrome", "Firefox", "Safari", "Edge"), "intDiv(user_hash, 3)")
-    timezone = _sql_pick(tuple(locale[0] for locale in _LOCALES), "intDiv(user_hash, 19)")
-    gclid = "substring(" + _sql_random_hex("'gclid'", "session_number") + ", 1, 24)"
-    insert_id = "substring(" + _sql_random_hex("'insert-id'", "number") + ", 1, 16)"
-    return f"""
-INSERT INTO {{table}} (
-    uuid, event, properties, timestamp, team_id, distinct_id, elements_chain, created_at,
-    person_id, inserted_at, _timestamp
-)
-WITH
-    {{seed:UInt64}} AS seed,
-    intDiv(number, {_BULK_EVENTS_PER_SESSION}) AS session_number,
-    number % {_BULK_EVENTS_PER_SESSION} AS step,
-    cityHash64(seed, 'session', session_number) AS session_hash,
-    cityHash64(seed, 'event', number) AS event_hash,
-    session_hash % {{users:UInt64}} AS user_number,
-    cityHash64(seed, 'user', user_number) AS user_hash,
-    user_hash % 5 = 0 AS is_app,
-    session_hash % 50 = 0 AS is_late,
-    session_hash % 3 = 0 AS has_campaign,
-    {start} + toIntervalMicrosecond(intDiv(session_hash, 7) % {{session_start_span_us:UInt64}})
-        AS session_start,
-    session_start + toIntervalMicrosecond(step * {step_us} + event_hash % {step_us})
-        AS ingested_at,
-    if(
-        is_late,
-        ingested_at - toIntervalSecond(3600 + intDiv(session_hash, 11) % 259200),
-        ingested_at - toIntervalMicrosecond(50000 + event_hash % 2000000)
-    ) AS event_time,
-    multiIf(
-        step = 0, if(is_app, 'Application Opened', '$pageview'),
-        is_app, {app_event},
-        {web_event}
-    ) AS event_name,
-    1 + intDiv(user_hash, 7) % {len(_SITES)} AS site_number,
-    {hosts}[site_number] AS host,
-    {pages}[site_number] AS site_pages,
-    site_pages[1 + intDiv(event_hash, 5) % length(site_pages)] AS path,
-    {referring_domain} AS referring_domain,
-    {session_id} AS session_id,
-    {clicked_text} AS clicked_text
-SELECT
-    toUUID({event_uuid}),
-    event_name,
-    concat(
-        '{{',
-        if(
-            is_app,
-            concat(
-                '"$os":"iOS","$os_version":"17.4","$device_type":"Mobile",',
-                '"$device_manufacturer":"Apple","$device_model":"iPhone15,2",',
-                '"$app_name":"Ünicorn Shop","$app_version":"2.3.1","$app_build":"231",',
-                '"$lib":"posthog-ios","$lib_version":"3.2.0","$screen_width":393,',
-                '"$screen_height":852,"$network_wifi":true,"$screen_name":"', {screen}, '"'
-            ),
-            concat(
-                '"$os":"', {web_os}, '","$browser":"', {browser},
-                '","$browser_version":', toString(110 + user_hash % 17),
-                ',"$device_type":"Desktop","$screen_width":1728,"$screen_height":1117,',
-                '"$viewport_width":1728,"$viewport_height":', toString(900 + user_hash % 100),
-                ',"$lib":"web","$lib_version":"1.130.2",',
-                '"$current_url":"https://', host, path, '","$host":"', host,
-                '","$pathname":"', path, '","$referring_domain":"', referring_domain, '"'
-            )
-        ),
-        ',"$timezone":"', {timezone}, '"',
-        if(
-            step = 0 AND has_campaign AND NOT is_app,
-            concat(
-                ',"utm_source":"google","utm_medium":"cpc","utm_campaign":"spring_sale_2024",',
-                '"utm_term":"crème brûlée","utm_content":"ad_', toString(session_hash % 7),
-                '","gclid":"Cj0KCQjw', {gclid}, '","gad_source":"1"'
-            ),
-            ''
-        ),
-        multiIf(
-            event_name = '$web_vitals',
-            concat(',"$web_vitals_LCP_value":', toString(round(400 + (event_hash % 40000) / 10, 1))),
-            event_name = 'purchase',
-            concat(',"amount":', toString(round(5 + (event_hash % 24400) / 100, 2)),
-                   ',"currency":"EUR","product":"Crème brûlée"'),
-            event_name = '$autocapture',
-            concat(',"$event_type":"click","$el_text":"', clicked_text, '"',
-                   if(clicked_text = 'GitHub',
-                      ',"$external_click_url":"https://github.com/example/ünicorn"', '')),
-            ''
-        ),
-        ',"$session_id":"', session_id,
-        '","$window_id":"', session_id,
-        '","$ip":"', IPv4NumToString(toUInt32(user_hash % 4294967296)),
-        '","$insert_id":"', {insert_id},
-        '","$time":', toString(toUnixTimestamp64Milli(event_time) / 1000),
-        '}}'
-    ),
-    event_time,
-    {{team_id:Int64}},
-    if(user_hash % 2 = 0, concat('user-', toString(user_number), '@exämple.de'), {device_id}),
-    if(
-        event_name = '$autocapture',
-        concat(
-            'button.btn.btn-primary:attr__class="btn btn-primary"nth-child="1"',
-            'nth-of-type="1"text="', clicked_text, '";',
-            'div.container:attr__class="container"nth-child="2"nth-of-type="1";',
-            'body:nth-child="2"nth-of-type="1"'
-        ),
-        ''
-    ),
-    ingested_at - toIntervalMillisecond(5 + event_hash % 400),
-    toUUID({person_uuid}),
-    if(event_hash % 100 = 0, NULL, ingested_at),
-    toDateTime(ingested_at)
-FROM numbers({{offset:UInt64}}, {{rows:UInt64}})
-"""
-
-
-_BULK_INSERT = _bulk_insert_sql()
-
-
-def generate_bulk_events(
-    client: Client,
-    *,
-    n: int,
-    start: datetime,
-    end: datetime,
-    seed: int = 7,
-    team_id: int = 1,
-    database: str | None = None,
-    batch_rows: int = 500_000,
-) -> int:
-    """Insert `n` realistic events, ingested over [start, end), computed inside ClickHouse.
-
-    For benchmarks: sessions of web and app events with few-hundred-byte properties, campaign
-    parameters, 2 % late sessions and 1 % NULL `inserted_at`. Rows are a function of the
-    arguments only. Creates the tables if needed and returns the number of rows inserted.
-    """
-    start, end = _as_utc(start), _as_utc(end)
-    session_span = _BULK_STEP * _BULK_EVENTS_PER_SESSION
-    if end - start <= session_span:
-        raise ValueError(f"the time range must span more than {session_span}")
-    create_source_tables(client, database)
-    statement = _BULK_INSERT.replace("{table}", qualified_table("events", database))
-    parameters = {
-        "seed": seed,
-        "team_id": team_id,
-        "users": max(1, n // _BULK_EVENTS_PER_USER),
-        "start_us": (start - _EPOCH) // timedelta(microseconds=1),
-        "session_start_span_us": (end - start - session_span) // timedelta(microseconds=1),
-    }
-    for offset in range(0, n, batch_rows):
-        rows = min(batch_rows, n - offset)
-        client.command(statement, parameters=parameters | {"offset": offset, "rows": rows})
-    return n

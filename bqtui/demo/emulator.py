@@ -21,12 +21,13 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import platformdirs
 
-try:
+if sys.platform != "win32":
     import fcntl
-except ImportError:  # Windows: concurrent installs are simply not guarded there.
+else:  # Windows: concurrent installs are simply not guarded there.
     fcntl = None
 
 # duckdb 2.x breaks insertAll after tabledata.list; numpy is an undeclared dependency.
@@ -201,7 +202,7 @@ def _run(command: list[str], purpose: str) -> None:
 
 
 @contextlib.contextmanager
-def _output_target(log_file: Path | None) -> Iterator[int | object]:
+def _output_target(log_file: Path | None) -> Iterator[int | IO[bytes]]:
     if log_file is None:
         yield subprocess.DEVNULL
         return

@@ -35,7 +35,9 @@ def might_need_repair(column: pa.Array | pa.ChunkedArray) -> bool:
         raw = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[start:end]
         if raw.min() < 0x20:
             return True
-        if _has_byte(raw, 0x5C) and _SURROGATE_ESCAPE.search(memoryview(raw)):
+        # numpy's stubs omit ndarray's buffer protocol; memoryview avoids a copy.
+        view = memoryview(raw)  # type: ignore[arg-type]
+        if _has_byte(raw, 0x5C) and _SURROGATE_ESCAPE.search(view):
             return True
     return False
 

@@ -34,7 +34,7 @@ def create_export(
         if clickhouse_secrets:
             secrets.store_clickhouse_secrets(export.uid, clickhouse_secrets)
     except SecretsError:
-        store.remove_export(export.id)  # nothing half written
+        store.remove_export(export.saved_id)  # nothing half written
         raise
     return export
 
@@ -50,7 +50,7 @@ def remove_export(
     A running export is not pulled from under its runner: refused, or with ``force`` its run
     is asked to stop at the next safe point (nothing half written) and awaited first.
     """
-    holder = live_holder(store, export.id)
+    holder = live_holder(store, export.saved_id)
     if holder is not None:
         if not force:
             raise ExportBusy(
@@ -58,9 +58,9 @@ def remove_export(
                 f"to finish, or stop it at a safe point and remove: bqtui remove {export.name} "
                 "--force"
             )
-        request_cancel(store, export.id)
+        request_cancel(store, export.saved_id)
         deadline = time.monotonic() + wait
-        while live_holder(store, export.id) is not None:
+        while live_holder(store, export.saved_id) is not None:
             if time.monotonic() > deadline:
                 raise ExportBusy(
                     f'Export "{export.name}" is still running after {wait:.0f} s (a BigQuery '
@@ -68,4 +68,4 @@ def remove_export(
                 )
             time.sleep(0.2)
     secrets.delete_export_secrets(export.uid)
-    store.remove_export(export.id)
+    store.remove_export(export.saved_id)

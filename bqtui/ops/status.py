@@ -70,7 +70,7 @@ def export_status(store: Store, export: ExportConfig, now: datetime) -> ExportSt
     (a window that failed in between holds the mark back until it is done)."""
     step = STEP[export.interval]
     first = floor_to_interval(export.start_at, export.interval)  # windows are aligned
-    done = sorted(s for s in store.done_window_starts(export.id) if s >= first)
+    done = sorted(s for s in store.done_window_starts(export.saved_id) if s >= first)
     through = None
     expected = first
     for start in done:
@@ -82,7 +82,7 @@ def export_status(store: Store, export: ExportConfig, now: datetime) -> ExportSt
         "SELECT count(*) FROM windows WHERE export_id = ? AND status IN (?, ?, ?)",
         [export.id, *WAITING],
     ).fetchone()[0]
-    last = store.last_run(export.id)
+    last = store.last_run(export.saved_id)
     since = through or first
     lag = max(now - since, timedelta(0)) if now > since else timedelta(0)
     return ExportStatus(

@@ -190,7 +190,7 @@ def done_ranges(store: Store, export: ExportConfig) -> list[tuple[datetime, date
     """The windows recorded done, merged into ranges of ingestion time."""
     step = STEP[export.interval]
     ranges: list[list[datetime]] = []
-    for start in sorted(store.done_window_starts(export.id)):
+    for start in sorted(store.done_window_starts(export.saved_id)):
         if ranges and ranges[-1][1] == start:
             ranges[-1][1] = start + step
         else:
@@ -532,7 +532,7 @@ class Verifier:
         times = self.ch(
             sql, parameters={"team": self.export.team_id, "keys": report.repair_keys}
         ).result_rows
-        done = self.store.done_window_starts(self.export.id)
+        done = self.store.done_window_starts(self.export.saved_id)
         starts = {floor_to_interval(row[0], self.export.interval) for row in times}
         step = STEP[self.export.interval]
         return sorted(Window(s, s + step) for s in starts if s in done)
@@ -571,7 +571,7 @@ def repair(store: Store, verifier: Verifier, report: VerifyReport, now, on_event
 
     windows = verifier.windows_to_reexport(report)
     outcome = {"reexported_windows": [w.label() for w in windows], "deleted_copies": 0}
-    lock = ExportLock(store, verifier.export.id).acquire()  # no runner MERGEs meanwhile
+    lock = ExportLock(store, verifier.export.saved_id).acquire()  # no runner MERGEs meanwhile
     try:
         outcome["deleted_copies"] = verifier.delete_duplicates(report)
     finally:

@@ -57,8 +57,8 @@ def write_parquet_files(
     """Write batches into Parquet files, yielding each file as soon as it is complete."""
     directory = Path(directory or tempfile.gettempdir())
     schema = pa.schema([pa.field(f.name, f.arrow_type()) for f in fields])
-    writer = None
-    path = None
+    writer: pq.ParquetWriter | None = None
+    path = Path()  # set with each new writer; only used while a writer is open
     rows = size = 0
     try:
         for batch in batches:

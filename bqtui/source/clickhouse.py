@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -16,11 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-try:
+if sys.platform != "win32":
     import fcntl
-except ImportError:  # Windows: no flock; a locked engine shows as a connect error
+else:  # Windows: no flock; a locked engine shows as a connect error
     fcntl = None
 import clickhouse_connect
 import psutil
@@ -200,7 +202,9 @@ def _old_server(dsn: str, version: str | None) -> str | None:
     """What to say when the server is older than bqtui supports; None when it is not (or
     its version is unknown)."""
     match = _VERSION_TEXT.match((version or "").strip())  # e.g. 18.16.1, 21.8.15.7-lts
-    if not match or (int(match.group(1)), int(match.group(2))) >= MIN_SERVER_VERSION:
+    if version is None or not match:
+        return None
+    if (int(match.group(1)), int(match.group(2))) >= MIN_SERVER_VERSION:
         return None
     minimum = ".".join(map(str, MIN_SERVER_VERSION))
     return (
@@ -223,7 +227,7 @@ def probe_server_version(arguments: dict) -> str | None:
     else:
         user = f"{arguments.get('username') or 'default'}:{arguments.get('password') or ''}"
         headers = urllib3.make_headers(basic_auth=user)
-    tls = {}
+    tls: dict[str, Any] = {}
     if scheme == "https":
         tls["cert_reqs"] = "CERT_REQUIRED" if arguments.get("verify", True) else "CERT_NONE"
         if arguments.get("ca_cert"):
@@ -502,6 +506,7 @@ class ClickHouseSource:
             client = self.client  # opens the engine, with a clear message if it is locked
             connection = self._embedded_connection()
             bound, bound_parameters = bind_query(sql, parameters, client.server_tz)
+            assert isinstance(bound, str)  # a str query binds to a str
             chdb_parameters = {k.removeprefix("param_"): v for k, v in bound_parameters.items()}
             self.last_read = None
             connection.set_progress_callback(self._note_progress)

@@ -143,7 +143,7 @@ def parse_dsn(text: str) -> tuple[ClickHouseDsn, dict[str, str]]:
             "The ClickHouse DSN has both a password and an access token: give one of them "
             "(an access token authenticates without a user name or password)."
         )
-    database = unquote(parts.path.strip("/")) or options.pop("database", None)
+    database = unquote(parts.path.strip("/")) or options.pop("database", "")
     if "/" in (database or ""):
         raise ConfigError(
             f'"{database}" is not a database name: the DSN\'s path is one database, e.g. '

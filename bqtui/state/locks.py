@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 import psutil
 
 from bqtui.core.errors import ExportBusy
-from bqtui.state.store import Store, from_iso, to_iso, utcnow
+from bqtui.state.store import Store, from_iso_required, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,7 @@ class LockHolder:
 
 
 def current_holder(store: Store, export_id: int) -> LockHolder | None:
-    row = store.db.conn.execute(
-        "SELECT owner, host, pid, pid_started, acquired_at, expires_at, run_id,"
-        " cancel_requested FROM locks WHERE export_id = ?",
-        [export_id],
-    ).fetchone()
+    row = store.lock_holder_row(export_id)
     if row is None:
         return None
     return LockHolder(
@@ -87,8 +83,8 @@ def current_holder(store: Store, export_id: int) -> LockHolder | None:
         host=row[1],
         pid=row[2],
         pid_started=row[3],
-        acquired_at=from_iso(row[4]),
-        expires_at=from_iso(row[5]),
+        acquired_at=from_iso_required(row[4]),
+        expires_at=from_iso_required(row[5]),
         run_id=row[6],
         cancel_requested=bool(row[7]),
     )
@@ -105,10 +101,7 @@ def request_cancel(store: Store, export_id: int) -> LockHolder | None:
     with store.transaction():
         holder = live_holder(store, export_id)
         if holder is not None:
-            store.db.conn.execute(
-                "UPDATE locks SET cancel_requested = 1 WHERE export_id = ? AND owner = ?",
-                [export_id, holder.owner],
-            )
+            store.request_lock_cancel(export_id, holder.owner)
     return holder
 
 
@@ -137,42 +130,27 @@ class ExportLock:
                     f"Another bqtui runner ({holder.describe()}) is running this export; it "
                     "was not started twice."
                 )
-            self.store.db.conn.execute(
-                "INSERT OR REPLACE INTO locks (export_id, owner, acquired_at, expires_at, host,"
-                " pid, pid_started, run_id, cancel_requested) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0)",
-                [
-                    self.export_id,
-                    self.owner,
-                    to_iso(now),
-                    to_iso(now + self.ttl),
-                    self.host,
-                    self.pid,
-                    process_started(self.pid),
-                ],
+            self.store.insert_lock(
+                self.export_id,
+                self.owner,
+                acquired_at=now,
+                expires_at=now + self.ttl,
+                host=self.host,
+                pid=self.pid,
+                pid_started=process_started(self.pid),
             )
         self.taken_over = holder
         return self
 
     def set_run(self, run_id: int) -> None:
         with self.store.transaction():
-            self.store.db.conn.execute(
-                "UPDATE locks SET run_id = ? WHERE export_id = ? AND owner = ?",
-                [run_id, self.export_id, self.owner],
-            )
+            self.store.set_lock_run(self.export_id, self.owner, run_id)
 
     def renew(self, store: Store | None = None) -> tuple[bool, bool]:
         """Extend the lock; returns (still held, cancel requested)."""
         store = store or self.store
         with store.transaction():
-            held = store.db.conn.execute(
-                "UPDATE locks SET expires_at = ? WHERE export_id = ? AND owner = ?",
-                [to_iso(utcnow() + self.ttl), self.export_id, self.owner],
-            ).rowcount
-            row = store.db.conn.execute(
-                "SELECT cancel_requested FROM locks WHERE export_id = ? AND owner = ?",
-                [self.export_id, self.owner],
-            ).fetchone()
-        return bool(held), bool(row and row[0])
+            return store.renew_lock(self.export_id, self.owner, utcnow() + self.ttl)
 
     def start_heartbeat(
         self,
@@ -220,6 +198,4 @@ class ExportLock:
         if self._heartbeat is not None:
             self._heartbeat.join()
         with self.store.transaction():
-            self.store.db.conn.execute(
-                "DELETE FROM locks WHERE export_id = ? AND owner = ?", [self.export_id, self.owner]
-            )
+            self.store.delete_lock(self.export_id, self.owner)

@@ -8,177 +8,33 @@ import json
 import os
 import sqlite3
 import uuid
-from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import sqlite_utils
 
-from bqtui.core.config import DEFAULT_SETTLE_SECONDS, ExportConfig, Interval, Model
+from bqtui.core.config import ExportConfig
 from bqtui.core.errors import ConfigError, LockLost
+from bqtui.state.migrations import MIGRATIONS, SCHEMA_VERSION
+from bqtui.state.records import (
+    RunRecord,
+    WindowState,
+    export_from_row,
+    export_row,
+    from_iso_required,
+    run_from_row,
+    to_iso,
+    utcnow,
+    window_from_row,
+)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def to_iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat(timespec="microseconds") if value else None
-
-
-def from_iso(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def _migration_1(db: sqlite_utils.Database) -> None:
-    db["exports"].create(
-        {
-            "id": int,
-            "uid": str,
-            "name": str,
-            "model": str,
-            "dataset_id": str,
-            "table_id": str,
-            "project_id": str,
-            "interval": str,
-            "json_type": int,
-            "team_id": int,
-            "source_dsn": str,
-            "bigquery_endpoint": str,
-            "include_events": str,
-            "exclude_events": str,
-            "start_at": str,
-            "enabled": int,
-            "created_at": str,
-            "updated_at": str,
-        },
-        pk="id",
-        not_null={"uid", "name", "model", "dataset_id", "table_id", "interval"},
-    )
-    db["exports"].create_index(["name"], unique=True)
-    db["exports"].create_index(["uid"], unique=True)
-    db["windows"].create(
-        {
-            "export_id": int,
-            "window_start": str,
-            "window_end": str,
-            "status": str,  # running | done | failed | cancelled
-            "attempt": int,
-            "rows": int,
-            "bytes": int,
-            "job_ids": str,
-            "error": str,
-            "started_at": str,
-            "finished_at": str,
-            "run_id": int,
-        },
-        pk=("export_id", "window_start"),
-        foreign_keys=[("export_id", "exports", "id")],
-    )
-    db["runs"].create(
-        {
-            "id": int,
-            "export_id": int,
-            "trigger": str,  # schedule | manual | backfill
-            "status": str,  # running | succeeded | failed | cancelled
-            "started_at": str,
-            "finished_at": str,
-            "windows_total": int,
-            "windows_done": int,
-            "rows": int,
-            "bytes": int,
-            "error": str,
-        },
-        pk="id",
-        foreign_keys=[("export_id", "exports", "id")],
-    )
-    db["runs"].create_index(["export_id", "started_at"])
-    db["run_logs"].create(
-        {"id": int, "run_id": int, "logged_at": str, "level": str, "message": str},
-        pk="id",
-        foreign_keys=[("run_id", "runs", "id")],
-    )
-    db["run_logs"].create_index(["run_id"])
-    db["locks"].create(
-        {"export_id": int, "owner": str, "acquired_at": str, "expires_at": str},
-        pk="export_id",
-    )
-
-
-def _migration_2(db: sqlite_utils.Database) -> None:
-    db["exports"].add_column("location", str)
-
-
-def _migration_3(db: sqlite_utils.Database) -> None:
-    db["exports"].add_column("settle_seconds", int)
-    # Who holds a lock, precisely enough to tell a dead holder on this host from a live one,
-    # and a request from another process (bqtui remove --force) to stop at a safe point.
-    for column, kind in (
-        ("host", str),
-        ("pid", int),
-        ("pid_started", float),
-        ("run_id", int),
-        ("cancel_requested", int),
-    ):
-        db["locks"].add_column(column, kind)
-    # The MERGE job an attempt submitted and has not seen finish: the next attempt asks
-    # BigQuery about it before running its own.
-    db["windows"].add_column("pending_merge_job", str)
-
-
-def _migration_4(db: sqlite_utils.Database) -> None:
-    # What each window read from ClickHouse (from the engine's own statistics).
-    db["windows"].add_column("rows_read", int)
-    db["windows"].add_column("bytes_read", int)
-
-
-def _migration_5(db: sqlite_utils.Database) -> None:
-    # How far behind now an export may be before `bqtui status` alerts (NULL: the default).
-    db["exports"].add_column("alert_after_seconds", int)
-
-
-# Each migration takes the schema from version N-1 to N; never edit one that has shipped.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _migration_1,
-    _migration_2,
-    _migration_3,
-    _migration_4,
-    _migration_5,
-]
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-@dataclass(frozen=True)
-class WindowState:
-    export_id: int
-    window_start: datetime
-    window_end: datetime
-    status: str
-    attempt: int
-    rows: int
-    bytes: int
-    job_ids: list
-    error: str | None
-    pending_merge_job: str | None = None
-    rows_read: int | None = None
-    bytes_read: int | None = None
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    id: int
-    export_id: int
-    trigger: str
-    status: str
-    started_at: datetime
-    finished_at: datetime | None
-    windows_total: int
-    windows_done: int
-    rows: int
-    bytes: int
-    error: str | None
+def _inserted_id(table: sqlite_utils.db.Table) -> int:
+    """The rowid of the row ``table`` just inserted."""
+    last_pk = table.last_pk
+    assert isinstance(last_pk, int), last_pk
+    return last_pk
 
 
 def _create_private_file(path: Path) -> None:
@@ -315,22 +171,22 @@ class Store:
             )
         now = utcnow()
         uid = config.uid or uuid.uuid4().hex
-        row = self._export_row(config.with_changes(uid=uid, created_at=now))
+        row = export_row(config.with_changes(uid=uid, created_at=now))
         row["created_at"] = row["updated_at"] = to_iso(now)
         with self.db.conn:
-            export_id = self.db["exports"].insert(row).last_pk
+            export_id = _inserted_id(self.db.table("exports").insert(row))
         return self.get_export(export_id)
 
     def update_export(self, config: ExportConfig) -> ExportConfig:
-        row = self._export_row(config)
+        row = export_row(config)
         row["updated_at"] = to_iso(utcnow())
         with self.db.conn:
-            self.db["exports"].update(config.id, row)
-        return self.get_export(config.id)
+            self.db.table("exports").update(config.saved_id, row)
+        return self.get_export(config.saved_id)
 
     def set_enabled(self, export_id: int, enabled: bool) -> None:
         with self.db.conn:
-            self.db["exports"].update(
+            self.db.table("exports").update(
                 export_id, {"enabled": int(enabled), "updated_at": to_iso(utcnow())}
             )
 
@@ -345,14 +201,14 @@ class Store:
             self.db.execute("DELETE FROM exports WHERE id = ?", [export_id])
 
     def list_exports(self) -> list[ExportConfig]:
-        return [self._export_from_row(r) for r in self.db["exports"].rows_where(order_by="name")]
+        return [export_from_row(r) for r in self.db.table("exports").rows_where(order_by="name")]
 
     def find_export(self, name: str) -> ExportConfig | None:
-        rows = list(self.db["exports"].rows_where("name = ?", [name]))
-        return self._export_from_row(rows[0]) if rows else None
+        rows = list(self.db.table("exports").rows_where("name = ?", [name]))
+        return export_from_row(rows[0]) if rows else None
 
     def get_export(self, export_id: int) -> ExportConfig:
-        return self._export_from_row(self.db["exports"].get(export_id))
+        return export_from_row(self.db.table("exports").get(export_id))
 
     def require_export(self, name: str) -> ExportConfig:
         export = self.find_export(name)
@@ -361,56 +217,6 @@ class Store:
             raise ConfigError(f'No export named "{name}". Exports: {known}.')
         return export
 
-    @staticmethod
-    def _export_row(config: ExportConfig) -> dict:
-        return {
-            "uid": config.uid,
-            "name": config.name,
-            "model": config.model.value,
-            "dataset_id": config.dataset_id,
-            "table_id": config.table_id,
-            "project_id": config.project_id,
-            "location": config.location,
-            "interval": config.interval.value,
-            "json_type": int(config.json_type),
-            "team_id": config.team_id,
-            "source_dsn": config.source_dsn,
-            "bigquery_endpoint": config.bigquery_endpoint,
-            "include_events": json.dumps(list(config.include_events)),
-            "exclude_events": json.dumps(list(config.exclude_events)),
-            "start_at": to_iso(config.start_at),
-            "enabled": int(config.enabled),
-            "settle_seconds": config.settle_seconds,
-            "alert_after_seconds": config.alert_after_seconds,
-        }
-
-    @staticmethod
-    def _export_from_row(row: dict) -> ExportConfig:
-        return ExportConfig(
-            id=row["id"],
-            uid=row["uid"],
-            name=row["name"],
-            model=Model(row["model"]),
-            dataset_id=row["dataset_id"],
-            table_id=row["table_id"],
-            project_id=row["project_id"],
-            location=row.get("location"),
-            interval=Interval(row["interval"]),
-            json_type=bool(row["json_type"]),
-            team_id=row["team_id"],
-            source_dsn=row["source_dsn"] or "",
-            bigquery_endpoint=row["bigquery_endpoint"],
-            include_events=tuple(json.loads(row["include_events"] or "[]")),
-            exclude_events=tuple(json.loads(row["exclude_events"] or "[]")),
-            start_at=from_iso(row["start_at"]),
-            enabled=bool(row["enabled"]),
-            created_at=from_iso(row["created_at"]),
-            settle_seconds=DEFAULT_SETTLE_SECONDS
-            if row.get("settle_seconds") is None
-            else row["settle_seconds"],
-            alert_after_seconds=row.get("alert_after_seconds"),
-        )
-
     # -- windows --------------------------------------------------------------------------
 
     def done_window_starts(self, export_id: int) -> set[datetime]:
@@ -418,15 +224,15 @@ class Store:
             "SELECT window_start FROM windows WHERE export_id = ? AND status = 'done'",
             [export_id],
         ).fetchall()
-        return {from_iso(r[0]) for r in rows}
+        return {from_iso_required(r[0]) for r in rows}
 
     def get_window(self, export_id: int, window_start: datetime) -> WindowState | None:
         rows = list(
-            self.db["windows"].rows_where(
+            self.db.table("windows").rows_where(
                 "export_id = ? AND window_start = ?", [export_id, to_iso(window_start)]
             )
         )
-        return self._window_from_row(rows[0]) if rows else None
+        return window_from_row(rows[0]) if rows else None
 
     def begin_window(
         self, export_id: int, start: datetime, end: datetime, run_id: int | None, owner: str
@@ -440,7 +246,7 @@ class Store:
             previous = self.get_window(export_id, start)
             attempt = (previous.attempt if previous else 0) + 1
             pending = previous.pending_merge_job if previous else None
-            rows = previous.rows if pending else 0  # the rows that MERGE was to merge
+            rows = previous.rows if previous and pending else 0  # the rows that MERGE was to merge
             self.db.conn.execute(
                 "INSERT OR REPLACE INTO windows (export_id, window_start, window_end, status,"
                 " attempt, rows, bytes, job_ids, error, started_at, finished_at, run_id,"
@@ -528,6 +334,62 @@ class Store:
         for start, attempt in attempts:
             self._require_window(export_id, start, owner, attempt)
 
+    # -- locks (bqtui/state/locks.py holds them; callers hold the transaction) ---------------
+
+    def lock_holder_row(self, export_id: int) -> tuple | None:
+        """(owner, host, pid, pid_started, acquired_at, expires_at, run_id, cancel_requested)."""
+        return self.db.conn.execute(
+            "SELECT owner, host, pid, pid_started, acquired_at, expires_at, run_id,"
+            " cancel_requested FROM locks WHERE export_id = ?",
+            [export_id],
+        ).fetchone()
+
+    def insert_lock(
+        self,
+        export_id: int,
+        owner: str,
+        *,
+        acquired_at: datetime,
+        expires_at: datetime,
+        host: str,
+        pid: int,
+        pid_started: float | None,
+    ) -> None:
+        self.db.conn.execute(
+            "INSERT OR REPLACE INTO locks (export_id, owner, acquired_at, expires_at, host,"
+            " pid, pid_started, run_id, cancel_requested) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0)",
+            [export_id, owner, to_iso(acquired_at), to_iso(expires_at), host, pid, pid_started],
+        )
+
+    def set_lock_run(self, export_id: int, owner: str, run_id: int) -> None:
+        self.db.conn.execute(
+            "UPDATE locks SET run_id = ? WHERE export_id = ? AND owner = ?",
+            [run_id, export_id, owner],
+        )
+
+    def renew_lock(self, export_id: int, owner: str, expires_at: datetime) -> tuple[bool, bool]:
+        """Extend ``owner``'s lock; returns (still held, cancel requested)."""
+        held = self.db.conn.execute(
+            "UPDATE locks SET expires_at = ? WHERE export_id = ? AND owner = ?",
+            [to_iso(expires_at), export_id, owner],
+        ).rowcount
+        row = self.db.conn.execute(
+            "SELECT cancel_requested FROM locks WHERE export_id = ? AND owner = ?",
+            [export_id, owner],
+        ).fetchone()
+        return bool(held), bool(row and row[0])
+
+    def request_lock_cancel(self, export_id: int, owner: str) -> None:
+        self.db.conn.execute(
+            "UPDATE locks SET cancel_requested = 1 WHERE export_id = ? AND owner = ?",
+            [export_id, owner],
+        )
+
+    def delete_lock(self, export_id: int, owner: str) -> None:
+        self.db.conn.execute(
+            "DELETE FROM locks WHERE export_id = ? AND owner = ?", [export_id, owner]
+        )
+
     def _require_lock(self, export_id: int, owner: str) -> None:
         row = self.db.conn.execute(
             "SELECT owner FROM locks WHERE export_id = ?", [export_id]
@@ -571,35 +433,17 @@ class Store:
         return runs, windows
 
     def list_windows(self, export_id: int, limit: int = 200) -> list[WindowState]:
-        rows = self.db["windows"].rows_where(
+        rows = self.db.table("windows").rows_where(
             "export_id = ?", [export_id], order_by="window_start desc", limit=limit
         )
-        return [self._window_from_row(r) for r in rows]
-
-    @staticmethod
-    def _window_from_row(row: dict) -> WindowState:
-        return WindowState(
-            export_id=row["export_id"],
-            window_start=from_iso(row["window_start"]),
-            window_end=from_iso(row["window_end"]),
-            status=row["status"],
-            attempt=row["attempt"],
-            rows=row["rows"] or 0,
-            bytes=row["bytes"] or 0,
-            job_ids=json.loads(row["job_ids"] or "[]"),
-            error=row["error"],
-            pending_merge_job=row.get("pending_merge_job"),
-            rows_read=row.get("rows_read"),
-            bytes_read=row.get("bytes_read"),
-        )
+        return [window_from_row(r) for r in rows]
 
     # -- runs and logs ----------------------------------------------------------------------
 
     def start_run(self, export_id: int, trigger: str, windows_total: int) -> int:
         with self.db.conn:
-            return (
-                self.db["runs"]
-                .insert(
+            return _inserted_id(
+                self.db.table("runs").insert(
                     {
                         "export_id": export_id,
                         "trigger": trigger,
@@ -611,47 +455,30 @@ class Store:
                         "bytes": 0,
                     }
                 )
-                .last_pk
             )
 
     def update_run(self, run_id: int, **fields) -> None:
         if "finished_at" in fields:
             fields["finished_at"] = to_iso(fields["finished_at"])
         with self.db.conn:
-            self.db["runs"].update(run_id, fields)
+            self.db.table("runs").update(run_id, fields)
 
     def list_runs(self, export_id: int | None = None, limit: int = 50) -> list[RunRecord]:
         where, args = ("export_id = ?", [export_id]) if export_id is not None else (None, None)
-        rows = self.db["runs"].rows_where(where, args, order_by="id desc", limit=limit)
-        return [self._run_from_row(r) for r in rows]
+        rows = self.db.table("runs").rows_where(where, args, order_by="id desc", limit=limit)
+        return [run_from_row(r) for r in rows]
 
     def last_run(self, export_id: int) -> RunRecord | None:
         runs = self.list_runs(export_id, limit=1)
         return runs[0] if runs else None
 
-    @staticmethod
-    def _run_from_row(row: dict) -> RunRecord:
-        return RunRecord(
-            id=row["id"],
-            export_id=row["export_id"],
-            trigger=row["trigger"],
-            status=row["status"],
-            started_at=from_iso(row["started_at"]),
-            finished_at=from_iso(row["finished_at"]),
-            windows_total=row["windows_total"] or 0,
-            windows_done=row["windows_done"] or 0,
-            rows=row["rows"] or 0,
-            bytes=row["bytes"] or 0,
-            error=row["error"],
-        )
-
     def add_logs(self, run_id: int, entries: list[tuple[datetime, str, str]]) -> None:
         with self.db.conn:
-            self.db["run_logs"].insert_all(
+            self.db.table("run_logs").insert_all(
                 {"run_id": run_id, "logged_at": to_iso(t), "level": level, "message": message}
                 for t, level, message in entries
             )
 
     def run_logs(self, run_id: int) -> list[tuple[datetime, str, str]]:
-        rows = self.db["run_logs"].rows_where("run_id = ?", [run_id], order_by="id")
-        return [(from_iso(r["logged_at"]), r["level"], r["message"]) for r in rows]
+        rows = self.db.table("run_logs").rows_where("run_id = ?", [run_id], order_by="id")
+        return [(from_iso_required(r["logged_at"]), r["level"], r["message"]) for r in rows]

@@ -9,6 +9,7 @@ from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.timer import Timer
 
 from bqtui.core.config import ExportConfig
 from bqtui.core.errors import BqtuiError, ConfigError
@@ -29,6 +30,13 @@ from bqtui.tui.screens.wizard.screen import NewExportScreen
 
 Clock = Callable[[], datetime]
 AUTORUN_SECONDS = 60.0
+
+
+def saved_id(export: ExportConfig) -> int:
+    """The store id of an export the user picked on screen: always saved, so never None."""
+    if export.id is None:
+        raise ValueError(f'Export "{export.name}" has not been saved yet')
+    return export.id
 
 
 class BqtuiApp(App[None]):
@@ -56,7 +64,7 @@ class BqtuiApp(App[None]):
         self.browse_from = Path(browse_from) if browse_from else Path.cwd()
         self.cursor_blink = cursor_blink
         self.autorun = False  # "run due exports while open", off until the user turns it on
-        self._autorun_timer = None
+        self._autorun_timer: Timer | None = None
 
     def get_default_screen(self) -> Screen:
         return HomeScreen()
@@ -181,10 +189,10 @@ class BqtuiApp(App[None]):
         self.push_screen(NewExportScreen(), created)
 
     def show_detail(self, export: ExportConfig) -> None:
-        self.push_screen(ExportDetailScreen(export.id))
+        self.push_screen(ExportDetailScreen(saved_id(export)))
 
     def run_export(self, export: ExportConfig, backfill: tuple[datetime, datetime] | None = None):
-        self.push_screen(RunScreen(export.id, backfill=backfill))
+        self.push_screen(RunScreen(saved_id(export), backfill=backfill))
 
     def backfill(self, export: ExportConfig) -> None:
         def chosen(period: tuple[datetime, datetime] | None) -> None:
@@ -194,13 +202,13 @@ class BqtuiApp(App[None]):
         self.push_screen(BackfillDialog(export), chosen)
 
     def check_permissions(self, export: ExportConfig) -> None:
-        self.push_screen(PermissionCheckScreen(export.id))
+        self.push_screen(PermissionCheckScreen(saved_id(export)))
 
     def edit_export(self, export: ExportConfig) -> None:
-        self.push_screen(EditExportScreen(export.id))
+        self.push_screen(EditExportScreen(saved_id(export)))
 
     def toggle_paused(self, export: ExportConfig) -> None:
-        self.store.set_enabled(export.id, not export.enabled)
+        self.store.set_enabled(saved_id(export), not export.enabled)
         state = "paused" if export.enabled else "resumed"
         self.notify(f'Export "{export.name}" {state}.')
 

@@ -29,9 +29,7 @@ def test_default_venv_dir_follows_the_environment(monkeypatch, tmp_path):
 
 def test_an_installed_venv_is_not_installed_again(tmp_path):
     python = fake_venv(tmp_path / "venv", "exit 1\n")
-    (tmp_path / "venv" / ".bqtui-installed").write_text(
-        "\n".join(emulator.EMULATOR_REQUIREMENTS) + "\n"
-    )
+    (tmp_path / "venv" / ".bqtui-installed").write_text(emulator._requirements_record())
     messages = []
 
     assert ensure_installed(tmp_path / "venv", log=messages.append) == python

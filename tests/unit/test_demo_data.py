@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 import clickhouse_connect
 import pytest
 
+from benchmarks.bulk_data import generate_bulk_events
 from bqtui.demo.data import (
     SOURCE_DDL,
     DemoSummary,
     create_source_tables,
     generate,
-    generate_bulk_events,
     qualified_table,
 )
 

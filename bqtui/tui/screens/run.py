@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -152,7 +152,10 @@ class RunScreen(ExportScreen):
         outcome.update(Text.assemble((title, style), ": ", detail))
         outcome.set_class(True, f"-{result.status}")
         self.query_one("#run-window", Static).update("Finished.")
-        self.query_one("#cancel", Button).disabled = True
+        cancel = self.query_one("#cancel", Button)
+        cancel.disabled = True
+        cancel.display = False  # nothing left to cancel: don't offer it
+        self.refresh_bindings()  # drops "x Cancel run" from the footer
         close = self.query_one("#close", Button)
         close.disabled = False
         close.focus()
@@ -165,11 +168,17 @@ class RunScreen(ExportScreen):
 
     # -- actions ----------------------------------------------------------------------------
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "cancel":
-            self.action_cancel_run()
-        else:
-            self.action_close()
+    @on(Button.Pressed, "#cancel")
+    def cancel_pressed(self) -> None:
+        self.action_cancel_run()
+
+    @on(Button.Pressed, "#close")
+    def close_pressed(self) -> None:
+        self.action_close()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # "x Cancel run" leaves the footer once the run is over
+        return not (action == "cancel_run" and self.finished)
 
     def action_cancel_run(self) -> None:
         if self.finished or self.cancel_token.cancelled:

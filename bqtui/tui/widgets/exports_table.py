@@ -40,6 +40,8 @@ def status_text(status: str) -> Text:
 def lag_cell(store: Store, export: ExportConfig, now: datetime) -> Text:
     """How far behind now the export is: red past its alert threshold (as `bqtui status`)."""
     status = export_status(store, export, now)
+    if status.lag is None:  # nothing exported yet: no lag to speak of
+        return Text("—", style="dim")
     if not export.enabled:
         return Text(lag_text(status.lag), style="dim")
     late = status.lag > status.alert_after
@@ -65,7 +67,7 @@ class ExportsTable(DataTable):
         if not self.row_count:
             return None
         row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
-        return int(row_key.value)
+        return None if row_key.value is None else int(row_key.value)
 
     @staticmethod
     def _cells(store: Store, export: ExportConfig, now: datetime) -> list:
