@@ -10,7 +10,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bqtui.demo.catalog import _LOCALES, _SCREENS, _SITES
-from bqtui.demo.data import _EPOCH, _as_utc, create_source_tables, qualified_table
+from bqtui.demo.data import _as_utc, create_source_tables, qualified_table
+from bqtui.demo.rows import EPOCH
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -238,7 +239,7 @@ def generate_bulk_events(
         "seed": seed,
         "team_id": team_id,
         "users": max(1, n // _BULK_EVENTS_PER_USER),
-        "start_us": (start - _EPOCH) // timedelta(microseconds=1),
+        "start_us": (start - EPOCH) // timedelta(microseconds=1),
         "session_start_span_us": (end - start - session_span) // timedelta(microseconds=1),
     }
     for offset in range(0, n, batch_rows):

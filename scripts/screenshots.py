@@ -27,14 +27,13 @@ os.environ["BQTUI_DATA_DIR"] = str(WORK / "data")
 os.environ.setdefault("BQTUI_BQEMULATOR_VENV", str(ROOT / ".bqemu-venv"))
 sys.path.insert(0, str(ROOT))
 
-from bqtui.demo.environment.emulator import default_venv_dir, ensure_installed, start_emulator  # noqa: E402
-from bqtui.demo.environment.environment import data as demo_data  # noqa: E402
-from bqtui.source.clickhouse.clickhouse import ClickHouseSource  # noqa: E402
-
 from bqtui.core.config import ExportConfig, Interval, Model  # noqa: E402
+from bqtui.demo import data as demo_data  # noqa: E402
+from bqtui.demo.emulator import default_venv_dir, ensure_installed, start_emulator  # noqa: E402
 from bqtui.destination.keyfile import load_key_file  # noqa: E402
 from bqtui.ops.export_setup import create_export  # noqa: E402
 from bqtui.pipeline.runner import ExportRunner  # noqa: E402
+from bqtui.source.clickhouse import ClickHouseSource  # noqa: E402
 from bqtui.state.store import Store  # noqa: E402
 from bqtui.tui.app import create_app  # noqa: E402
 from bqtui.tui.screens.run import RunScreen  # noqa: E402

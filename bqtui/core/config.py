@@ -32,6 +32,30 @@ class Model(StrEnum):
         return self is not Model.EVENTS
 
 
+class AuthKind(StrEnum):
+    """How an export authenticates to BigQuery (``auth`` in ``show``/``list --json``)."""
+
+    KEY = "key"  # a service-account JSON key, kept in the keyring
+    ADC = "adc"  # Application Default Credentials, found at run time
+    CREDENTIALS_FILE = "credentials-file"  # a user login, workload identity or impersonation file
+
+
+AUTH_DESCRIPTIONS = {
+    AuthKind.KEY: "A service-account JSON key file (kept in the OS keyring).",
+    AuthKind.ADC: (
+        "This machine's Google login or workload identity (Application Default Credentials): "
+        "gcloud auth application-default login, GOOGLE_APPLICATION_CREDENTIALS or a metadata "
+        "server. bqtui stores nothing."
+    ),
+    AuthKind.CREDENTIALS_FILE: (
+        "A credential configuration file: a user login (authorized_user), workload identity "
+        "federation (external_account) or impersonated_service_account."
+    ),
+}
+# Service accounts end in gserviceaccount.com (iam., developer., appspot., …).
+SERVICE_ACCOUNT_EMAIL = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}@[a-z0-9.-]+\.gserviceaccount\.com$")
+
+
 class Interval(StrEnum):
     FIVE_MINUTES = "5m"
     HOUR = "hour"
@@ -70,6 +94,10 @@ class ExportConfig:
     created_at: datetime | None = None
     settle_seconds: int = DEFAULT_SETTLE_SECONDS
     alert_after_seconds: int | None = None  # None: two intervals + settle + 10 minutes
+    auth: AuthKind = AuthKind.KEY
+    impersonate: str | None = None  # a service account every BigQuery call runs as
+    # A credential file that holds no secret (e.g. workload identity); else in the keyring.
+    credential_config: str | None = None
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -99,6 +127,23 @@ def validate_export_name(name: str) -> str:
             "letters, digits, '-', '_' or '.' (at most 63)."
         )
     return name
+
+
+def validate_impersonate(email: str) -> str:
+    email = (email or "").strip()
+    if not SERVICE_ACCOUNT_EMAIL.match(email):
+        raise ConfigError(
+            f'"{email}" is not a service account email: --impersonate takes an address like '
+            "exporter@my-project.iam.gserviceaccount.com."
+        )
+    return email
+
+
+def service_account_project(email: str | None) -> str | None:
+    """The project a service account belongs to (NAME@PROJECT.iam.gserviceaccount.com)."""
+    domain = (email or "").partition("@")[2]
+    suffix = ".iam.gserviceaccount.com"
+    return domain.removesuffix(suffix) if domain.endswith(suffix) else None
 
 
 def parse_model(value: str) -> Model:

@@ -55,3 +55,11 @@ class QuotaProblem(DestinationError):
 
 class TransientJobFailure(DestinationError):
     """A BigQuery job failed for a reason that a new attempt may not meet (backendError …)."""
+
+
+class CredentialFileError(ConfigError):
+    """A Google credential configuration file (not a key) is unusable."""
+
+
+class CredentialProblem(PermissionProblem):
+    """The export's credential cannot give a token (none found, expired, refused)."""

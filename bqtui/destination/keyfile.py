@@ -111,19 +111,7 @@ def parse_key_text(text: str) -> ServiceAccountKey:
             f"The key file holds a JSON {type(info).__name__}, not an object. "
             f"A service-account key is a JSON object. {HOW_TO_GET_A_KEY}"
         )
-    credential_type = info.get("type")
-    if credential_type != "service_account":
-        if credential_type is None:
-            raise KeyFileError(
-                'The key file has no "type" field; a service-account key has '
-                f'"type": "service_account". {HOW_TO_GET_A_KEY}'
-            )
-        what = OTHER_CREDENTIAL_TYPES.get(str(credential_type))
-        described = f" ({what})" if what else ""
-        raise KeyFileError(
-            f'The key file is of type "{credential_type}"{described}, not a service-account key '
-            f'("service_account"). {HOW_TO_GET_A_KEY}'
-        )
+    _check_type(info.get("type"))
     for name in REQUIRED_FIELDS:
         value = info.get(name)
         if not isinstance(value, str) or not value.strip():
@@ -149,6 +137,26 @@ def parse_key_text(text: str) -> ServiceAccountKey:
         private_key_id=str(info.get("private_key_id", "")),
         info=info,
     )
+
+
+def _check_type(credential_type: object) -> None:
+    if credential_type != "service_account":
+        if credential_type is None:
+            raise KeyFileError(
+                'The key file has no "type" field; a service-account key has '
+                f'"type": "service_account". {HOW_TO_GET_A_KEY}'
+            )
+        what = OTHER_CREDENTIAL_TYPES.get(str(credential_type))
+        described = f" ({what})" if what else ""
+        instead = (
+            " Without a key, give this file with --credentials-file instead."
+            if what
+            else f" {HOW_TO_GET_A_KEY}"
+        )
+        raise KeyFileError(
+            f'The key file is of type "{credential_type}"{described}, not a service-account key '
+            f'("service_account").{instead}'
+        )
 
 
 def _check_private_key(pem: str) -> None:

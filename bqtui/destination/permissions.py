@@ -5,6 +5,7 @@ error; the permission check (``check_permissions``) reuses the same findings.
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
@@ -12,7 +13,12 @@ from google.api_core import exceptions as api_errors
 from google.auth import exceptions as auth_errors
 
 from bqtui.core.config import Model
-from bqtui.core.errors import DestinationError, PermissionProblem, QuotaProblem
+from bqtui.core.errors import (
+    CredentialProblem,
+    DestinationError,
+    PermissionProblem,
+    QuotaProblem,
+)
 
 REQUIRED_PERMISSIONS = (
     "bigquery.datasets.get",
@@ -55,7 +61,8 @@ class Fix:
 
 
 def fix_for(permission: str, project: str, dataset: str | None, member: str) -> Fix:
-    principal = f"serviceAccount:{member}"
+    """``member``: an IAM member (user:…, principalSet://…) or a service account's email."""
+    principal = member if ":" in member else f"serviceAccount:{member}"
     custom_role = (
         f"# or, with a custom role: gcloud iam roles update ROLE_ID --project={project} "
         f"--add-permissions={permission}"
@@ -135,6 +142,61 @@ def _retry_seconds(error: Exception) -> str:
     return f"{float(match.group(1)):.0f} s" if match else "the retry deadline"
 
 
+def _kept_failing(
+    error: api_errors.RetryError, last: BaseException | None, doing: str
+) -> DestinationError:
+    """The retries ran out: for how long, and the last error."""
+    seconds = _retry_seconds(error)
+    detail = _api_message(last) if isinstance(last, api_errors.GoogleAPICallError) else str(last)
+    status = getattr(last, "code", None)
+    return DestinationError(
+        f"While {doing}: BigQuery kept failing for {seconds} (last error"
+        f"{f' {status}' if status else ''}: {detail}). Nothing was written; the window "
+        "is retried on the next run."
+    )
+
+
+def _access_denied(
+    error: api_errors.Forbidden,
+    doing: str,
+    project: str,
+    dataset: str | None,
+    member: str,
+    iam_member: str | None = None,
+) -> PermissionProblem:
+    """Which permission BigQuery denied, where, and how to grant it."""
+    message = _api_message(error)
+    match = PERMISSION_IN_MESSAGE.search(message)
+    permission = match.group(1) if match else None
+    if not permission:
+        return PermissionProblem(f"While {doing}: BigQuery denied access: {message}")
+    fix = fix_for(permission, project, dataset, iam_member or member)
+    text = (
+        f"While {doing}: BigQuery denied {permission} to {member} on the "
+        f"{fix.level} {project if fix.level == 'project' else f'{project}:{dataset}'}.\n"
+        + "\n".join(fix.lines())
+    )
+    return PermissionProblem(text, finding=fix)
+
+
+def _not_found(
+    error: api_errors.NotFound, doing: str, project: str, dataset: str | None, member: str
+) -> DestinationError:
+    """A project the key cannot see, a dataset that does not exist, or something else."""
+    message = _api_message(error)
+    if "Project" in message:
+        return PermissionProblem(
+            f"While {doing}: project {project} does not exist, or {member} cannot "
+            "see it. Check the key's project_id or the export's project override."
+        )
+    if "Dataset" in message:
+        return DestinationError(
+            f"While {doing}: dataset {dataset} does not exist in project {project}. Create "
+            f"it (bq mk --dataset {project}:{dataset}) or fix the dataset ID."
+        )
+    return DestinationError(f"While {doing}: not found: {message}")
+
+
 def describe_api_error(
     error: Exception,
     *,
@@ -143,26 +205,24 @@ def describe_api_error(
     dataset: str | None,
     service_account: str,
     token_uri: str | None = None,
+    iam_member: str | None = None,
+    token_refused: Callable[[Exception], str] | None = None,
 ) -> DestinationError:
-    """One precise, user-facing error for a failed BigQuery call."""
+    """One precise, user-facing error for a failed BigQuery call.
+
+    ``service_account`` names who was denied (any principal); ``iam_member`` is it as an IAM
+    member for the fix (default: a service account); ``token_refused`` explains a credential
+    that gave no token (default: a key's reasons)."""
     if isinstance(error, api_errors.RetryError):
         last = error.cause
         if last is None or isinstance(
             last, api_errors.GoogleAPICallError | requests.RequestException
         ):
-            seconds = _retry_seconds(error)
-            detail = (
-                _api_message(last) if isinstance(last, api_errors.GoogleAPICallError) else str(last)
-            )
-            status = getattr(last, "code", None)
-            return DestinationError(
-                f"While {doing}: BigQuery kept failing for {seconds} (last error"
-                f"{f' {status}' if status else ''}: {detail}). Nothing was written; the window "
-                "is retried on the next run."
-            )
+            return _kept_failing(error, last, doing)
         error = last
     if isinstance(error, auth_errors.GoogleAuthError):
-        return PermissionProblem(f"While {doing}: {describe_token_error(error, token_uri)}")
+        reason = token_refused(error) if token_refused else describe_token_error(error, token_uri)
+        return CredentialProblem(f"While {doing}: {reason}")
     if isinstance(error, api_errors.GoogleAPICallError) and error_reason(error) == "quotaExceeded":
         return QuotaProblem(
             f"While {doing}: BigQuery quota exceeded for project {project}: "
@@ -172,31 +232,9 @@ def describe_api_error(
             "written and is retried on the next run."
         )
     if isinstance(error, api_errors.Forbidden) and error_reason(error) == "accessDenied":
-        message = _api_message(error)
-        match = PERMISSION_IN_MESSAGE.search(message)
-        permission = match.group(1) if match else None
-        if permission:
-            fix = fix_for(permission, project, dataset, service_account)
-            text = (
-                f"While {doing}: BigQuery denied {permission} to {service_account} on the "
-                f"{fix.level} {project if fix.level == 'project' else f'{project}:{dataset}'}.\n"
-                + "\n".join(fix.lines())
-            )
-            return PermissionProblem(text, finding=fix)
-        return PermissionProblem(f"While {doing}: BigQuery denied access: {message}")
+        return _access_denied(error, doing, project, dataset, service_account, iam_member)
     if isinstance(error, api_errors.NotFound):
-        message = _api_message(error)
-        if "Project" in message:
-            return PermissionProblem(
-                f"While {doing}: project {project} does not exist, or {service_account} cannot "
-                "see it. Check the key's project_id or the export's project override."
-            )
-        if "Dataset" in message:
-            return DestinationError(
-                f"While {doing}: dataset {dataset} does not exist in project {project}. Create "
-                f"it (bq mk --dataset {project}:{dataset}) or fix the dataset ID."
-            )
-        return DestinationError(f"While {doing}: not found: {message}")
+        return _not_found(error, doing, project, dataset, service_account)
     if isinstance(error, api_errors.GoogleAPICallError):
         return DestinationError(f"While {doing}: BigQuery error: {_api_message(error)}")
     if isinstance(error, requests.exceptions.RequestException | ConnectionError):

@@ -31,6 +31,7 @@ exist on the user's ClickHouse.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -151,84 +152,107 @@ def channel_type_sql(
     alias is defined where it first appears and holds for the whole SELECT): use the expression
     once per SELECT, or give each use its own prefix.
     """
-    definitions = load_definitions()
-    sources = _Table(definitions.source, f"{alias_prefix}_sources")
-    mediums = _Table(definitions.medium, f"{alias_prefix}_mediums")
-    defined: set[str] = set()
+    inputs = {
+        "source": source,
+        "medium": medium,
+        "campaign": campaign,
+        "referring_domain": referring_domain,
+        "has_gclid": has_gclid,
+        "has_fbclid": has_fbclid,
+        "gad_source": gad_source,
+    }
+    return _ChannelType(inputs, alias_prefix).sql()
 
-    def once(name: str, expr: str) -> str:
-        alias = f"{alias_prefix}_{name}"
-        if alias in defined:
+
+class _ChannelType:
+    """Writes the channel type expression; each part is aliased where it first appears."""
+
+    def __init__(self, inputs: dict[str, str], alias_prefix: str):
+        definitions = load_definitions()
+        self.inputs = inputs
+        self.prefix = alias_prefix
+        self.sources = _Table(definitions.source, f"{alias_prefix}_sources")
+        self.mediums = _Table(definitions.medium, f"{alias_prefix}_mediums")
+        self.defined: set[str] = set()
+
+    def once(self, name: str, expr: str) -> str:
+        alias = f"{self.prefix}_{name}"
+        if alias in self.defined:
             return alias
-        defined.add(alias)
+        self.defined.add(alias)
         return f"(({expr}) AS {alias})"
 
-    def src() -> str:
-        return once("source", f"lower({_null_if_empty(source)})")
+    def src(self) -> str:
+        return self.once("source", f"lower({_null_if_empty(self.inputs['source'])})")
 
-    def med() -> str:
-        return once("medium", f"lower({_null_if_empty(medium)})")
+    def med(self) -> str:
+        return self.once("medium", f"lower({_null_if_empty(self.inputs['medium'])})")
 
-    def camp() -> str:
-        return once("campaign", f"lower({_null_if_empty(campaign)})")
+    def camp(self) -> str:
+        return self.once("campaign", f"lower({_null_if_empty(self.inputs['campaign'])})")
 
-    def ref() -> str:
-        return once("referring_domain", referring_domain)
+    def ref(self) -> str:
+        return self.once("referring_domain", self.inputs["referring_domain"])
 
-    def gad() -> str:
-        return once("gad_source", _null_if_empty(gad_source))
+    def gad(self) -> str:
+        return self.once("gad_source", _null_if_empty(self.inputs["gad_source"]))
 
-    def gclid() -> str:
-        return once("has_gclid", has_gclid)
+    def gclid(self) -> str:
+        return self.once("has_gclid", self.inputs["has_gclid"])
 
-    def fbclid() -> str:
-        return once("has_fbclid", has_fbclid)
+    def fbclid(self) -> str:
+        return self.once("has_fbclid", self.inputs["has_fbclid"])
 
-    def source_type(kind: str, name: str, value) -> str:
+    def source_type(self, kind: str, name: str, value: Callable[[], str]) -> str:
         """PostHog's lookup of a source: the name as it is, else its registrable domain."""
-        exact = once(f"{name}_code", sources.code(f"coalesce({value()}, '')"))
-        domain = once(
+        sources = self.sources
+        exact = self.once(f"{name}_code", sources.code(f"coalesce({value()}, '')"))
+        domain = self.once(
             f"{name}_domain_code",
             sources.code(f"cutToFirstSignificantSubdomain(coalesce({value()}, ''))"),
         )
         type_of = sources.paid_type if kind == "paid" else sources.organic_type
         return f"coalesce({type_of(exact)}, {type_of(domain)})"
 
-    def medium_type(kind: str) -> str:
-        code = once("medium_code", mediums.code(f"coalesce({med()}, '')"))
+    def medium_type(self, kind: str) -> str:
+        mediums = self.mediums
+        code = self.once("medium_code", mediums.code(f"coalesce({self.med()}, '')"))
         return (mediums.paid_type if kind == "paid" else mediums.organic_type)(code)
 
-    def shopping() -> str:
-        return f"match({camp()}, {_literal(SHOPPING_CAMPAIGN)})"
+    def shopping(self) -> str:
+        return f"match({self.camp()}, {_literal(SHOPPING_CAMPAIGN)})"
 
-    def video() -> str:
-        return f"match({camp()}, {_literal(VIDEO_CAMPAIGN)})"
+    def video(self) -> str:
+        return f"match({self.camp()}, {_literal(VIDEO_CAMPAIGN)})"
 
-    cross_network = f"match({camp()}, 'cross-network')"
-    is_paid = (
-        f"{med()} IN ({', '.join(map(_literal, PAID_MEDIUMS))}) OR startsWith({med()}, 'paid') "
-        f"OR {gclid()} OR {gad()} IS NOT NULL"
-    )
-    paid = f"""coalesce(
-            {source_type("paid", "source", src)},
-            if({shopping()}, 'Paid Shopping', NULL),
-            {medium_type("paid")},
-            {source_type("paid", "referring_domain", ref)},
-            multiIf({gad()} = '1', 'Paid Search', {video()}, 'Paid Video',
+    def sql(self) -> str:
+        # The order of the parts below decides where each alias is defined: keep it.
+        cross_network = f"match({self.camp()}, 'cross-network')"
+        med, gad, fbclid, ref = self.med, self.gad, self.fbclid, self.ref
+        is_paid = (
+            f"{med()} IN ({', '.join(map(_literal, PAID_MEDIUMS))}) OR startsWith({med()}, "
+            f"'paid') OR {self.gclid()} OR {gad()} IS NOT NULL"
+        )
+        paid = f"""coalesce(
+            {self.source_type("paid", "source", self.src)},
+            if({self.shopping()}, 'Paid Shopping', NULL),
+            {self.medium_type("paid")},
+            {self.source_type("paid", "referring_domain", ref)},
+            multiIf({gad()} = '1', 'Paid Search', {self.video()}, 'Paid Video',
                 {fbclid()}, 'Paid Social', 'Paid Unknown'))"""
-    is_direct = (
-        f"{ref()} = '$direct' AND {med()} IS NULL AND ({src()} IS NULL OR {src()} IN "
-        f"({', '.join(map(_literal, DIRECT_SOURCES))})) AND NOT {fbclid()}"
-    )
-    organic = f"""coalesce(
-            {source_type("organic", "source", src)},
-            if({shopping()}, 'Organic Shopping', NULL),
-            {medium_type("organic")},
-            {source_type("organic", "referring_domain", ref)},
-            multiIf({video()}, 'Organic Video', match({med()}, 'push$'), 'Push',
+        is_direct = (
+            f"{ref()} = '$direct' AND {med()} IS NULL AND ({self.src()} IS NULL OR {self.src()} "
+            f"IN ({', '.join(map(_literal, DIRECT_SOURCES))})) AND NOT {fbclid()}"
+        )
+        organic = f"""coalesce(
+            {self.source_type("organic", "source", self.src)},
+            if({self.shopping()}, 'Organic Shopping', NULL),
+            {self.medium_type("organic")},
+            {self.source_type("organic", "referring_domain", ref)},
+            multiIf({self.video()}, 'Organic Video', match({med()}, 'push$'), 'Push',
                 {fbclid()}, 'Organic Social', {ref()} = '$direct', 'Direct',
                 {ref()} IS NOT NULL, 'Referral', 'Unknown'))"""
-    return f"""multiIf(
+        return f"""multiIf(
         {cross_network}, 'Cross Network',
         {is_paid}, {paid},
         {is_direct}, 'Direct',

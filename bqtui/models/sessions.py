@@ -167,6 +167,35 @@ def build_query(export: ExportConfig) -> str:
     ingested_before_end = (
         f"(inserted_at < {end} OR (inserted_at IS NULL AND _timestamp < toDateTime({end})))"
     )
+    return (
+        _sessions_in_window(raw_session_id, start, end)
+        + f"""SELECT
+    *,
+    toInt64(length(urls)) AS num_uniq_urls,
+    {IS_BOUNCE} AS is_bounce
+FROM (
+    SELECT
+"""
+        + _session_columns(session_id)
+        + f"""    FROM (
+        SELECT uuid, event, {PARSEABLE_PROPERTIES} AS properties, timestamp, team_id, distinct_id
+        FROM events
+        WHERE team_id = {{team_id:Int64}}
+            AND timestamp >= (SELECT low FROM scan_from)
+            AND {ingested_before_end}
+            AND {raw_session_id} IN (SELECT session_id FROM sessions_in_window)
+        LIMIT 1 BY uuid
+    )
+    GROUP BY session_id
+)
+SETTINGS prefer_column_name_to_alias = 1
+"""
+    )
+
+
+def _sessions_in_window(raw_session_id: str, start: str, end: str) -> str:
+    """The window's sessions (every event ingested before its end, some since its start), and
+    where the scan of their events starts."""
     return f"""
 WITH sessions_in_window AS (
     SELECT {raw_session_id} AS session_id, min(timestamp) AS first_seen,
@@ -189,13 +218,12 @@ scan_from AS (
         min(least(first_seen, id_start - INTERVAL {UUID7_CLOCK_MARGIN_HOURS} HOUR))) AS low
     FROM sessions_in_window
 )
-SELECT
-    *,
-    toInt64(length(urls)) AS num_uniq_urls,
-    {IS_BOUNCE} AS is_bounce
-FROM (
-    SELECT
-        {session_id} AS session_id,
+"""
+
+
+def _session_columns(session_id: str) -> str:
+    """One row per session: PostHog's session properties, aggregated over its events."""
+    return f"""        {session_id} AS session_id,
         toInt64(any(team_id)) AS team_id,
         argMin(distinct_id, (timestamp, uuid)) AS distinct_id,
         min(timestamp) AS start_timestamp,
@@ -228,18 +256,6 @@ FROM (
         session_duration AS duration,
         {LAST_EXTERNAL_CLICK_URL} AS last_external_click_url,
         {VITALS_LCP} AS vitals_lcp
-    FROM (
-        SELECT uuid, event, {PARSEABLE_PROPERTIES} AS properties, timestamp, team_id, distinct_id
-        FROM events
-        WHERE team_id = {{team_id:Int64}}
-            AND timestamp >= (SELECT low FROM scan_from)
-            AND {ingested_before_end}
-            AND {raw_session_id} IN (SELECT session_id FROM sessions_in_window)
-        LIMIT 1 BY uuid
-    )
-    GROUP BY session_id
-)
-SETTINGS prefer_column_name_to_alias = 1
 """
 
 

@@ -6,9 +6,10 @@ key, nor a key left behind without its export.
 
 import time
 
-from bqtui.core.config import ExportConfig, validate_export
+from bqtui.core.config import AuthKind, ExportConfig, validate_export
 from bqtui.core.errors import ConfigError, ExportBusy, SecretsError
 from bqtui.destination.keyfile import ServiceAccountKey
+from bqtui.ops.credential_setup import CredentialChoice
 from bqtui.state import secrets
 from bqtui.state.locks import live_holder, request_cancel
 from bqtui.state.store import Store
@@ -17,11 +18,13 @@ from bqtui.state.store import Store
 def create_export(
     store: Store,
     config: ExportConfig,
-    key: ServiceAccountKey,
+    credentials: CredentialChoice | ServiceAccountKey,
     clickhouse_secrets: dict[str, str] | None = None,
 ) -> ExportConfig:
     """Validate and store the export and its secrets; a keyring failure stores nothing."""
-    config = validate_export(config)
+    if isinstance(credentials, ServiceAccountKey):
+        credentials = CredentialChoice(AuthKind.KEY, key=credentials)
+    config = validate_export(credentials.configured(config))
     if store.find_export(config.name):
         raise ConfigError(
             f'An export named "{config.name}" exists already; choose another name or remove '
@@ -30,7 +33,7 @@ def create_export(
     secrets.check_backend()
     export = store.add_export(config)
     try:
-        secrets.store_service_account_key(export.uid, key.to_json())
+        credentials.store_secrets(export.uid)
         if clickhouse_secrets:
             secrets.store_clickhouse_secrets(export.uid, clickhouse_secrets)
     except SecretsError:

@@ -20,7 +20,9 @@ from bqtui.core.paths import data_dir
 BEGIN = "# >>> bqtui schedule (managed by `bqtui schedule`; edit with it) >>>"
 END = "# <<< bqtui schedule <<<"
 UNIT = "bqtui-run-all"
-# Carried into the scheduled environment when set here: where the key is, which database.
+# Carried into the scheduled environment when set here: where the key is, which database,
+# and what Application Default Credentials and impersonation find (cron starts with almost
+# no environment, so a login found here would not be found there).
 CARRIED = (
     "PYTHON_KEYRING_BACKEND",
     "BQTUI_DB",
@@ -28,6 +30,13 @@ CARRIED = (
     "XDG_DATA_HOME",
     "XDG_CONFIG_HOME",
     "BQTUI_RETRY_DEADLINE",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_CLOUD_PROJECT",
+    "CLOUDSDK_CONFIG",
+    "GCE_METADATA_HOST",
+    "GCE_METADATA_IP",
+    "BQTUI_OAUTH_TOKEN_ENDPOINT",
+    "BQTUI_IAM_CREDENTIALS_ENDPOINT",
 )
 
 
@@ -66,6 +75,9 @@ def log_file() -> Path:
 
 def _environment(db: str | None) -> dict[str, str]:
     env = {name: os.environ[name] for name in CARRIED if os.environ.get(name)}
+    for name in ("GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG"):  # cron's cwd is $HOME
+        if name in env:
+            env[name] = str(Path(env[name]).expanduser().resolve())
     if db:
         env["BQTUI_DB"] = str(Path(db).expanduser().resolve())
     return env

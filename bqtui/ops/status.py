@@ -68,6 +68,8 @@ class ExportStatus:
 def export_status(store: Store, export: ExportConfig, now: datetime) -> ExportStatus:
     """Exported through = the end of the unbroken run of done windows from the export's start
     (a window that failed in between holds the mark back until it is done)."""
+    if export.start_at is None:  # every saved export has one (set when it is created)
+        raise ValueError(f"export {export.name!r} has no start time")
     step = STEP[export.interval]
     first = floor_to_interval(export.start_at, export.interval)  # windows are aligned
     done = sorted(s for s in store.done_window_starts(export.saved_id) if s >= first)

@@ -13,19 +13,23 @@ makes that safe) and deletes duplicate copies of an event (keeping the first loa
 """
 
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from bqtui.core.config import ExportConfig, Model
-from bqtui.core.errors import BqtuiError, ConfigError, SourceError
-from bqtui.destination.bigquery import QueryParameters
+from bqtui.core.errors import BqtuiError, ConfigError
+from bqtui.destination.bigquery import BigQueryDestination
+from bqtui.destination.statements import QueryParameters
 from bqtui.models.base import INGESTED_AT, PARSEABLE_PROPERTIES
 from bqtui.models.events import event_filters
+from bqtui.ops.repair import repair as repair  # re-exported: callers import it from here
+from bqtui.ops.repair import windows_to_reexport
 from bqtui.ops.status import export_status
-from bqtui.source.clickhouse import query_failure
-from bqtui.state.locks import ExportLock
+from bqtui.ops.verify_report import DayCheck, VerifyReport
+from bqtui.source.clickhouse import ClickHouseSource
 from bqtui.state.store import Store
-from bqtui.state.windows import STEP, Window, floor_to_interval
+from bqtui.state.windows import STEP, Window
 
 DEFAULT_LISTED = 20  # uuids or keys listed per kind; the rest are counted
 REPAIR_CAP = 100_000  # keys a repair acts on at most in one go
@@ -33,157 +37,6 @@ EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo
 MAX_RANGES = 50  # done ranges spelled out in BigQuery's filter at most
 # A session's end and its event counts, compared between the engines.
 SESSION_COMPARED = ("end_timestamp", "pageview_count", "autocapture_count", "screen_count")
-
-
-@dataclass
-class DayCheck:
-    day: date
-    source: int  # distinct uuids that should be there
-    bigquery: int  # rows in BigQuery
-    missing: int = 0
-    extra: int = 0
-    duplicated: int = 0  # extra copies of a uuid
-    checksum_differs: bool = False
-    keys: list[str] = field(default_factory=list)  # the day's missing and extra uuids (some)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.extra or self.duplicated or self.checksum_differs)
-
-
-@dataclass
-class Finding:
-    """Keys of one kind (missing, extra, duplicated, stale): some listed, all counted."""
-
-    count: int = 0
-    listed: list[str] = field(default_factory=list)
-
-    def add(self, key: str, limit: int) -> None:
-        self.count += 1
-        if len(self.listed) < limit:
-            self.listed.append(key)
-
-
-@dataclass
-class VerifyReport:
-    export: str
-    model: str
-    table: str
-    compared_through: datetime | None
-    bytes_estimate: int | None = None
-    days: list[DayCheck] = field(default_factory=list)
-    missing: Finding = field(default_factory=Finding)
-    extra: Finding = field(default_factory=Finding)
-    duplicated: Finding = field(default_factory=Finding)
-    stale: Finding = field(default_factory=Finding)
-    source_rows: int = 0
-    bigquery_rows: int = 0
-    by_ingestion: bool = False  # BigQuery's rows counted by _inserted_at, window by window
-    # For a repair: every missing or stale key (up to REPAIR_CAP) and every duplicated uuid.
-    repair_keys: list[str] = field(default_factory=list, repr=False)
-    duplicate_keys: list[str] = field(default_factory=list, repr=False)
-    duplicate_days: list[date] = field(default_factory=list, repr=False)  # the days they are in
-
-    @property
-    def ok(self) -> bool:
-        return not (
-            self.missing.count or self.extra.count or self.duplicated.count or self.stale.count
-        ) and all(d.ok for d in self.days)
-
-    def verdict(self) -> str:
-        if self.compared_through is None:
-            return "Nothing exported yet: nothing to compare."
-        if self.ok:
-            return (
-                f"OK: BigQuery holds exactly what ClickHouse holds ({self.source_rows:,} "
-                f"{'events' if self.model == 'events' else 'rows'}, through "
-                f"{self.compared_through:%Y-%m-%d %H:%M} UTC)."
-            )
-        parts = [
-            f"{finding.count:,} {name}"
-            for name, finding in (
-                ("missing", self.missing),
-                ("extra", self.extra),
-                ("duplicated", self.duplicated),
-                ("stale", self.stale),
-            )
-            if finding.count
-        ]
-        return f"DIFFERS: {', '.join(parts) or 'checksums differ'}."
-
-    def to_dict(self) -> dict:
-        def finding(f: Finding) -> dict:
-            return {"count": f.count, "listed": f.listed}
-
-        return {
-            "export": self.export,
-            "model": self.model,
-            "table": self.table,
-            "compared_through": self.compared_through.isoformat()
-            if self.compared_through
-            else None,
-            "bytes_estimate": self.bytes_estimate,
-            "by_ingestion_window": self.by_ingestion,
-            "ok": self.ok,
-            "source_rows": self.source_rows,
-            "bigquery_rows": self.bigquery_rows,
-            "days": [
-                {
-                    "day": d.day.isoformat(),
-                    "source": d.source,
-                    "bigquery": d.bigquery,
-                    "missing": d.missing,
-                    "extra": d.extra,
-                    "duplicated": d.duplicated,
-                    "checksum_differs": d.checksum_differs,
-                    "ok": d.ok,
-                }
-                for d in self.days
-            ],
-            "missing": finding(self.missing),
-            "extra": finding(self.extra),
-            "duplicated": finding(self.duplicated),
-            "stale": finding(self.stale),
-            "verdict": self.verdict(),
-        }
-
-    def lines(self) -> list[str]:
-        out = [f"Verify {self.export} ({self.model}) against {self.table}"]
-        if self.bytes_estimate is not None:
-            out.append(f"BigQuery will scan about {self.bytes_estimate:,} bytes (dry run).")
-        if self.days:
-            out.append(
-                f"{'DAY':<10} {'SOURCE':>9} {'BIGQUERY':>9} {'MISSING':>8} {'EXTRA':>6} "
-                f"{'DUPLICATED':>10}  STATUS"
-            )
-            for d in self.days:
-                status = (
-                    "ok"
-                    if d.ok
-                    else (
-                        "checksum differs"
-                        if d.checksum_differs and not (d.missing or d.extra or d.duplicated)
-                        else "DIFFERS"
-                    )
-                )
-                out.append(
-                    f"{d.day.isoformat():<10} {d.source:>9,} {d.bigquery:>9,} "
-                    f"{d.missing:>8,} {d.extra:>6,} {d.duplicated:>10,}  {status}"
-                )
-        for name, finding in (
-            ("missing", self.missing),
-            ("extra", self.extra),
-            ("duplicated", self.duplicated),
-            ("stale", self.stale),
-        ):
-            if finding.count:
-                more = finding.count - len(finding.listed)
-                out.append(
-                    f"{name.capitalize()} ({finding.count:,}): {', '.join(finding.listed)}"
-                    + (f" … and {more:,} more" if more else "")
-                )
-        out.append(self.verdict())
-        return out
 
 
 def done_ranges(store: Store, export: ExportConfig) -> list[tuple[datetime, datetime]]:
@@ -203,10 +56,10 @@ class Verifier:
         self,
         store: Store,
         export: ExportConfig,
-        source,
-        destination,
+        source: ClickHouseSource,
+        destination: BigQueryDestination,
         *,
-        now,
+        now: Callable[[], datetime],
         listed: int = DEFAULT_LISTED,
         max_bytes: int | None = None,
     ):
@@ -221,14 +74,9 @@ class Verifier:
 
     # -- the two engines -------------------------------------------------------------------
 
-    def ch(self, sql: str, parameters: dict):
-        """A ClickHouse query; any failure is one clear message."""
-        try:
-            return self.source.client.query(sql, parameters=parameters)
-        except SourceError:
-            raise
-        except Exception as error:  # noqa: BLE001 - driver and network errors alike
-            raise SourceError(query_failure(self.export.source_dsn, error)) from None
+    def ch(self, sql: str, parameters: dict) -> list[tuple[Any, ...]]:
+        """A ClickHouse query's rows; any failure is one clear ``SourceError``."""
+        return self.source.query_rows(sql, parameters)
 
     def bq_rows(self, sql: str, parameters: QueryParameters | None = None) -> list[dict]:
         return self.destination.query_rows(
@@ -344,7 +192,7 @@ class Verifier:
                 "AND timestamp < {high:DateTime64(6, 'UTC')} GROUP BY uuid) "
                 "GROUP BY day ORDER BY day",
                 parameters=parameters,
-            ).result_rows
+            )
         }
         for day in sorted(set(bq_days) | set(source_days)):
             source_count = int(source_days[day][1]) if day in source_days else 0
@@ -384,49 +232,51 @@ class Verifier:
                 "{low:DateTime64(6, 'UTC')} AND timestamp < {high:DateTime64(6, 'UTC')} "
                 "GROUP BY uuid) GROUP BY hour",
                 parameters=day_parameters,
-            ).result_rows
+            )
         )
         differing = [h for h in range(24) if bq_hours.get(h, 0) != source_hours.get(h, 0)]
         if not differing:  # same counts, other uuids or times: compare the whole day
             differing = list(range(24))
         for hour in differing:
-            hour_low = low + timedelta(hours=hour)
-            hour_parameters = {
-                **day_parameters,
-                "low": hour_low,
-                "high": hour_low + timedelta(hours=1),
-            }
-            source_uuids = {
-                row[0]
-                for row in self.ch(
-                    f"SELECT DISTINCT toString(uuid) FROM events WHERE {self._source_filter()} "
-                    "AND timestamp >= {low:DateTime64(6, 'UTC')} "
-                    "AND timestamp < {high:DateTime64(6, 'UTC')}",
-                    parameters=hour_parameters,
-                ).result_rows
-            }
-            bq_uuids = {
-                row["uuid"]
-                for row in self.bq_rows(
-                    f"SELECT DISTINCT uuid FROM `{self.table}` WHERE timestamp >= @low "
-                    f"AND timestamp < @high {self._and_ingested()}",
-                    {"low": hour_low, "high": hour_low + timedelta(hours=1)},
-                )
-            }
-            for uuid in sorted(source_uuids - bq_uuids):
-                check.missing += 1
-                report.missing.add(uuid, self.listed)
-                if len(check.keys) < self.listed:
-                    check.keys.append(f"missing {uuid}")
-                if len(report.repair_keys) < REPAIR_CAP:
-                    report.repair_keys.append(uuid)
-            for uuid in sorted(bq_uuids - source_uuids):
-                check.extra += 1
-                report.extra.add(uuid, self.listed)
-                if len(check.keys) < self.listed:
-                    check.keys.append(f"extra {uuid}")
+            self._compare_hour(report, check, day_parameters, low + timedelta(hours=hour))
         if not (check.missing or check.extra):
             check.checksum_differs = True  # same uuids, other timestamps
+
+    def _compare_hour(
+        self, report: VerifyReport, check: DayCheck, day_parameters: dict, hour_low: datetime
+    ) -> None:
+        """The exact uuids of one hour that are missing from BigQuery, or extra in it."""
+        hour_high = hour_low + timedelta(hours=1)
+        hour_parameters = {**day_parameters, "low": hour_low, "high": hour_high}
+        source_uuids = {
+            row[0]
+            for row in self.ch(
+                f"SELECT DISTINCT toString(uuid) FROM events WHERE {self._source_filter()} "
+                "AND timestamp >= {low:DateTime64(6, 'UTC')} "
+                "AND timestamp < {high:DateTime64(6, 'UTC')}",
+                parameters=hour_parameters,
+            )
+        }
+        bq_uuids = {
+            row["uuid"]
+            for row in self.bq_rows(
+                f"SELECT DISTINCT uuid FROM `{self.table}` WHERE timestamp >= @low "
+                f"AND timestamp < @high {self._and_ingested()}",
+                {"low": hour_low, "high": hour_high},
+            )
+        }
+        for uuid in sorted(source_uuids - bq_uuids):
+            check.missing += 1
+            report.missing.add(uuid, self.listed)
+            if len(check.keys) < self.listed:
+                check.keys.append(f"missing {uuid}")
+            if len(report.repair_keys) < REPAIR_CAP:
+                report.repair_keys.append(uuid)
+        for uuid in sorted(bq_uuids - source_uuids):
+            check.extra += 1
+            report.extra.add(uuid, self.listed)
+            if len(check.keys) < self.listed:
+                check.keys.append(f"extra {uuid}")
 
     def _duplicates(self, report: VerifyReport, days: list[date]) -> None:
         rows = self.bq_rows(
@@ -487,7 +337,7 @@ class Verifier:
             "AND _timestamp < {through:DateTime64(6, 'UTC')} GROUP BY id) AS p "
             "ON p.id = m.latest_person SETTINGS join_use_nulls = 1",
             parameters={"team": self.export.team_id, "through": through},
-        ).result_rows
+        )
         return {r[0]: (r[1], r[2]) for r in rows}
 
     def _sessions_source(self, through: datetime) -> dict[str, tuple]:
@@ -500,52 +350,12 @@ class Verifier:
             f"WHERE s != '' GROUP BY s HAVING max({INGESTED_AT}) < "
             "{through:DateTime64(6, 'UTC')}",
             parameters={"team": self.export.team_id, "through": through},
-        ).result_rows
+        )
         return {r[0]: tuple(r[1:]) for r in rows}
 
-    # -- repair -----------------------------------------------------------------------------
-
-    def windows_to_reexport(self, report: VerifyReport) -> list:
-        """The windows holding the missing or stale keys, by their ingestion time."""
-        if not report.repair_keys:
-            return []
-        if self.export.model == Model.EVENTS:
-            sql = (
-                f"SELECT DISTINCT {INGESTED_AT} FROM events WHERE team_id = {{team:Int64}} "
-                "AND toString(uuid) IN {keys:Array(String)}"
-            )
-        elif self.export.model == Model.PERSONS:
-            sql = (
-                "SELECT DISTINCT toDateTime64(_timestamp, 6, 'UTC') FROM person_distinct_id2 "
-                "WHERE team_id = {team:Int64} AND distinct_id IN {keys:Array(String)} UNION "
-                "DISTINCT SELECT DISTINCT toDateTime64(p._timestamp, 6, 'UTC') FROM person AS p "
-                "WHERE team_id = {team:Int64} AND id IN (SELECT person_id FROM "
-                "person_distinct_id2 WHERE team_id = {team:Int64} AND distinct_id IN "
-                "{keys:Array(String)})"
-            )
-        else:
-            sql = (
-                f"SELECT max({INGESTED_AT}) FROM events WHERE team_id = {{team:Int64}} AND "
-                "JSONExtractString(properties, '$session_id') IN {keys:Array(String)} "
-                "GROUP BY JSONExtractString(properties, '$session_id')"
-            )
-        times = self.ch(
-            sql, parameters={"team": self.export.team_id, "keys": report.repair_keys}
-        ).result_rows
-        done = self.store.done_window_starts(self.export.saved_id)
-        starts = {floor_to_interval(row[0], self.export.interval) for row in times}
-        step = STEP[self.export.interval]
-        return sorted(Window(s, s + step) for s in starts if s in done)
-
-    def delete_duplicates(self, report: VerifyReport) -> int:
-        """Leave the first loaded copy of every duplicated event, in the days that hold them
-        (one statement: it happens whole or not at all)."""
-        if not report.duplicate_keys:
-            return 0
-        removed = self.destination.remove_duplicate_copies(
-            self.table, "uuid", report.duplicate_keys, report.duplicate_days
-        )
-        return removed if removed >= 0 else report.duplicated.count
+    def windows_to_reexport(self, report: VerifyReport) -> list[Window]:
+        """The windows a repair re-exports (see ``bqtui.ops.repair``)."""
+        return windows_to_reexport(self, report)
 
 
 def _older(stored: tuple, latest: tuple) -> bool:
@@ -562,27 +372,6 @@ def _utc(value):
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
-
-
-def repair(store: Store, verifier: Verifier, report: VerifyReport, now, on_event=None) -> dict:
-    """Delete the duplicate copies, then re-export the windows holding missing or stale rows;
-    the plan (what changes) is returned, and was shown to the user before."""
-    from bqtui.pipeline.runner import ExportRunner
-
-    windows = verifier.windows_to_reexport(report)
-    outcome = {"reexported_windows": [w.label() for w in windows], "deleted_copies": 0}
-    lock = ExportLock(store, verifier.export.saved_id).acquire()  # no runner MERGEs meanwhile
-    try:
-        outcome["deleted_copies"] = verifier.delete_duplicates(report)
-    finally:
-        lock.release()
-    verifier.source.close()  # the runner opens the source itself
-    if windows:
-        result = ExportRunner(store, on_event=on_event, now=now).run_export(
-            verifier.export, windows=windows, trigger="repair"
-        )
-        outcome["reexport_status"] = result.status
-    return outcome
 
 
 def _utc_all(values: tuple) -> tuple:

@@ -6,14 +6,19 @@ The runner is written against these, so it runs unchanged on ClickHouse and BigQ
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
 
+from bqtui.destination.bigquery import JobOutcome, TablePlan
+from bqtui.models import ExportModel
+from bqtui.source.clickhouse import ReadStats
+
 
 class Source(Protocol):
-    last_read: object  # ReadStats of the last stream, or None where the engine does not say
+    last_read: ReadStats | None  # of the last stream; None where the engine does not say
 
     def open(self) -> "Source": ...
 
@@ -31,19 +36,31 @@ class Source(Protocol):
 class Destination(Protocol):
     def table_ref(self, dataset_id: str, table_id: str) -> str: ...
 
-    def prepare_table(self, dataset_id: str, table_id: str, model, json_type: bool): ...
+    def prepare_table(
+        self, dataset_id: str, table_id: str, model: ExportModel, json_type: bool
+    ) -> TablePlan: ...
 
-    def create_stage_table(self, plan, stage_table_id: str) -> str: ...
+    def create_stage_table(self, plan: TablePlan, stage_table_id: str) -> str: ...
 
-    def load_file(self, path: Path, stage_ref: str, job_id: str, labels: dict, *, first: bool): ...
+    # Jobs are the client library's objects (fakes in tests), handed back to wait_for as is:
+    # untyped here, so that each destination names its own.
+    def load_file(
+        self, path: Path, stage_ref: str, job_id: str, labels: dict[str, str], *, first: bool
+    ) -> object: ...
 
     def submit_merge(
-        self, plan, stage_ref: str, model, job_id: str, labels: dict, timestamp_range=None
-    ): ...
+        self,
+        plan: TablePlan,
+        stage_ref: str,
+        model: ExportModel,
+        job_id: str,
+        labels: dict[str, str],
+        timestamp_range: tuple[datetime, datetime] | None = None,
+    ) -> object: ...
 
-    def wait_for(self, job, doing: str, dataset_id: str): ...
+    def wait_for(self, job, doing: str, dataset_id: str) -> object: ...
 
-    def job_outcome(self, job_id: str, dataset_id: str | None = None): ...
+    def job_outcome(self, job_id: str, dataset_id: str | None = None) -> JobOutcome: ...
 
     def drop_table(self, ref: str) -> Exception | None: ...
 

@@ -2,7 +2,9 @@
 server, the database, whether the tables and columns the model reads exist, and whether a skip
 index keeps each window from reading the team's whole history."""
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from bqtui.core.config import ExportConfig, Model
 from bqtui.core.errors import BqtuiError
@@ -90,9 +92,9 @@ def check_source(export: ExportConfig, secrets: dict | None = None) -> SourceRep
     with ClickHouseSource(export.source_dsn, secrets, busy_wait=5) as source:
         report = SourceReport(source=_redacted(export.source_dsn))
         try:
-            report.server_version, report.database = source.client.query(
-                "SELECT version(), currentDatabase()"
-            ).first_row
+            report.server_version, report.database = _first_row(
+                source, "SELECT version(), currentDatabase()"
+            )
             _check_tables(source, export, report)
             if Model(export.model) == Model.SESSIONS and "events" in report.tables:
                 _sessions_note(source, export, report)
@@ -103,17 +105,26 @@ def check_source(export: ExportConfig, secrets: dict | None = None) -> SourceRep
         return report
 
 
+def _first_row(source: ClickHouseSource, sql: str, parameters: dict | None = None) -> Sequence[Any]:
+    """The query's first row; driver errors are left to ``check_source``, which reports them."""
+    row = source.client.query(sql, parameters=parameters or {}).first_row
+    if row is None:  # never for the aggregates asked here
+        raise ValueError(f"no row for {sql.split(' FROM ')[0]}")
+    return row
+
+
 def _sessions_note(source: ClickHouseSource, export: ExportConfig, report: SourceReport) -> None:
     """What a sessions window reads depends on the kind of session ids (see models.sessions)."""
     from bqtui.models.sessions import UUID7_CLOCK_MARGIN_HOURS, UUID7_PATTERN
 
-    uuid7, sessions = source.client.query(
+    uuid7, sessions = _first_row(
+        source,
         "SELECT countIf(match(s, {pattern:String})), count() FROM (SELECT DISTINCT "
         "JSONExtractString(properties, '$session_id') AS s FROM events WHERE team_id = "
         "{team:Int64} AND toDate(timestamp) >= (SELECT max(toDate(timestamp)) FROM events "
         "WHERE team_id = {team:Int64}) - 1 AND s != '')",
-        parameters={"pattern": UUID7_PATTERN, "team": export.team_id},
-    ).first_row
+        {"pattern": UUID7_PATTERN, "team": export.team_id},
+    )
     if not sessions:
         return
     if uuid7 == sessions:

@@ -15,7 +15,7 @@ by accident), ``connect_timeout``/``send_receive_timeout`` (seconds), and ClickH
 
 import ipaddress
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit
 
 from bqtui.core.errors import ConfigError
 
@@ -114,35 +114,8 @@ def parse_dsn(text: str) -> tuple[ClickHouseDsn, dict[str, str]]:
             f'Unknown ClickHouse DSN scheme "{shown}": use http://host:8123/database, '
             "https://host:8443/database, or chdb:///path for the embedded engine."
         )
-    try:
-        port = parts.port
-        host = parts.hostname
-    except ValueError as error:
-        raise ConfigError(f"The ClickHouse DSN's host or port is not valid: {error}.") from None
-    if not host:
-        raise ConfigError(
-            "The ClickHouse DSN has no host, e.g. https://reader@clickhouse.example.com:8443/db."
-        )
-    _check_host(host)
-    if port in NATIVE_PORTS:
-        raise ConfigError(
-            f"Port {port} is ClickHouse's native protocol; bqtui speaks its HTTP interface: "
-            f"use port {HTTP_PORTS[scheme]} ({'TLS' if scheme == 'https' else 'plain'} HTTP)."
-        )
-    secrets: dict[str, str] = {}
-    if parts.password is not None:
-        secrets["password"] = unquote(parts.password)
-    options: dict[str, str] = {}
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name.lower() in SECRET_PARAMETERS:
-            secrets[SECRET_PARAMETERS[name.lower()]] = value
-        else:
-            options[name] = value
-    if "password" in secrets and "access_token" in secrets:
-        raise ConfigError(
-            "The ClickHouse DSN has both a password and an access token: give one of them "
-            "(an access token authenticates without a user name or password)."
-        )
+    host, port = _host_and_port(parts, scheme)
+    secrets, options = _secrets_and_options(parts)
     database = unquote(parts.path.strip("/")) or options.pop("database", "")
     if "/" in (database or ""):
         raise ConfigError(
@@ -162,7 +135,45 @@ def parse_dsn(text: str) -> tuple[ClickHouseDsn, dict[str, str]]:
     return dsn, secrets
 
 
-def _parse_embedded(parts) -> ClickHouseDsn:
+def _host_and_port(parts: SplitResult, scheme: str) -> tuple[str, int | None]:
+    try:
+        port = parts.port
+        host = parts.hostname
+    except ValueError as error:
+        raise ConfigError(f"The ClickHouse DSN's host or port is not valid: {error}.") from None
+    if not host:
+        raise ConfigError(
+            "The ClickHouse DSN has no host, e.g. https://reader@clickhouse.example.com:8443/db."
+        )
+    _check_host(host)
+    if port in NATIVE_PORTS:
+        raise ConfigError(
+            f"Port {port} is ClickHouse's native protocol; bqtui speaks its HTTP interface: "
+            f"use port {HTTP_PORTS[scheme]} ({'TLS' if scheme == 'https' else 'plain'} HTTP)."
+        )
+    return host, port
+
+
+def _secrets_and_options(parts: SplitResult) -> tuple[dict[str, str], dict[str, str]]:
+    """The DSN's password and secret parameters (for the keyring), and its other parameters."""
+    secrets: dict[str, str] = {}
+    if parts.password is not None:
+        secrets["password"] = unquote(parts.password)
+    options: dict[str, str] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name.lower() in SECRET_PARAMETERS:
+            secrets[SECRET_PARAMETERS[name.lower()]] = value
+        else:
+            options[name] = value
+    if "password" in secrets and "access_token" in secrets:
+        raise ConfigError(
+            "The ClickHouse DSN has both a password and an access token: give one of them "
+            "(an access token authenticates without a user name or password)."
+        )
+    return secrets, options
+
+
+def _parse_embedded(parts: SplitResult) -> ClickHouseDsn:
     options = dict(parse_qsl(parts.query, keep_blank_values=True))
     path = (parts.netloc + parts.path) if parts.netloc not in ("", "localhost") else parts.path
     return ClickHouseDsn(

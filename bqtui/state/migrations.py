@@ -112,6 +112,14 @@ def _migration_5(db: sqlite_utils.Database) -> None:
     db.table("exports").add_column("alert_after_seconds", int)
 
 
+def _migration_6(db: sqlite_utils.Database) -> None:
+    # Keyless credentials: how the export authenticates, and whom it impersonates. A
+    # credential file without secrets is kept here; one with secrets lives in the keyring.
+    db.table("exports").add_column("auth", str)
+    db.table("exports").add_column("impersonate", str)
+    db.table("exports").add_column("credential_config", str)
+
+
 # Each migration takes the schema from version N-1 to N; never edit one that has shipped.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
@@ -119,5 +127,6 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_3,
     _migration_4,
     _migration_5,
+    _migration_6,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

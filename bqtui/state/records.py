@@ -4,7 +4,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bqtui.core.config import DEFAULT_SETTLE_SECONDS, ExportConfig, Interval, Model
+from bqtui.core.config import DEFAULT_SETTLE_SECONDS, AuthKind, ExportConfig, Interval, Model
 
 
 def utcnow() -> datetime:
@@ -75,6 +75,9 @@ def export_row(config: ExportConfig) -> dict:
         "enabled": int(config.enabled),
         "settle_seconds": config.settle_seconds,
         "alert_after_seconds": config.alert_after_seconds,
+        "auth": config.auth.value,
+        "impersonate": config.impersonate,
+        "credential_config": config.credential_config,
     }
 
 
@@ -102,6 +105,9 @@ def export_from_row(row: dict) -> ExportConfig:
         if row.get("settle_seconds") is None
         else row["settle_seconds"],
         alert_after_seconds=row.get("alert_after_seconds"),
+        auth=AuthKind(row.get("auth") or AuthKind.KEY),
+        impersonate=row.get("impersonate"),
+        credential_config=row.get("credential_config"),
     )
 
 

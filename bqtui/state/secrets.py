@@ -113,6 +113,35 @@ def load_service_account_key(export_uid: str, export_name: str = "") -> str:
     return secret
 
 
+def _credential_file_entry(export_uid: str) -> str:
+    return f"export:{export_uid}:google-credential-file"
+
+
+def store_credential_file(export_uid: str, credential_json: str) -> None:
+    """A Google credential file that holds a secret (a refresh token, a client secret)."""
+    _set(_credential_file_entry(export_uid), credential_json)
+
+
+def load_credential_file(export_uid: str, export_name: str = "") -> str:
+    secret = _get(_credential_file_entry(export_uid))
+    if secret is None:
+        label = f'export "{export_name}"' if export_name else "this export"
+        raise SecretsError(
+            f"The credential file of {label} is not in the keyring ({backend_name()}). "
+            "It may have been stored under another keyring backend or user. Set it again: "
+            f"bqtui set-auth {export_name or 'NAME'} --credentials-file FILE.json"
+        )
+    return secret
+
+
+def delete_credential_file(export_uid: str) -> None:
+    _delete(_credential_file_entry(export_uid))
+
+
+def delete_service_account_key(export_uid: str) -> None:
+    _delete(_key_entry(export_uid))
+
+
 def _credentials_entry(export_uid: str) -> str:
     return f"export:{export_uid}:clickhouse-credentials"
 
@@ -147,3 +176,4 @@ def delete_export_secrets(export_uid: str) -> None:
     _delete(_key_entry(export_uid))
     _delete(_password_entry(export_uid))
     _delete(_credentials_entry(export_uid))
+    _delete(_credential_file_entry(export_uid))

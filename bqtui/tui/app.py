@@ -1,8 +1,7 @@
 """The bqtui app: a thin face on the core. Screens start core calls; the core does the work."""
 
 import sys
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Iterable
 from pathlib import Path
 
 from textual import events, work
@@ -10,14 +9,17 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.worker import Worker, WorkerState
 
 from bqtui.core.config import ExportConfig
 from bqtui.core.errors import BqtuiError, ConfigError
 from bqtui.core.paths import default_db_path
+from bqtui.demo.environment import DemoEnvironment
 from bqtui.ops.export_setup import remove_export
 from bqtui.pipeline.runner import ExportRunner
 from bqtui.state.store import Store, utcnow
-from bqtui.tui.messages import AutorunDone
+from bqtui.tui.context import BqtuiContext, Clock, Period
+from bqtui.tui.messages import AutorunDone, ExportPaused, ExportRemoved
 from bqtui.tui.screens.backfill import BackfillDialog
 from bqtui.tui.screens.check import PermissionCheckScreen
 from bqtui.tui.screens.detail import ExportDetailScreen
@@ -28,18 +30,12 @@ from bqtui.tui.screens.home import HomeScreen
 from bqtui.tui.screens.run import RunScreen
 from bqtui.tui.screens.wizard.screen import NewExportScreen
 
-Clock = Callable[[], datetime]
 AUTORUN_SECONDS = 60.0
 
 
-def saved_id(export: ExportConfig) -> int:
-    """The store id of an export the user picked on screen: always saved, so never None."""
-    if export.id is None:
-        raise ValueError(f'Export "{export.name}" has not been saved yet')
-    return export.id
-
-
 class BqtuiApp(App[None]):
+    """Satisfies ``bqtui.tui.context.BqtuiContext``: what the screens need from the app."""
+
     TITLE = "bqtui"
     SUB_TITLE = "ClickHouse → BigQuery exports"
     CSS_PATH = ["app.tcss", "home.tcss", "wizard.tcss", "run.tcss", "detail.tcss"]
@@ -52,21 +48,21 @@ class BqtuiApp(App[None]):
         self,
         store: Store,
         *,
-        demo=None,
+        demo: DemoEnvironment | None = None,
         clock: Clock = utcnow,
         browse_from: Path | None = None,
         cursor_blink: bool = True,
     ):
         super().__init__()
         self.store = store
-        self.demo = demo  # a bqtui.demo.environment.DemoEnvironment, or None
+        self.demo = demo
         self.clock = clock
         self.browse_from = Path(browse_from) if browse_from else Path.cwd()
         self.cursor_blink = cursor_blink
         self.autorun = False  # "run due exports while open", off until the user turns it on
         self._autorun_timer: Timer | None = None
 
-    def get_default_screen(self) -> Screen:
+    def get_default_screen(self) -> Screen[None]:
         return HomeScreen()
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
@@ -108,8 +104,7 @@ class BqtuiApp(App[None]):
             store.close()
 
     def on_autorun_done(self, message: AutorunDone) -> None:
-        if isinstance(self.screen, HomeScreen):
-            self.screen.refresh_exports()
+        self.refresh_home()
         failed = [r for r in message.results if r.failed]
         if failed:
             self.notify(
@@ -146,7 +141,7 @@ class BqtuiApp(App[None]):
             confirmed,
         )
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         if isinstance(screen, HomeScreen):
             yield SystemCommand("New export", "Create an export step by step", screen.action_new)
             if screen.selected_export() is not None:
@@ -189,40 +184,45 @@ class BqtuiApp(App[None]):
         self.push_screen(NewExportScreen(), created)
 
     def show_detail(self, export: ExportConfig) -> None:
-        self.push_screen(ExportDetailScreen(saved_id(export)))
+        self.push_screen(ExportDetailScreen(export.saved_id))
 
-    def run_export(self, export: ExportConfig, backfill: tuple[datetime, datetime] | None = None):
-        self.push_screen(RunScreen(saved_id(export), backfill=backfill))
+    def run_export(self, export: ExportConfig, backfill: Period | None = None) -> None:
+        self.push_screen(RunScreen(export.saved_id, backfill=backfill))
 
     def backfill(self, export: ExportConfig) -> None:
-        def chosen(period: tuple[datetime, datetime] | None) -> None:
+        def chosen(period: Period | None) -> None:
             if period is not None:
                 self.run_export(export, backfill=period)
 
         self.push_screen(BackfillDialog(export), chosen)
 
     def check_permissions(self, export: ExportConfig) -> None:
-        self.push_screen(PermissionCheckScreen(saved_id(export)))
+        self.push_screen(PermissionCheckScreen(export.saved_id))
 
     def edit_export(self, export: ExportConfig) -> None:
-        self.push_screen(EditExportScreen(saved_id(export)))
+        self.push_screen(EditExportScreen(export.saved_id))
 
     def toggle_paused(self, export: ExportConfig) -> None:
-        self.store.set_enabled(saved_id(export), not export.enabled)
-        state = "paused" if export.enabled else "resumed"
-        self.notify(f'Export "{export.name}" {state}.')
+        self.pause_in_thread(export)
 
-    def delete_export(self, export: ExportConfig, on_deleted: Callable[[], None]) -> None:
+    @work(thread=True, group="export-changes", exit_on_error=False, description="Pausing")
+    def pause_in_thread(self, export: ExportConfig) -> None:
+        store = Store(self.store.path)  # this thread's own connection
+        try:
+            store.set_enabled(export.saved_id, not export.enabled)
+        finally:
+            store.close()
+        self.post_message(ExportPaused(export, paused=export.enabled))
+
+    def on_export_paused(self, message: ExportPaused) -> None:
+        state = "paused" if message.paused else "resumed"
+        self.notify(f'Export "{message.export.name}" {state}.')
+        self.refresh_home()
+
+    def delete_export(self, export: ExportConfig) -> None:
         def confirmed(yes: bool | None) -> None:
-            if not yes:
-                return
-            try:
-                remove_export(self.store, export)
-            except BqtuiError as error:
-                self.show_error("The export was not deleted", error)
-                return
-            self.notify(f'Export "{export.name}" deleted.')
-            on_deleted()
+            if yes:
+                self.remove_in_thread(export)
 
         self.push_screen(
             ConfirmDialog(
@@ -235,11 +235,47 @@ class BqtuiApp(App[None]):
             confirmed,
         )
 
+    @work(thread=True, group="export-changes", exit_on_error=False, description="Deleting")
+    def remove_in_thread(self, export: ExportConfig) -> None:
+        # The keyring and SQLite can block (a locked keyring, a busy database): not on the UI.
+        store = Store(self.store.path)  # this thread's own connection
+        try:
+            remove_export(store, export)
+        except BqtuiError as error:
+            self.post_message(ExportRemoved(export, error))
+            return
+        finally:
+            store.close()
+        self.post_message(ExportRemoved(export))
+
+    def on_export_removed(self, message: ExportRemoved) -> None:
+        if message.error is not None:
+            self.show_error("The export was not deleted", message.error)
+            return
+        self.notify(f'Export "{message.export.name}" deleted.')
+        self.refresh_home()
+
+    def refresh_home(self) -> None:
+        if isinstance(self.screen, HomeScreen):
+            self.screen.refresh_exports()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The app's own workers (the screens show theirs): an error dialog, not a crash."""
+        if event.worker.group != "export-changes" or event.state != WorkerState.ERROR:
+            return
+        if event.worker.error is not None:
+            self.show_error(f"{event.worker.description} failed", event.worker.error)
+
+
+def as_context(app: BqtuiApp) -> BqtuiContext:
+    """Where mypy checks that the app gives the screens what ``BqtuiContext`` promises."""
+    return app
+
 
 def create_app(
     db_path: str | Path | None = None,
     *,
-    demo=None,
+    demo: DemoEnvironment | None = None,
     clock: Clock = utcnow,
     browse_from: Path | None = None,
     cursor_blink: bool = True,
@@ -251,7 +287,7 @@ def create_app(
     )
 
 
-def run_tui(db_path: str | Path | None = None, demo=None) -> int:
+def run_tui(db_path: str | Path | None = None, demo: DemoEnvironment | None = None) -> int:
     try:
         app = create_app(db_path, demo=demo)
     except ConfigError as error:

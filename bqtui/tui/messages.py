@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 
 from textual.message import Message
 
+from bqtui.core.config import ExportConfig
+from bqtui.core.errors import BqtuiError
+from bqtui.destination.credentials import GoogleCredentials
 from bqtui.ops.permission_check import CheckReport
+from bqtui.ops.verify_report import VerifyReport
 from bqtui.pipeline.runner import LogEvent, ProgressEvent, RunResult, WindowFinished
 
 
@@ -73,7 +77,7 @@ class TableSchemaChecked(Message):
 class VerifyDone(Message):
     """A verify (or a repair, then a verify) finished: its report, or why it could not run."""
 
-    report: object | None  # bqtui.ops.verify.VerifyReport
+    report: VerifyReport | None
     error: str | None = None
     repaired: dict | None = None
 
@@ -82,4 +86,62 @@ class VerifyDone(Message):
 class AutorunDone(Message):
     """The TUI ran every due window while open (as cron's runner does): the results."""
 
-    results: list
+    results: list[RunResult]
+
+
+@dataclass
+class PermissionCheckAs(Message):
+    """The check found the credentials: who it checks as, in which project."""
+
+    principal: str
+    project: str
+
+
+@dataclass
+class CredentialsLoaded(Message):
+    """An export's credentials, from its configuration and the keyring, read in a worker
+    (or why not)."""
+
+    export: ExportConfig
+    credentials: GoogleCredentials | None
+    error: BqtuiError | None = None
+
+
+@dataclass
+class AdcDetected(Message):
+    """What Application Default Credentials would use right now ("found: …", "none found")."""
+
+    text: str
+
+
+@dataclass
+class ExportCreated(Message):
+    """The wizard's export and its secrets were stored (keyring and database), or why not."""
+
+    export: ExportConfig | None
+    error: str | None = None
+
+
+@dataclass
+class ExportSaved(Message):
+    """The edit screen's changes were stored (keyring and database): the notice, or why not."""
+
+    notice: str
+    long_notice: bool = False  # it names a range to backfill: shown longer
+    error: str | None = None
+
+
+@dataclass
+class ExportPaused(Message):
+    """An export was paused or resumed (a database write, done in a worker)."""
+
+    export: ExportConfig
+    paused: bool
+
+
+@dataclass
+class ExportRemoved(Message):
+    """An export, its history and its keyring entries were removed, or why not."""
+
+    export: ExportConfig
+    error: BqtuiError | None = None

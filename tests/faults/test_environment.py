@@ -272,7 +272,7 @@ def test_an_old_server_is_named_with_its_version_and_the_oldest_supported(
     ],
 )
 def test_the_oldest_supported_version_is_22_6(version, refused):
-    from bqtui.source.clickhouse import _old_server
+    from bqtui.source.failures import old_server_message as _old_server
 
     said = _old_server("http://reader:pw@ch:8123/db", version)
     assert bool(said) is refused

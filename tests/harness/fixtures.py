@@ -58,5 +58,6 @@ def _fresh_fake_google(request: pytest.FixtureRequest) -> Iterator[None]:
     google: FakeGoogle = request.getfixturevalue("fake_google")
     google.proxy.clear_faults()
     google.proxy.reset_calls()
+    google.reset_impersonation_calls()
     yield
     google.proxy.clear_faults()

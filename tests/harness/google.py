@@ -3,6 +3,11 @@
 ``FakeGoogle`` runs a token server and a BigQuery proxy in front of an emulator. Product
 code gets a real key file (``ServiceAccount.write_key``) and the proxy URL as its BigQuery
 API endpoint, and runs its real google-auth and google-cloud-bigquery code against them.
+
+Keyless credentials run against the same token server: user logins (``new_user``),
+impersonation (``allow_impersonation``), workload identity federation
+(``new_workload_pool``) and a metadata server (``start_metadata_server``); ``keyless_env``
+gives a subprocess the environment that points the product at them.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import itertools
 import json
 import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +24,10 @@ from google.cloud import bigquery
 from google.oauth2 import service_account
 
 from tests.harness.bq_proxy import BigQueryProxy
+from tests.harness.grants import Grantee, principal_of
+from tests.harness.iam_credentials import IamCredentials, ImpersonationCall
 from tests.harness.keys import make_service_account_key, public_key_pem
+from tests.harness.metadata_server import DEFAULT_SCOPES, MetadataServer
 from tests.harness.roles import (  # noqa: F401  (re-exported for tests)
     ALL_PERMISSIONS,
     DATA_EDITOR,
@@ -28,10 +36,14 @@ from tests.harness.roles import (  # noqa: F401  (re-exported for tests)
     SEED_CUSTOM_ROLE,
 )
 from tests.harness.token_server import TokenServer
+from tests.harness.user_logins import GCLOUD_ADC_SCOPES, UserLogin, UserLogins
+from tests.harness.workload_identity import SecurityTokenService, WorkloadPool
 
 BIGQUERY_SCOPE = "https://www.googleapis.com/auth/bigquery"
 # Retries stop after this many seconds in harness clients (the library default is 600).
 SHORT_RETRY_SECONDS = 5.0
+# Nothing listens there: ADC detection fails at once instead of trying 169.254.169.254.
+CLOSED_METADATA_HOST = "127.0.0.1:9"
 
 _account_numbers = itertools.count(1)
 
@@ -53,13 +65,21 @@ class ShortRetryClient(bigquery.Client):
 
 
 @dataclass
-class ServiceAccount:
+class ServiceAccount(Grantee):
     """A service account with one key, whose IAM grants live in the fake Google."""
 
     email: str
     project_id: str
     key: dict
     _google: FakeGoogle = field(repr=False)
+
+    @property
+    def principal(self) -> str:
+        return self.email
+
+    @property
+    def _proxy(self) -> BigQueryProxy:
+        return self._google.proxy
 
     def write_key(self, path: Path) -> Path:
         """Write the key file as Google lets users download it (readable by the owner only)."""
@@ -78,32 +98,6 @@ class ServiceAccount:
         """A real BigQuery client acting as this account, with short retries."""
         return self._google.client_for(self.credentials(), project or self.project_id)
 
-    def grant(
-        self,
-        *,
-        project_permissions: Iterable[str] = (),
-        dataset_permissions: Mapping[str, Iterable[str]] | None = None,
-        project: str | None = None,
-    ) -> None:
-        """Grant permissions on ``project`` (default: the account's) and on its datasets."""
-        self._change(self._google.proxy.grant, project_permissions, dataset_permissions, project)
-
-    def revoke(
-        self,
-        *,
-        project_permissions: Iterable[str] = (),
-        dataset_permissions: Mapping[str, Iterable[str]] | None = None,
-        project: str | None = None,
-    ) -> None:
-        """Take back permissions given with ``grant`` at the same level."""
-        self._change(self._google.proxy.revoke, project_permissions, dataset_permissions, project)
-
-    def _change(self, change, project_permissions, dataset_permissions, project) -> None:
-        project = project or self.project_id
-        change(self.email, project_permissions, project=project)
-        for dataset, permissions in (dataset_permissions or {}).items():
-            change(self.email, permissions, project=project, dataset=dataset)
-
     def revoke_key(self) -> None:
         """Delete the key: new token exchanges fail, issued tokens live until they expire."""
         self._google.token_server.revoke_key(self.email, self.key["private_key_id"])
@@ -120,7 +114,12 @@ class FakeGoogle:
         self.emulator_url = emulator_url
         self.token_server = TokenServer()
         self.proxy = BigQueryProxy(emulator_url, self.token_server)
+        self.user_logins = UserLogins(self.token_server)
+        self.iam_credentials = IamCredentials(self.token_server)
+        self.sts = SecurityTokenService(self.token_server)
         self._admins: dict[str, ServiceAccount] = {}
+        self._projects: list[str] = []
+        self._metadata_servers: list[MetadataServer] = []
 
     def start(self) -> FakeGoogle:
         self.token_server.start()
@@ -128,6 +127,8 @@ class FakeGoogle:
         return self
 
     def stop(self) -> None:
+        for metadata_server in self._metadata_servers:
+            metadata_server.stop()
         self.proxy.stop()
         self.token_server.stop()
 
@@ -146,8 +147,26 @@ class FakeGoogle:
     def token_uri(self) -> str:
         return self.token_server.token_uri
 
+    @property
+    def oauth_token_endpoint(self) -> str:
+        """Where user logins refresh (the product reads ``BQTUI_OAUTH_TOKEN_ENDPOINT``)."""
+        return self.token_server.token_uri
+
+    @property
+    def iam_credentials_endpoint(self) -> str:
+        """The IAM Credentials base URL (``BQTUI_IAM_CREDENTIALS_ENDPOINT``); the product
+        appends ``/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken``."""
+        return self.iam_credentials.base_url
+
+    @property
+    def sts_endpoint(self) -> str:
+        """The STS token exchange URL that workload pool configs name as ``token_url``."""
+        return self.sts.url
+
     def add_project(self, project_id: str) -> None:
         self.proxy.add_project(project_id)
+        if project_id not in self._projects:
+            self._projects.append(project_id)
 
     def new_account(
         self,
@@ -176,6 +195,94 @@ class FakeGoogle:
             project_permissions=project_permissions, dataset_permissions=dataset_permissions
         )
         return account
+
+    def new_user(
+        self,
+        email: str,
+        *,
+        project_id: str | None = None,
+        project_permissions: Iterable[str] = (),
+        dataset_permissions: Mapping[str, Iterable[str]] | None = None,
+        quota_project_id: str | None = None,
+        scopes: Sequence[str] = GCLOUD_ADC_SCOPES,
+    ) -> UserLogin:
+        """A person logged in with `gcloud auth application-default login`, with these grants
+        on ``project_id`` (default: the first project added) and its datasets."""
+        refresh_token = self.user_logins.log_in(email, tuple(scopes))
+        user = UserLogin(email, self._project(project_id), refresh_token, quota_project_id, self)
+        user.grant(project_permissions=project_permissions, dataset_permissions=dataset_permissions)
+        return user
+
+    def allow_impersonation(self, caller: Grantee | str, target: Grantee | str) -> None:
+        """Grant ``caller`` roles/iam.serviceAccountTokenCreator on service account ``target``
+        (principals as objects or as emails / principal:// strings)."""
+        self.iam_credentials.allow(principal_of(caller), principal_of(target))
+
+    def deny_impersonation(self, caller: Grantee | str, target: Grantee | str) -> None:
+        """Remove that binding: generateAccessToken answers 403 PERMISSION_DENIED."""
+        self.iam_credentials.deny(principal_of(caller), principal_of(target))
+
+    @property
+    def impersonation_calls(self) -> list[ImpersonationCall]:
+        """Every generateAccessToken request since the last ``reset_impersonation_calls``."""
+        return self.iam_credentials.calls
+
+    def reset_impersonation_calls(self) -> None:
+        self.iam_credentials.reset_calls()
+
+    def new_workload_pool(
+        self,
+        subject: str = "repo:example/app:ref:refs/heads/main",
+        service_account: ServiceAccount | None = None,
+        *,
+        project_id: str | None = None,
+        pool_id: str = "pool",
+        provider_id: str = "prov",
+    ) -> WorkloadPool:
+        """A workload of identity pool ``pool_id`` whose OIDC tokens STS exchanges; with
+        ``service_account`` its config impersonates that account (allow it with
+        ``allow_impersonation(pool, service_account)``)."""
+        return WorkloadPool(
+            subject, self._project(project_id), service_account, pool_id, provider_id, self
+        )
+
+    def start_metadata_server(
+        self,
+        account: ServiceAccount,
+        project_id: str | None = None,
+        *,
+        scopes: Sequence[str] = DEFAULT_SCOPES,
+    ) -> MetadataServer:
+        """A running metadata server of an instance that runs as ``account``; ``stop()`` it
+        to play a metadata server that does not answer (FakeGoogle.stop stops it too)."""
+        server = MetadataServer(
+            self.token_server, account.email, project_id or account.project_id, scopes
+        )
+        self._metadata_servers.append(server)
+        return server.start()
+
+    def keyless_env(self, metadata: MetadataServer | None = None) -> dict[str, str]:
+        """The environment a product subprocess needs to reach the keyless endpoints.
+
+        Without ``metadata`` the metadata host is a closed port, so ADC detection fails at
+        once instead of trying the real 169.254.169.254. One detection attempt instead of
+        three saves ~3 s per run with no metadata server.
+        """
+        host = metadata.host if metadata is not None else CLOSED_METADATA_HOST
+        return {
+            "BQTUI_OAUTH_TOKEN_ENDPOINT": self.oauth_token_endpoint,
+            "BQTUI_IAM_CREDENTIALS_ENDPOINT": self.iam_credentials_endpoint,
+            "GCE_METADATA_HOST": host,
+            "GCE_METADATA_IP": host,
+            "GCE_METADATA_DETECT_RETRIES": "1",
+        }
+
+    def _project(self, project_id: str | None) -> str:
+        if project_id is not None:
+            return project_id
+        if not self._projects:
+            raise ValueError("no project: call add_project first or pass project_id")
+        return self._projects[0]
 
     def set_dataset_location(self, project_id: str, dataset_id: str, location: str) -> None:
         self.proxy.set_dataset_location(project_id, dataset_id, location)

@@ -4,6 +4,11 @@ google-auth exchanges a service-account key for an access token by POSTing a sig
 to the key file's ``token_uri``. This server verifies that JWT the way Google does
 (signature against the registered public key, audience, lifetime, scope) and answers with
 Google's error bodies, so the product's real auth code runs unchanged in tests.
+
+Every access token the fake Google issues (key exchange, refresh-token grant, STS,
+impersonation, metadata server) lands in this server's registry with its principal, so the
+BigQuery proxy knows who calls. Other grant types and POST endpoints plug in with
+``add_grant`` and ``add_post_route`` (see user_logins, workload_identity, iam_credentials).
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import secrets
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -39,6 +46,7 @@ BAD_AUDIENCE = "Invalid JWT: Failed audience check. The right audience is " + JW
 
 @dataclass(frozen=True)
 class IssuedToken:
+    # The principal: a service account's or user's email, or a federated principal:// URI.
     client_email: str
     scopes: frozenset[str]
     expires_at: float
@@ -47,10 +55,24 @@ class IssuedToken:
 class TokenError(Exception):
     """A refused exchange, carrying the OAuth error code and description Google sends."""
 
-    def __init__(self, error: str, description: str):
+    def __init__(self, error: str, description: str, status: int = 400):
         super().__init__(f"{error}: {description}")
         self.error = error
         self.description = description
+        self.status = status
+
+
+@dataclass(frozen=True)
+class PostRequest:
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+# A grant type's handler: the token request's form -> the success body, or raise TokenError.
+GrantHandler = Callable[[dict[str, str]], dict]
+# An endpoint's handler: (request, the path pattern's match) -> (status, JSON body).
+PostHandler = Callable[[PostRequest, re.Match[str]], tuple[int, dict]]
 
 
 class TokenServer:
@@ -65,18 +87,19 @@ class TokenServer:
         self._public_keys: dict[tuple[str, str], rsa.RSAPublicKey] = {}
         self._accounts: set[str] = set()
         self._tokens: dict[str, IssuedToken] = {}
+        self._grant_handlers: dict[str, GrantHandler] = {}
+        self._post_routes: list[tuple[re.Pattern[str], PostHandler]] = []
         self.server_time_offset = 0.0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _TokenRequestHandler)
         self._server.daemon_threads = True
-        self._server.token_server = self
+        self._server.token_server = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="fake-google-token-server", daemon=True
         )
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_port}"
 
     @property
     def token_uri(self) -> str:
@@ -96,8 +119,43 @@ class TokenServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def add_grant(self, grant_type: str, handler: GrantHandler) -> None:
+        """Let ``POST /token`` answer another ``grant_type``."""
+        self._grant_handlers[grant_type] = handler
+
+    def add_post_route(self, path_pattern: str, handler: PostHandler) -> None:
+        """Serve POSTs whose path fully matches ``path_pattern`` (a regex)."""
+        self._post_routes.append((re.compile(path_pattern), handler))
+
+    def route(self, path: str) -> tuple[PostHandler, re.Match[str]] | None:
+        for pattern, handler in self._post_routes:
+            match = pattern.fullmatch(path)
+            if match:
+                return handler, match
+        return None
+
+    def issue(
+        self, principal: str, scopes: Iterable[str], lifetime: float = TOKEN_LIFETIME_SECONDS
+    ) -> str:
+        """A new access token for ``principal``, live for ``lifetime`` seconds."""
+        access_token = "ya29.fake-" + secrets.token_urlsafe(32)
+        with self._lock:
+            self._tokens[access_token] = IssuedToken(
+                client_email=principal,
+                scopes=frozenset(scopes),
+                expires_at=self._now() + lifetime,
+            )
+        return access_token
+
+    def has_account(self, client_email: str) -> bool:
+        """Whether the service account exists (it has had a key and was not deleted)."""
+        with self._lock:
+            return client_email in self._accounts
+
     def register_key(self, client_email: str, private_key_id: str, public_key_pem: str) -> None:
         public_key = serialization.load_pem_public_key(public_key_pem.encode())
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            raise ValueError("service-account keys are RSA keys")
         with self._lock:
             self._accounts.add(client_email)
             self._public_keys[(client_email, private_key_id)] = public_key
@@ -137,6 +195,8 @@ class TokenServer:
     def exchange(self, form: dict[str, str]) -> dict:
         """Answer a token request: the success body, or raise TokenError."""
         grant_type = form.get("grant_type", "")
+        if grant_type in self._grant_handlers:
+            return self._grant_handlers[grant_type](form)
         if grant_type != JWT_BEARER_GRANT:
             raise TokenError("unsupported_grant_type", f"Invalid grant_type: {grant_type}")
         claims = self._verified_claims(form.get("assertion", ""))
@@ -155,18 +215,15 @@ class TokenServer:
         scopes = frozenset(str(claims.get("scope") or "").split())
         if not scopes:
             raise TokenError("invalid_scope", "Invalid OAuth scope or ID token audience provided.")
-        access_token = "ya29.fake-" + secrets.token_urlsafe(32)
-        with self._lock:
-            self._tokens[access_token] = IssuedToken(
-                client_email=claims["iss"],
-                scopes=scopes,
-                expires_at=now + TOKEN_LIFETIME_SECONDS,
-            )
         return {
-            "access_token": access_token,
+            "access_token": self.issue(claims["iss"], scopes),
             "expires_in": TOKEN_LIFETIME_SECONDS,
             "token_type": "Bearer",
         }
+
+    def now(self) -> float:
+        """The server's clock (shifted by ``server_time_offset``)."""
+        return self._now()
 
     def _now(self) -> float:
         return time.time() + self.server_time_offset
@@ -184,7 +241,7 @@ class TokenServer:
         client_email = claims.get("iss")
         with self._lock:
             account_exists = client_email in self._accounts
-            public_key = self._public_keys.get((client_email, header.get("kid")))
+            public_key = self._public_keys.get((str(client_email), str(header.get("kid"))))
         if not account_exists:
             raise TokenError("invalid_grant", ACCOUNT_NOT_FOUND)
         if public_key is None or header.get("alg") != "RS256":
@@ -206,15 +263,27 @@ class _TokenRequestHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode()
-        if urllib.parse.urlsplit(self.path).path != "/token":
+        body = self.rfile.read(length)
+        path = urllib.parse.urlsplit(self.path).path
+        token_server: TokenServer = self.server.token_server  # type: ignore[attr-defined]
+        if path == "/token":
+            self._answer_token_request(token_server, body.decode())
+            return
+        routed = token_server.route(path)
+        if routed is None:
             self._reply(404, {"error": "not_found", "error_description": "No such endpoint."})
             return
+        handler, match = routed
+        request = PostRequest(path, {k.lower(): v for k, v in self.headers.items()}, body)
+        self._reply(*handler(request, match))
+
+    def _answer_token_request(self, token_server: TokenServer, body: str) -> None:
         form = dict(urllib.parse.parse_qsl(body))
         try:
-            self._reply(200, self.server.token_server.exchange(form))
+            self._reply(200, token_server.exchange(form))
         except TokenError as refused:
-            self._reply(400, {"error": refused.error, "error_description": refused.description})
+            error = {"error": refused.error, "error_description": refused.description}
+            self._reply(refused.status, error)
 
     def _reply(self, status: int, payload: dict) -> None:
         body = json.dumps(payload).encode()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bqtui.cli import main
 from bqtui.source.clickhouse import ClickHouseSource
 from bqtui.tui.app import BqtuiApp, create_app
 from tests.conftest import DEMO_END
@@ -54,6 +55,53 @@ def key_file(fake_google: FakeGoogle, dataset: str, tmp_path) -> Path:
         PROJECT, project_permissions=JOB_USER, dataset_permissions={dataset: DATA_EDITOR}
     )
     return account.write_key(tmp_path / "keys" / "exporter.json")
+
+
+DAILY_EXPORT = "daily-events"
+
+
+@pytest.fixture
+def add_daily_export(
+    db_path, fake_google: FakeGoogle, demo_dsn: str, tmp_path
+) -> Callable[[str], None]:
+    """Adds "daily-events" as `bqtui add` does: the demo data, day windows from 2024-05-01, to
+    the given dataset (created if need be) with a key of an account of its own."""
+
+    def add(dataset: str) -> None:
+        fake_google.admin_client(PROJECT).create_dataset(f"{PROJECT}.{dataset}", exists_ok=True)
+        account = fake_google.new_account(
+            PROJECT,
+            f"{dataset.replace('_', '-')}-sa",
+            project_permissions=JOB_USER,
+            dataset_permissions={dataset: DATA_EDITOR},
+        )
+        key = account.write_key(tmp_path / f"{dataset}.json")
+        added = main(
+            [
+                "add",
+                "--db",
+                str(db_path),
+                "--name",
+                DAILY_EXPORT,
+                "--key-file",
+                str(key),
+                "--dataset-id",
+                dataset,
+                "--table-id",
+                "events",
+                "--interval",
+                "day",
+                "--start",
+                "2024-05-01",
+                "--source-dsn",
+                demo_dsn,
+                "--bigquery-endpoint",
+                fake_google.api_endpoint,
+            ]
+        )
+        assert added == 0
+
+    return add
 
 
 def count_rows(fake_google: FakeGoogle, dataset: str, table: str) -> int:

@@ -19,7 +19,7 @@ from bqtui.tui.screens.run import RunScreen
 from bqtui.tui.widgets.exports_table import ExportsTable
 from bqtui.tui.widgets.form_field import FormField
 
-from .conftest import SIZE, make_app
+from .conftest import SIZE, make_app, wait_until
 
 
 def add_stored_export(db_path, name="web-events") -> ExportConfig:
@@ -56,11 +56,12 @@ async def test_pause_and_resume(db_path):
     export = add_stored_export(db_path)
     app = make_app(db_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("p")
+        table = app.screen.query_one(ExportsTable)
+        await pilot.press("p")  # saved by a worker; the table shows it once saved
+        await wait_until(pilot, lambda: str(table.get_row(str(export.id))[1]) == "paused")
         assert not app.store.get_export(export.id).enabled
-        row = app.screen.query_one(ExportsTable).get_row(str(export.id))
-        assert str(row[1]) == "paused"
         await pilot.press("p")
+        await wait_until(pilot, lambda: str(table.get_row(str(export.id))[1]) == "enabled")
         assert app.store.get_export(export.id).enabled
 
 
@@ -73,10 +74,9 @@ async def test_delete_asks_first_then_removes_the_export_and_its_secrets(db_path
         await pilot.press("escape")  # Cancel: nothing deleted
         assert app.store.find_export(export.name)
         await pilot.press("d")
-        await pilot.click("#confirm")
-        await pilot.pause()
+        await pilot.click("#confirm")  # removed by a worker; the table shows it once done
+        await wait_until(pilot, lambda: app.screen.query_one("#empty-state").display)
         assert app.store.find_export(export.name) is None
-        assert app.screen.query_one("#empty-state").display
     with pytest.raises(SecretsError):
         secrets.load_service_account_key(export.uid)
 
@@ -94,8 +94,8 @@ async def test_edit_validates_and_saves(db_path):
         assert "Use the bare table ID" in str(error.render())
         screen.query_one("#table-id", Input).value = "events_v2"
         screen.query_one("#include-events", Input).value = "$pageview, signed_up"
-        await pilot.press("ctrl+s")
-        assert isinstance(app.screen, HomeScreen)
+        await pilot.press("ctrl+s")  # saved by a worker: the screen closes once saved
+        await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen))
     saved = Store(db_path).get_export(export.id)
     assert (saved.table_id, saved.include_events) == ("events_v2", ("$pageview", "signed_up"))
 
@@ -193,11 +193,12 @@ async def test_the_edit_screen_moves_a_new_clickhouse_password_to_the_keyring(db
         await pilot.press("e")
         app.screen.query_one("#source-dsn", Input).value = "http://reader:n3w-pw@ch:8123/db"
         await pilot.press("ctrl+s")
-        assert isinstance(app.screen, HomeScreen)
+        await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen))
         await pilot.press("e")
         assert app.screen.query_one("#source-dsn", Input).value == "http://reader@ch:8123/db"
         app.screen.query_one("#source-password", Input).value = "0ther-pw"
         await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen))
     saved = Store(db_path).get_export(export.id)
     assert saved.source_dsn == "http://reader@ch:8123/db"
     assert secrets.load_clickhouse_secrets(export.uid) == {"password": "0ther-pw"}

@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from bqtui.cli import main
-from bqtui.core.config import ExportConfig, Interval, Model, validate_export
+from bqtui.core.config import AuthKind, ExportConfig, Interval, Model, validate_export
 from bqtui.state.locks import ExportLock
 from bqtui.state.store import Store, to_iso
-from tests.harness.google import DATA_EDITOR, JOB_USER
+from tests.harness.google import DATA_EDITOR
 from tests.harness.keys import make_service_account_key
 
 from .conftest import PROJECT, SIZE, make_app, wait_until
 from .wizard_driver import (
+    adc_detected,
+    choose_credentials,
     destination_step,
     finish_permission_check,
     key_step,
@@ -122,6 +123,32 @@ def test_wizard_key_step(snap_compare, db_path, key_folder):
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
+@pytest.fixture
+def adc_login(tmp_path, monkeypatch) -> None:
+    """A user login as ADC, named by a relative path: the detection line is the same in every
+    run (no account in the file, as gcloud writes it)."""
+    monkeypatch.chdir(tmp_path)
+    login = {
+        "account": "",
+        "client_id": "snapshot.apps.googleusercontent.com",
+        "client_secret": "not-shown",
+        "refresh_token": "not-shown-either",
+        "type": "authorized_user",
+    }
+    Path("adc.json").write_text(json.dumps(login))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "adc.json")
+
+
+def test_wizard_credentials_step_with_adc(snap_compare, db_path, adc_login):
+    async def run_before(pilot):
+        await open_wizard(pilot)
+        await choose_credentials(pilot, AuthKind.ADC)
+        assert "found: user login (adc.json)" in await adc_detected(pilot)
+
+    app = make_app(db_path, browse_from=Path("."))
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
 def test_wizard_destination_step_with_a_qualified_table_name(snap_compare, db_path, key_folder):
     async def run_before(pilot):
         await load_key(pilot, key_folder)
@@ -205,42 +232,8 @@ def test_wizard_permission_checklist_with_a_missing_permission(
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_finished_run(snap_compare, db_path, fake_google, demo_dsn, tmp_path):
-    dataset = "tui_snapshot_run"
-    fake_google.admin_client(PROJECT).create_dataset(f"{PROJECT}.{dataset}", exists_ok=True)
-    account = fake_google.new_account(
-        PROJECT,
-        "tui-snapshot-runner",
-        project_permissions=JOB_USER,
-        dataset_permissions={dataset: DATA_EDITOR},
-    )
-    key = account.write_key(tmp_path / "runner.json")
-    assert (
-        main(
-            [
-                "add",
-                "--db",
-                str(db_path),
-                "--name",
-                "daily-events",
-                "--key-file",
-                str(key),
-                "--dataset-id",
-                dataset,
-                "--table-id",
-                "events",
-                "--interval",
-                "day",
-                "--start",
-                "2024-05-01",
-                "--source-dsn",
-                demo_dsn,
-                "--bigquery-endpoint",
-                fake_google.api_endpoint,
-            ]
-        )
-        == 0
-    )
+def test_finished_run(snap_compare, db_path, add_daily_export):
+    add_daily_export("tui_snapshot_run")
 
     async def run_before(pilot):
         await pilot.press("r")

@@ -1,54 +1,28 @@
 """The detail screen's Verify tab: charts of rows per day, source next to BigQuery, the days
 that differ, a drill-down to their uuids, and a repair behind a confirmation."""
 
+from collections.abc import Callable
+
+import pytest
 from textual.widgets import Button, DataTable, Sparkline, Static
 
 from bqtui.cli import main
 from bqtui.tui.screens.detail import ExportDetailScreen
 from bqtui.tui.screens.dialogs import ConfirmDialog
 from tests.conftest import DEMO_END, DEMO_START
-from tests.harness.google import DATA_EDITOR, JOB_USER
 
-from .conftest import PROJECT, SIZE, events_per_day, make_app, wait_until
+from .conftest import DAILY_EXPORT, PROJECT, SIZE, events_per_day, make_app, wait_until
 
 
-def add_and_run(db_path, fake_google, demo_dsn, tmp_path, dataset: str) -> None:
+@pytest.fixture
+def add_and_run(add_daily_export, db_path) -> Callable[[str], None]:
     """The demo's three days exported, as of just after them (the TUI's clock too)."""
-    fake_google.admin_client(PROJECT).create_dataset(f"{PROJECT}.{dataset}", exists_ok=True)
-    account = fake_google.new_account(
-        PROJECT,
-        f"{dataset.replace('_', '-')}-sa",
-        project_permissions=JOB_USER,
-        dataset_permissions={dataset: DATA_EDITOR},
-    )
-    key = account.write_key(tmp_path / f"{dataset}.json")
-    assert (
-        main(
-            [
-                "add",
-                "--db",
-                str(db_path),
-                "--name",
-                "daily-events",
-                "--key-file",
-                str(key),
-                "--dataset-id",
-                dataset,
-                "--table-id",
-                "events",
-                "--interval",
-                "day",
-                "--start",
-                "2024-05-01",
-                "--source-dsn",
-                demo_dsn,
-                "--bigquery-endpoint",
-                fake_google.api_endpoint,
-            ]
-        )
-        == 0
-    )
-    assert main(["run", "daily-events", "--db", str(db_path)]) == 0  # BQTUI_NOW: see below
+
+    def add(dataset: str) -> None:
+        add_daily_export(dataset)
+        assert main(["run", DAILY_EXPORT, "--db", str(db_path)]) == 0  # BQTUI_NOW: see below
+
+    return add
 
 
 async def open_verify(pilot) -> ExportDetailScreen:
@@ -73,11 +47,11 @@ async def verify(pilot, screen) -> str:
 
 
 async def test_verify_shows_the_days_and_repairs_what_differs(
-    db_path, fake_google, demo_dsn, tmp_path, monkeypatch
+    db_path, fake_google, demo_dsn, add_and_run, monkeypatch
 ):
     monkeypatch.setenv("BQTUI_NOW", "2024-05-04T00:05:00Z")
     dataset = "tui_verify"
-    add_and_run(db_path, fake_google, demo_dsn, tmp_path, dataset)
+    add_and_run(dataset)
     app = make_app(db_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_verify(pilot)
@@ -94,6 +68,12 @@ async def test_verify_shows_the_days_and_repairs_what_differs(
         per_day = screen.query_one("#verify-source", Sparkline).data
         assert per_day == [float(n) for n in expected.values()]
         assert screen.query_one("#verify-bigquery", Sparkline).data == per_day
+        axis = screen.query_one("#verify-source-axis")  # under the chart: its days and scale
+        assert [str(label.render()) for label in axis.query(Static)] == [
+            min(expected),
+            f"max {max(expected.values()):,}",
+            max(expected),
+        ]
         assert screen.query_one("#verify-repair", Button).disabled
 
         table = f"`{PROJECT}.{dataset}.events`"
@@ -131,9 +111,9 @@ async def test_verify_shows_the_days_and_repairs_what_differs(
         assert "OK: BigQuery holds exactly what ClickHouse holds" in str(summary.render())
 
 
-def test_verify_tab_snapshot(snap_compare, db_path, fake_google, demo_dsn, tmp_path, monkeypatch):
+def test_verify_tab_snapshot(snap_compare, db_path, add_and_run, monkeypatch):
     monkeypatch.setenv("BQTUI_NOW", "2024-05-04T00:05:00Z")
-    add_and_run(db_path, fake_google, demo_dsn, tmp_path, "tui_snapshot_verify")
+    add_and_run("tui_snapshot_verify")
 
     async def run_before(pilot):
         screen = await open_verify(pilot)

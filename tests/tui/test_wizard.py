@@ -68,8 +68,8 @@ async def test_the_whole_wizard_creates_the_export_and_keeps_its_key_in_the_keyr
         await next_step(pilot)  # all granted: no confirmation
 
         assert "wizard-events" in text_of(wizard(pilot).query_one("#review-summary", Static))
-        await next_step(pilot)  # Create export
-        assert isinstance(app.screen, HomeScreen)
+        await next_step(pilot)  # Create export: stored by a worker, then the wizard closes
+        await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen))
 
     export = Store(db_path).require_export("wizard-events")
     assert (export.dataset_id, export.table_id, export.interval.value) == (

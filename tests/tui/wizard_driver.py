@@ -1,8 +1,9 @@
 """Drive the new-export wizard step by step, as a user would with the keyboard."""
 
 from textual.pilot import Pilot
-from textual.widgets import Checkbox, Input, Select
+from textual.widgets import Checkbox, Input, RadioButton, Select, Static
 
+from bqtui.core.config import AuthKind
 from bqtui.tui.screens.wizard.screen import NewExportScreen
 from bqtui.tui.widgets.permission_report import PermissionReport
 
@@ -36,6 +37,32 @@ async def key_step(pilot: Pilot, path: str) -> None:
     await pilot.pause()
 
 
+async def choose_credentials(pilot: Pilot, kind: AuthKind) -> None:
+    """Click the credential kind's radio button, as a user would."""
+    screen = wizard(pilot)
+    button = next(b for b in screen.query(RadioButton) if b.name == kind.value)
+    await pilot.click(button)
+    await pilot.pause()
+    assert button.value, f"{kind} was not chosen"
+
+
+async def adc_detected(pilot: Pilot) -> str:
+    """The ADC detection line once the look-up (a worker) answered."""
+    found = wizard(pilot).query_one("#adc-found", Static)
+    await wait_until(pilot, lambda: "Looking for" not in str(found.render()))
+    return str(found.render())
+
+
+async def credentials_file_step(pilot: Pilot, path: str, impersonate: str = "") -> None:
+    screen = wizard(pilot)
+    type_into(pilot, "#impersonate", impersonate)
+    path_input = screen.query_one("#credentials-path", Input)
+    path_input.value = path
+    path_input.focus()
+    await pilot.press("enter")  # loads the file, as Load does
+    await pilot.pause()
+
+
 async def destination_step(
     pilot: Pilot,
     *,
@@ -46,7 +73,9 @@ async def destination_step(
     interval: str = "day",
     start: str = "2024-05-01",
     json_type: bool = False,
+    project: str = "",
 ) -> None:
+    type_into(pilot, "#project-id", project)
     type_into(pilot, "#dataset-id", dataset)
     type_into(pilot, "#table-id", table)
     type_into(pilot, "#export-name", name)

@@ -79,3 +79,45 @@ def test_no_relative_imports():
 
 def test_only_modules_at_the_root_are_the_package_face():
     assert sorted(p.name for p in ROOT.glob("*.py")) == ["__init__.py"]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, by full name (``from a.b import c`` gives a.b and a.b.c)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+# Third-party clients, and the one package allowed to use each. The models describe their
+# BigQuery schemas with SchemaField, and may import exactly that.
+CLIENT_LIBRARIES = {
+    "google.cloud.bigquery": "destination",
+    "google.api_core": "destination",
+    "clickhouse_connect": "source",
+    "chdb": "source",
+}
+ALSO_ALLOWED = {("models", "google.cloud.bigquery.SchemaField")}
+
+
+def test_only_the_destination_and_the_source_touch_their_client_libraries():
+    """BigQuery's client stays behind bqtui/destination, ClickHouse's behind bqtui/source: the
+    rest of bqtui asks them through typed methods."""
+    wrong = []
+    for path in sorted(ROOT.rglob("*.py")):
+        package = path.relative_to(ROOT).parts[0]
+        modules = imported_modules(path)
+        for library, owner in CLIENT_LIBRARIES.items():
+            if package == owner:
+                continue
+            used = {m for m in modules if m == library or m.startswith(f"{library}.")}
+            # "from google.cloud.bigquery import SchemaField" also names its module: let it go.
+            allowed = {name for where, name in ALSO_ALLOWED if where == package}
+            if allowed & used:
+                used -= allowed | {name.rsplit(".", 1)[0] for name in allowed & used}
+            wrong.extend(f"{path.relative_to(ROOT.parent)} imports {m}" for m in sorted(used))
+    assert wrong == []

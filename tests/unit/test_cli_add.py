@@ -191,3 +191,116 @@ def test_run_all_takes_no_command_and_help_works(capsys):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
+
+
+USER_LOGIN = {
+    "type": "authorized_user",
+    "client_id": "764086051850-fake.apps.googleusercontent.com",
+    "client_secret": "GOCSPX-not-for-sqlite",
+    "refresh_token": "1//refresh-token-not-for-sqlite",
+}
+WORKLOAD = {
+    "type": "external_account",
+    "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/q",
+    "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+    "token_url": "https://sts.googleapis.com/v1/token",
+    "credential_source": {"file": "/var/run/oidc/token"},
+}
+EXPORTER = "exporter@proj-2.iam.gserviceaccount.com"
+
+
+def add_keyless(db, *credential):
+    return main(
+        ["add", "--db", str(db), "--name", "ev", *credential]
+        + ["--dataset-id", "analytics", "--table-id", "events_export"]
+    )
+
+
+def test_keyless_exports_keep_only_what_holds_no_secret_in_the_database(
+    tmp_path, capsys, keyring_before
+):
+    login, workload = tmp_path / "login.json", tmp_path / "wif.json"
+    login.write_text(json.dumps(USER_LOGIN))
+    workload.write_text(json.dumps(WORKLOAD))
+    cases = {
+        "adc": (["--adc", "--impersonate", EXPORTER], ("adc", EXPORTER)),
+        "login": (
+            ["--credentials-file", str(login), "--project-id", "proj-2"],
+            ("credentials-file", None),
+        ),
+        "workload": (
+            ["--credentials-file", str(workload), "--project-id", "proj-2"],
+            ("credentials-file", None),
+        ),
+    }
+    for name, (flags, (auth, impersonate)) in cases.items():
+        db = tmp_path / f"{name}.db"
+        assert add_keyless(db, *flags) == 0, capsys.readouterr().err
+        out = capsys.readouterr().out
+        assert main(["show", "--db", str(db), "ev", "--json"]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert (shown["auth"], shown["impersonate"]) == (auth, impersonate)
+        stored = db.read_bytes().decode("latin-1")
+        for secret in (USER_LOGIN["client_secret"], USER_LOGIN["refresh_token"]):
+            assert secret not in stored and secret not in out and secret not in json.dumps(shown)
+        export = Store(db).require_export("ev")
+        if name == "login":
+            assert json.loads(secrets.load_credential_file(export.uid)) == USER_LOGIN
+            assert "stored in the keyring" in out
+        if name == "workload":
+            assert json.loads(export.credential_config or "") == WORKLOAD
+            assert "kept in the export's configuration (it holds no secret)" in out
+        if name == "adc":
+            assert out.splitlines()[0].startswith(
+                'Added export "ev": events from team 1 to proj-2.'
+            )
+        assert main(["remove", "--db", str(db), "ev"]) == 0
+    capsys.readouterr()
+    assert keyring_entries() == keyring_before
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            [],
+            "bqtui: bqtui add needs how the export authenticates: --key-file KEY.json (a "
+            "service-account key), or without a key file --adc (this machine's Google login or "
+            "workload identity) or --credentials-file FILE.json.\n",
+        ),
+        (
+            ["--adc", "--credentials-file", "x.json"],
+            "bqtui: Choose how the export authenticates: exactly one of --key-file KEY.json, "
+            "--adc (this machine's Google login or workload identity) or --credentials-file "
+            "FILE.json.\n",
+        ),
+        (
+            ["--adc", "--impersonate", "alice@example.com"],
+            'bqtui: "alice@example.com" is not a service account email: --impersonate takes an '
+            "address like exporter@my-project.iam.gserviceaccount.com.\n",
+        ),
+    ],
+)
+def test_credential_flags_are_checked_before_anything_is_stored(
+    tmp_path, flags, message, capsys, keyring_before
+):
+    db = tmp_path / "bqtui.db"
+    assert add_keyless(db, *flags) == 2
+    assert capsys.readouterr().err == message
+    assert_nothing_stored(db, keyring_before)
+
+
+def test_set_auth_switches_a_key_export_to_adc_and_forgets_the_key(
+    tmp_path, key_file, capsys, keyring_before
+):
+    db = tmp_path / "bqtui.db"
+    assert add(db, key_file) == 0
+    assert main(["set-auth", "--db", str(db), "ev", "--adc", "--impersonate", EXPORTER]) == 0
+    out = capsys.readouterr().out
+    assert f"stores no credential, impersonating {EXPORTER}." in out
+    export = Store(db).require_export("ev")
+    assert (export.auth, export.impersonate) == ("adc", EXPORTER)
+    with pytest.raises(secrets.SecretsError):
+        secrets.load_service_account_key(export.uid)
+    assert main(["remove", "--db", str(db), "ev"]) == 0
+    assert keyring_entries() == keyring_before

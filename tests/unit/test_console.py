@@ -3,7 +3,7 @@
 import io
 from datetime import UTC, datetime
 
-from bqtui.cli.main import _Console
+from bqtui.cli.console import RunConsole
 from bqtui.pipeline.runner import LogEvent, ProgressEvent, RunFinished, RunResult
 
 
@@ -18,7 +18,7 @@ def progress(done: int, eta: float | None) -> ProgressEvent:
 
 def test_on_a_terminal_the_bar_is_redrawn_and_cleared_for_log_lines():
     out = Terminal()
-    console = _Console(out)
+    console = RunConsole(out)
     console(progress(180, 600.0))
     console(LogEvent("ev", "info", "Window x: done, 10 rows.", datetime(2024, 5, 1, tzinfo=UTC)))
     console(progress(360, 300.0))
@@ -34,7 +34,7 @@ def test_on_a_terminal_the_bar_is_redrawn_and_cleared_for_log_lines():
 
 def test_in_a_log_file_progress_is_a_plain_line_now_and_then():
     out = io.StringIO()
-    console = _Console(out)
+    console = RunConsole(out)
     console(progress(1, 7000.0))
     console(progress(2, 6990.0))  # within 10 s: not repeated
     assert out.getvalue() == "[ev] progress: 1/720 windows · 10 rows · about 1.9 h left\n"

@@ -5,7 +5,7 @@ import requests
 from google.api_core import exceptions as api_errors
 
 from bqtui.core.errors import QuotaProblem
-from bqtui.destination.bigquery import _is_transient
+from bqtui.destination.failures import _is_transient
 from bqtui.destination.permissions import describe_api_error
 
 

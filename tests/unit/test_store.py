@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from bqtui.core.config import ExportConfig, Interval, Model
+from bqtui.core.config import AuthKind, ExportConfig, Interval, Model
 from bqtui.core.errors import ConfigError
 from bqtui.state.store import SCHEMA_VERSION, Store
 
@@ -60,6 +60,9 @@ def test_export_round_trip(db_path):
         "created_at",
         "settle_seconds",
         "alert_after_seconds",
+        "auth",
+        "impersonate",
+        "credential_config",
     }
     created = datetime(2024, 1, 1, tzinfo=UTC)
     store = Store(db_path)
@@ -85,6 +88,9 @@ def test_export_round_trip(db_path):
             created_at=created,
             settle_seconds=17,
             alert_after_seconds=900,
+            auth=AuthKind.CREDENTIALS_FILE,
+            impersonate="exporter@proj-9.iam.gserviceaccount.com",
+            credential_config='{"type": "external_account"}',
         )
     )
     after = datetime.now(UTC)
@@ -105,6 +111,9 @@ def test_export_round_trip(db_path):
     assert loaded.bigquery_endpoint == "http://127.0.0.1:9050"
     assert loaded.project_id == "proj-9"
     assert loaded.location == "EU"
+    assert loaded.auth is AuthKind.CREDENTIALS_FILE
+    assert loaded.impersonate == "exporter@proj-9.iam.gserviceaccount.com"
+    assert loaded.credential_config == '{"type": "external_account"}'
     assert loaded.include_events == ("$pageview", "signup")
     assert loaded.exclude_events == ("$autocapture",)
     assert loaded.start_at == datetime(2024, 3, 4, 3, 10, tzinfo=UTC)

@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -11,10 +12,11 @@ from textual.widgets import Button, Input, Static
 from bqtui.core.config import ExportConfig, parse_timestamp
 from bqtui.core.errors import ConfigError
 from bqtui.state.windows import STEP, backfill_windows
+from bqtui.tui.context import Period, bqtui_context
 from bqtui.tui.widgets.form_field import FormField
 
 
-class BackfillDialog(ModalScreen[tuple[datetime, datetime] | None]):
+class BackfillDialog(ModalScreen[Period | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
     def __init__(self, export: ExportConfig):
@@ -42,9 +44,9 @@ class BackfillDialog(ModalScreen[tuple[datetime, datetime] | None]):
                 yield Button("Cancel", id="cancel")
                 yield Button("Backfill", id="backfill", variant="primary")
 
-    def period(self) -> tuple[datetime, datetime] | None:
+    def period(self) -> Period | None:
         """The parsed range, with each field's error shown; None while something is wrong."""
-        parsed = {}
+        parsed: dict[str, datetime] = {}
         for name in ("start", "end"):
             value = self.query_one(f"#backfill-{name}", Input).value
             error = None
@@ -69,7 +71,9 @@ class BackfillDialog(ModalScreen[tuple[datetime, datetime] | None]):
             self.query_one("#backfill-windows", Static).update("")
             return
         due, later = (
-            backfill_windows(self.export, start, end, self.app.clock()) if end > start else ([], [])
+            backfill_windows(self.export, start, end, bqtui_context(self.app).clock())
+            if end > start
+            else ([], [])
         )
         step = STEP[self.export.interval]
         text = f"{len(due)} window(s) of {step} ({self.export.interval.value})"
@@ -80,11 +84,13 @@ class BackfillDialog(ModalScreen[tuple[datetime, datetime] | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.submit()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "backfill":
-            self.submit()
-        else:
-            self.dismiss(None)
+    @on(Button.Pressed, "#backfill")
+    def backfill_pressed(self) -> None:
+        self.submit()
+
+    @on(Button.Pressed, "#cancel")
+    def cancel_pressed(self) -> None:
+        self.dismiss(None)
 
     def submit(self) -> None:
         period = self.period()

@@ -1,19 +1,15 @@
 """What every full bqtui screen shares: typed access to the app, and worker errors shown."""
 
-from typing import TYPE_CHECKING
-
 from textual.screen import Screen
 
+from bqtui.tui.context import BqtuiContext, bqtui_context
 from bqtui.tui.worker_errors import WorkerErrors
-
-if TYPE_CHECKING:
-    from bqtui.tui.app import BqtuiApp
 
 
 class BqtuiScreen(WorkerErrors, Screen):
     @property
-    def bqtui(self) -> "BqtuiApp":
-        return self.app  # type: ignore[return-value]
+    def bqtui(self) -> BqtuiContext:
+        return bqtui_context(self.app)
 
 
 class ExportScreen(BqtuiScreen):

@@ -17,28 +17,45 @@ from textual.widgets import (
     TabPane,
 )
 
-from bqtui.core.config import ExportConfig
+from bqtui.core.config import AuthKind, ExportConfig, service_account_project
 from bqtui.core.errors import BqtuiError
 from bqtui.destination.bigquery import BigQueryDestination
-from bqtui.destination.keyfile import parse_key_text
 from bqtui.models import get_model
+from bqtui.ops.verify_report import VerifyReport
+from bqtui.pipeline.export_credentials import export_credentials
 from bqtui.source.dsn import redact_dsn
-from bqtui.state import secrets
 from bqtui.state.store import Store
+from bqtui.tui.credentials_text import auth_text
 from bqtui.tui.formatting import bytes_text, duration_text, rows_text, time_text
 from bqtui.tui.messages import TableSchemaChecked, VerifyDone
 from bqtui.tui.screens.base import ExportScreen
 from bqtui.tui.screens.dialogs import ConfirmDialog
+from bqtui.tui.widgets.chart_axis import ChartAxis
 from bqtui.tui.widgets.exports_table import status_text
 
 SCHEMA_RETRY_SECONDS = 15.0  # an unreachable BigQuery shows as an error state, not a long wait
 LEVEL_STYLES = {"warning": "yellow", "error": "bold red"}
+VERIFY_CHARTS = {
+    "verify-source": "ClickHouse, rows per day",
+    "verify-bigquery": "BigQuery, rows per day",
+    "verify-diff": "Differences per day (missing + extra + duplicated)",
+}
+
+
+def destination_project(export: ExportConfig) -> str:
+    """The project as configured, or where it comes from when none is."""
+    if export.project_id:
+        return export.project_id
+    if export.auth == AuthKind.KEY:
+        return "(key project)"
+    return service_account_project(export.impersonate) or "(the credentials' project)"
 
 
 def configuration_text(export: ExportConfig) -> str:
     rows = [
         ("Model", export.model.value),
-        ("Destination", f"{export.project_id or '(key project)'}.{export.destination_label}"),
+        ("Credentials", auth_text(export)),
+        ("Destination", f"{destination_project(export)}.{export.destination_label}"),
         ("Column types", "JSON" if export.json_type else "STRING"),
         ("Interval", export.interval.value),
         ("Settle delay", f"{export.settle_seconds} s after a window ends"),
@@ -66,6 +83,10 @@ class ExportDetailScreen(ExportScreen):
         Binding("3", "show_tab('tab-config')", "Config"),
         Binding("4", "show_tab('tab-verify')", "Verify"),
     ]
+
+    def __init__(self, export_id: int):
+        super().__init__(export_id)
+        self.verify_report: VerifyReport | None = None
 
     @property
     def export(self) -> ExportConfig:
@@ -96,14 +117,10 @@ class ExportDetailScreen(ExportScreen):
                     )
                     yield Button("Verify now", id="verify-run", variant="primary")
                     yield Button("Repair…", id="verify-repair", disabled=True)
-                yield Static("ClickHouse, rows per day", classes="chart-label")
-                yield Sparkline([], id="verify-source", classes="chart")
-                yield Static("BigQuery, rows per day", classes="chart-label")
-                yield Sparkline([], id="verify-bigquery", classes="chart")
-                yield Static(
-                    "Differences per day (missing + extra + duplicated)", classes="chart-label"
-                )
-                yield Sparkline([], id="verify-diff", classes="chart")
+                for chart_id, title in VERIFY_CHARTS.items():
+                    yield Static(title, classes="chart-label")
+                    yield Sparkline([], id=chart_id, classes="chart")
+                    yield ChartAxis(id=f"{chart_id}-axis")
                 yield DataTable(id="verify-days", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="verify-keys")
         yield Footer()
@@ -115,7 +132,6 @@ class ExportDetailScreen(ExportScreen):
         self.query_one("#verify-days", DataTable).add_columns(
             "Day", "ClickHouse", "BigQuery", "Missing", "Extra", "Duplicated", "Status"
         )
-        self.verify_report = None
         self.query_one("#windows", DataTable).add_columns(
             "Window (UTC)",
             "Status",
@@ -163,8 +179,11 @@ class ExportDetailScreen(ExportScreen):
                 (run.error or "").splitlines()[0] if run.error else "",
                 key=str(run.id),
             )
-        if table.row_count:
-            self.show_logs(int(table.coordinate_to_cell_key(table.cursor_coordinate)[0].value))
+        if not table.row_count:  # no runs yet: no cell under the cursor
+            return
+        row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        if row_key.value is not None:
+            self.show_logs(int(row_key.value))
 
     def show_windows(self) -> None:
         table = self.query_one("#windows", DataTable)
@@ -208,19 +227,22 @@ class ExportDetailScreen(ExportScreen):
         description="Reading the table's schema",
     )
     def check_table_schema(self) -> None:
-        export = self.bqtui.store.get_export(self.export_id)
+        store = Store(self.bqtui.store.path)  # this thread's own connection
         try:
-            key = parse_key_text(secrets.load_service_account_key(export.uid, export.name))
+            export = store.get_export(self.export_id)
+        finally:
+            store.close()
+        try:  # the keyring, or ADC discovery: both may wait, in this worker
+            destination = BigQueryDestination(
+                export_credentials(export),
+                project_id=export.project_id,
+                endpoint=export.bigquery_endpoint,
+                location=export.location,
+                retry_deadline=SCHEMA_RETRY_SECONDS,
+            )
         except BqtuiError as error:
             self.post_message(TableSchemaChecked(False, [], str(error)))
             return
-        destination = BigQueryDestination(
-            key,
-            project_id=export.project_id,
-            endpoint=export.bigquery_endpoint,
-            location=export.location,
-            retry_deadline=SCHEMA_RETRY_SECONDS,
-        )
         ref = destination.table_ref(export.dataset_id, export.table_id)
         try:
             columns = destination.table_columns(ref)
@@ -303,8 +325,8 @@ class ExportDetailScreen(ExportScreen):
 
     @work(thread=True, exclusive=True, group="verify", exit_on_error=False, description="Verifying")
     def verify_in_thread(self, repair: bool) -> None:
+        from bqtui.ops.repair import repair as repair_table
         from bqtui.ops.verify import Verifier
-        from bqtui.ops.verify import repair as repair_table
         from bqtui.pipeline.runner import (
             bigquery_destination,
             clickhouse_source,
@@ -334,7 +356,10 @@ class ExportDetailScreen(ExportScreen):
         if message.error:
             summary.update(Text(message.error, "bold red"))
             return
-        report = self.verify_report = message.report
+        report = message.report
+        if report is None:
+            return
+        self.verify_report = report
         lines = [report.verdict()]
         if report.bytes_estimate is not None:
             lines.append(f"BigQuery scanned about {bytes_text(report.bytes_estimate)} (dry run).")
@@ -343,11 +368,7 @@ class ExportDetailScreen(ExportScreen):
         summary.update(Text("\n".join(lines), "green" if report.ok else "bold red"))
         self.query_one("#verify-repair", Button).disabled = report.ok
         days = report.days
-        self.query_one("#verify-source", Sparkline).data = [float(d.source) for d in days]
-        self.query_one("#verify-bigquery", Sparkline).data = [float(d.bigquery) for d in days]
-        self.query_one("#verify-diff", Sparkline).data = [
-            float(d.missing + d.extra + d.duplicated) for d in days
-        ]
+        self.show_verify_charts(report)
         table = self.query_one("#verify-days", DataTable)
         table.clear()
         for day in days:
@@ -372,6 +393,17 @@ class ExportDetailScreen(ExportScreen):
             if f.count
         ]
         self.query_one("#verify-keys", Static).update("\n".join(keys))
+
+    def show_verify_charts(self, report: VerifyReport) -> None:
+        labels = [d.day.isoformat() for d in report.days]
+        charts = {
+            "verify-source": [float(d.source) for d in report.days],
+            "verify-bigquery": [float(d.bigquery) for d in report.days],
+            "verify-diff": [float(d.missing + d.extra + d.duplicated) for d in report.days],
+        }
+        for chart_id, values in charts.items():
+            self.query_one(f"#{chart_id}", Sparkline).data = values
+            self.query_one(f"#{chart_id}-axis", ChartAxis).show(labels, values)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """A day of the verify table: its missing and extra uuids."""

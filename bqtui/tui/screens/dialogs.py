@@ -1,5 +1,6 @@
 """Small modal dialogs: a yes/no confirmation and a message."""
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -28,8 +29,13 @@ class ConfirmDialog(ModalScreen[bool]):
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "confirm")
+    @on(Button.Pressed, "#confirm")
+    def confirm_pressed(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#cancel")
+    def cancel_pressed(self) -> None:
+        self.dismiss(False)
 
 
 class MessageDialog(ModalScreen[None]):
@@ -52,5 +58,6 @@ class MessageDialog(ModalScreen[None]):
     def on_mount(self) -> None:
         self.query_one("#ok", Button).focus()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
+    @on(Button.Pressed, "#ok")
+    def ok_pressed(self) -> None:
         self.dismiss(None)

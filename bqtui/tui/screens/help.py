@@ -1,5 +1,6 @@
 """Help: the keys of every screen."""
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -39,7 +40,7 @@ Exports run here when you press r, and unattended with cron:
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(classes="dialog-screen")
 
     def compose(self) -> ComposeResult:
@@ -49,5 +50,6 @@ class HelpScreen(ModalScreen[None]):
                 yield Static(KEYS)
             yield Button("Close", id="close", variant="primary")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
+    @on(Button.Pressed, "#close")
+    def close_pressed(self) -> None:
         self.dismiss(None)

@@ -96,12 +96,11 @@ class HomeScreen(BqtuiScreen):
 
     def action_pause(self) -> None:
         if export := self.selected_export():
-            self.bqtui.toggle_paused(export)
-            self.refresh_exports()
+            self.bqtui.toggle_paused(export)  # the app refreshes this screen once it is done
 
     def action_delete(self) -> None:
         if export := self.selected_export():
-            self.bqtui.delete_export(export, on_deleted=self.refresh_exports)
+            self.bqtui.delete_export(export)
 
     def action_detail(self) -> None:
         if export := self.selected_export():

@@ -71,9 +71,9 @@ class ExportsTable(DataTable):
 
     @staticmethod
     def _cells(store: Store, export: ExportConfig, now: datetime) -> list:
-        last = store.last_run(export.id)
+        last = store.last_run(export.saved_id)
         if export.enabled:
-            done = store.done_window_starts(export.id)
+            done = store.done_window_starts(export.saved_id)
             next_at = next_run_at(export, now, done)
             next_text = (
                 Text("due now", style="cyan") if next_at <= now else relative_text(next_at, now)

@@ -1,22 +1,35 @@
-"""The permission checklist: runs ``check_permissions`` in a thread and shows each permission
-✓ / ✗ / ?, the key/project/dataset problems first, and the fix commands in a copyable box."""
+"""The permission checklist: runs ``check_permissions`` in a thread and shows who the export runs
+as, each permission ✓ / ✗ / ?, the credential/project/dataset problems first, and the fix
+commands in a copyable box."""
+
+from typing import Any
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static, TextArea
 
-from bqtui.core.config import ExportConfig
-from bqtui.destination.keyfile import ServiceAccountKey
-from bqtui.ops.permission_check import GRANTED, MISSING, CheckReport, check_permissions
-from bqtui.tui.messages import PermissionCheckDone, PermissionCheckStep
+from bqtui.core.config import AuthKind, ExportConfig, service_account_project
+from bqtui.core.errors import BqtuiError
+from bqtui.destination.credentials import GoogleCredentials
+from bqtui.ops.credential_setup import CredentialChoice
+from bqtui.ops.permission_check import (
+    GRANTED,
+    MISSING,
+    CheckReport,
+    Problem,
+    check_permissions,
+)
+from bqtui.tui.messages import PermissionCheckAs, PermissionCheckDone, PermissionCheckStep
 from bqtui.tui.worker_errors import WorkerErrors
 
 MARKS = {GRANTED: ("✓", "green"), MISSING: ("✗", "bold red"), "unknown": ("?", "yellow")}
 
 
 def checklist_text(report: CheckReport) -> Text:
+    if not report.permissions:  # the credentials or the project failed first
+        return Text("No permission was tested: fix the finding above first.", style="dim")
     text = Text()
     width = max(len(p.permission) for p in report.permissions) + 2
     for result in report.permissions:
@@ -33,6 +46,40 @@ def checklist_text(report: CheckReport) -> Text:
     return text
 
 
+def chosen_principal(choice: CredentialChoice) -> str:
+    """Who a choice will run as, as far as is known before it is resolved."""
+    if choice.impersonate:
+        return choice.impersonate
+    if choice.key is not None:
+        return choice.key.client_email
+    if choice.file is not None:
+        return choice.file.impersonation_target or "the credential file's principal"
+    return "Application Default Credentials"
+
+
+def chosen_project(export: ExportConfig, choice: CredentialChoice) -> str:
+    return (
+        export.project_id
+        or choice.default_project
+        or service_account_project(choice.impersonate)
+        or "?"
+    )
+
+
+def export_project(export: ExportConfig, credentials: GoogleCredentials) -> str:
+    return export.project_id or credentials.project_id or "?"
+
+
+def unusable_report(export: ExportConfig, problem: str) -> CheckReport:
+    """The report of credentials that could not be built: one finding, nothing checked."""
+    report = CheckReport(
+        export.name, "?", export.project_id or "?", export.dataset_id, export.table_id
+    )
+    subject = "key" if export.auth == AuthKind.KEY else "credentials"
+    report.problems.append(Problem(subject, problem))
+    return report
+
+
 def fix_text(report: CheckReport) -> str:
     lines = []
     for result in report.missing:
@@ -44,9 +91,10 @@ def fix_text(report: CheckReport) -> str:
 class PermissionReport(WorkerErrors, Vertical):
     """Owners call ``start_check``; ``PermissionCheckDone`` bubbles up to them when it ends."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.report: CheckReport | None = None
+        self.export: ExportConfig | None = None  # what is being checked
 
     @property
     def running(self) -> bool:
@@ -54,6 +102,7 @@ class PermissionReport(WorkerErrors, Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="perm-status")
+        yield Static("", id="perm-runs-as")
         yield Static("", id="perm-problems")
         yield Static("", id="perm-list")
         with Vertical(id="perm-fix"):
@@ -64,19 +113,36 @@ class PermissionReport(WorkerErrors, Vertical):
         yield Static("", id="perm-notes")
 
     def on_mount(self) -> None:
-        for part in ("#perm-problems", "#perm-fix", "#perm-notes"):
+        self.hide_findings()
+
+    def hide_findings(self) -> None:
+        self.query_one("#perm-list", Static).update("")
+        for part in ("#perm-runs-as", "#perm-problems", "#perm-fix", "#perm-notes"):
             self.query_one(part).display = False
 
-    def start_check(self, export: ExportConfig, key: ServiceAccountKey) -> None:
-        self.report = None
-        self.query_one("#perm-status", Static).update(
-            f"Checking as {key.client_email} on "
-            f"{export.project_id or key.project_id}:{export.destination_label}…"
-        )
-        self.query_one("#perm-list", Static).update("")
-        for part in ("#perm-problems", "#perm-fix", "#perm-notes"):
-            self.query_one(part).display = False
-        self.check_in_thread(export, key)
+    def start_check(
+        self, export: ExportConfig, credentials: GoogleCredentials | CredentialChoice
+    ) -> None:
+        """Check ``export`` as ``credentials``; a choice is resolved in the worker first."""
+        self.report, self.export = None, export
+        if isinstance(credentials, CredentialChoice):
+            principal, project = chosen_principal(credentials), chosen_project(export, credentials)
+        else:
+            principal, project = credentials.principal.label, export_project(export, credentials)
+        self.show_checking(PermissionCheckAs(principal, project))
+        self.hide_findings()
+        self.check_in_thread(export, credentials)
+
+    def show_checking(self, subject: PermissionCheckAs) -> None:
+        where = self.export.destination_label if self.export else "?"
+        status = self.query_one("#perm-status", Static)
+        status.set_class(False, "error")
+        status.update(f"Checking as {subject.principal} on {subject.project}:{where}…")
+
+    def show_unusable(self, export: ExportConfig, problem: str) -> None:
+        """Credentials that could not even be built (no ADC here, say): a finding, not a crash."""
+        self.report, self.export = None, export
+        self.post_message(PermissionCheckDone(unusable_report(export, problem)))
 
     @work(
         thread=True,
@@ -85,11 +151,28 @@ class PermissionReport(WorkerErrors, Vertical):
         exit_on_error=False,
         description="The permission check",
     )
-    def check_in_thread(self, export: ExportConfig, key: ServiceAccountKey) -> None:
-        report = check_permissions(
-            export, key, on_step=lambda text: self.post_message(PermissionCheckStep(text))
+    def check_in_thread(
+        self, export: ExportConfig, credentials: GoogleCredentials | CredentialChoice
+    ) -> None:
+        def on_step(text: str) -> None:
+            self.post_message(PermissionCheckStep(text))
+
+        if isinstance(credentials, CredentialChoice):
+            try:
+                credentials = credentials.resolve(export.project_id)
+            except BqtuiError as problem:
+                self.post_message(PermissionCheckDone(unusable_report(export, str(problem))))
+                return
+            self.post_message(
+                PermissionCheckAs(credentials.principal.label, export_project(export, credentials))
+            )
+        self.post_message(
+            PermissionCheckDone(check_permissions(export, credentials, on_step=on_step))
         )
-        self.post_message(PermissionCheckDone(report))
+
+    def on_permission_check_as(self, message: PermissionCheckAs) -> None:
+        message.stop()
+        self.show_checking(message)
 
     def on_permission_check_step(self, message: PermissionCheckStep) -> None:
         message.stop()
@@ -105,6 +188,9 @@ class PermissionReport(WorkerErrors, Vertical):
                 Text("✗ Not ready: fix the findings below, then re-run the check.", "bold red")
             )
         status.set_class(not report.ok, "error")
+        runs_as = self.query_one("#perm-runs-as", Static)
+        runs_as.display = bool(report.runs_as)
+        runs_as.update(f"The export {report.runs_as}.")
         problems = self.query_one("#perm-problems", Static)
         problems.display = bool(report.problems)
         problems.update(
@@ -121,8 +207,9 @@ class PermissionReport(WorkerErrors, Vertical):
         notes.display = bool(report.notes)
         notes.update("\n".join(f"Note: {note}" for note in report.notes))
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "copy-fix" and self.report is not None:
-            event.stop()
+    @on(Button.Pressed, "#copy-fix")
+    def copy_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if self.report is not None:
             self.app.copy_to_clipboard(fix_text(self.report))
             self.app.notify("Fix commands copied to the clipboard.")

@@ -14,4 +14,4 @@ class WrappingCheckbox(Checkbox):
     """
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return self.render().get_height(self.styles, width)
+        return self.render().get_height(self.styles.get_render_rules(), width)

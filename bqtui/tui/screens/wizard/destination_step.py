@@ -1,7 +1,10 @@
 """Step 2: where the data goes and what is exported; each field checked by the core's validators."""
 
+from datetime import datetime
+from typing import Any
+
 from textual.app import ComposeResult
-from textual.widgets import Checkbox, Collapsible, Input, RadioButton, RadioSet, Select
+from textual.widgets import Checkbox, Collapsible, Input, RadioButton, RadioSet, Select, Static
 
 from bqtui.core.config import (
     MODEL_DESCRIPTIONS,
@@ -15,10 +18,10 @@ from bqtui.core.config import (
     validate_export_name,
 )
 from bqtui.core.errors import ConfigError
-from bqtui.core.ids import validate_dataset_id, validate_table_id
+from bqtui.core.ids import validate_dataset_id, validate_project_id, validate_table_id
 from bqtui.tui.screens.wizard.draft import WizardDraft
 from bqtui.tui.screens.wizard.step import WizardStep
-from bqtui.tui.widgets.form_field import ErrorLine, FormField
+from bqtui.tui.widgets.form_field import ErrorLine, FieldParser, FormField
 from bqtui.tui.widgets.wrapping_checkbox import WrappingCheckbox
 
 JSON_TYPE_LABEL = (
@@ -31,25 +34,43 @@ INTERVAL_CHOICES = [
     ("every day", Interval.DAY),
     ("every week", Interval.WEEK),
 ]
+PROJECT_REQUIRED = (
+    "Required: the project that holds the dataset and runs the load jobs (these credentials "
+    "name none)."
+)
 SETTLE_HELP = (
     "How long after a window ends it is exported, so rows that become visible late (async "
     "inserts, replication) are in it."
 )
 
 
+def selected_interval(select: "Select[Interval]") -> Interval:
+    """The interval chosen in a select of ``INTERVAL_CHOICES`` (it has no blank)."""
+    value = select.value
+    if isinstance(value, str):
+        return Interval(value)
+    raise ValueError("The interval select has no value")
+
+
 class DestinationStep(WizardStep):
     TITLE = "Destination"
 
-    def __init__(self, draft: WizardDraft, **kwargs):
+    def __init__(self, draft: WizardDraft, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.defaults = draft
 
     def compose(self) -> ComposeResult:
         d = self.defaults
         yield FormField(
+            "Project ID",
+            Input(d.project_id or "", placeholder="my-project", id="project-id"),
+            PROJECT_REQUIRED,
+            id="field-project-id",
+        )
+        yield FormField(
             "Dataset ID",
             Input(d.dataset_id, placeholder="posthog_exports", id="dataset-id"),
-            "The bare dataset ID; the project comes from the key file.",
+            "The bare dataset ID, in the project above.",
             id="field-dataset-id",
         )
         yield FormField(
@@ -77,6 +98,11 @@ class DestinationStep(WizardStep):
             "The first window's start (ISO 8601, UTC if no zone). Empty: the next boundary.",
             id="field-start",
         )
+        yield from self.compose_what_is_exported()
+
+    def compose_what_is_exported(self) -> ComposeResult:
+        """The rows exported (team, events) and the export's name: the step's second half."""
+        d = self.defaults
         yield FormField("Team ID", Input(str(d.team_id), id="team-id"), id="field-team-id")
         yield FormField(
             "Settle delay (seconds)",
@@ -114,11 +140,31 @@ class DestinationStep(WizardStep):
             )
         yield ErrorLine(id="destination-error")
 
+    def enter(self, draft: WizardDraft) -> None:
+        """The project is optional only when the credentials name one."""
+        default = draft.default_project
+        whose = (
+            "the key's" if draft.credentials and draft.credentials.key else "the service account's"
+        )
+        hint = f"Empty: {whose} project, {default}." if default else PROJECT_REQUIRED
+        field = self.query_one("#field-project-id", FormField)
+        field.query_one(".field-hint", Static).update(hint)
+        self.query_one("#project-id", Input).placeholder = default or "my-project"
+
+    def project(self, value: str) -> str | None:
+        project = validate_project_id(value)
+        if project is None and self.defaults.default_project is None:
+            raise ConfigError(
+                "Type the Google Cloud project that holds the dataset: Application Default "
+                "Credentials and credential files name no project."
+            )
+        return project
+
     def value(self, input_id: str) -> str:
         return self.query_one(f"#{input_id}", Input).value
 
     def commit(self, draft: WizardDraft) -> bool:
-        existing = {e.name for e in self.app.store.list_exports()}
+        existing = {e.name for e in self.bqtui.store.list_exports()}
 
         def export_name(value: str) -> str:
             name = validate_export_name(value)
@@ -129,44 +175,40 @@ class DestinationStep(WizardStep):
                 )
             return name
 
-        parsers = {
-            "dataset-id": validate_dataset_id,
-            "table-id": validate_table_id,
-            "start": lambda v: parse_timestamp(v, "start") if v.strip() else None,
-            "team-id": parse_team_id,
-            "settle": parse_settle_seconds,
-            "include-events": parse_event_names,
-            "exclude-events": parse_event_names,
-            "export-name": export_name,
-        }
-        values, valid = {}, True
-        for input_id, parse in parsers.items():
-            try:
-                values[input_id] = parse(self.value(input_id))
-                error = None
-            except ConfigError as problem:
-                error, valid = str(problem), False
-            self.query_one(f"#field-{input_id}", FormField).show_error(error)
+        def start(value: str) -> datetime | None:
+            return parse_timestamp(value, "start") if value.strip() else None
+
+        fields = FieldParser(self)
+        project_id = fields.parse("project-id", self.project, None)
+        dataset_id = fields.parse("dataset-id", validate_dataset_id, "")
+        table_id = fields.parse("table-id", validate_table_id, "")
+        start_at = fields.parse("start", start, None)
+        team_id = fields.parse("team-id", parse_team_id, draft.team_id)
+        settle_seconds = fields.parse("settle", parse_settle_seconds, draft.settle_seconds)
+        include_events = fields.parse("include-events", parse_event_names, draft.include_events)
+        exclude_events = fields.parse("exclude-events", parse_event_names, draft.exclude_events)
+        name = fields.parse("export-name", export_name, "")
         step_error = self.query_one("#destination-error", ErrorLine)
         step_error.show(None)
-        if not valid:
+        if not fields.ok:
             self.query("FormField.-invalid").first(FormField).control.focus()
             return False
         pressed = self.query_one("#model", RadioSet).pressed_button
-        draft.dataset_id = values["dataset-id"]
-        draft.table_id = values["table-id"]
-        draft.model = Model(pressed.name if pressed else Model.EVENTS)
+        draft.project_id = project_id
+        draft.dataset_id = dataset_id
+        draft.table_id = table_id
+        draft.model = Model(pressed.name if pressed and pressed.name else Model.EVENTS)
         draft.json_type = self.query_one("#json-type", Checkbox).value
-        draft.interval = Interval(self.query_one("#interval", Select).value)
-        draft.start = values["start"]
-        draft.team_id = values["team-id"]
-        draft.settle_seconds = values["settle"]
-        draft.include_events = values["include-events"]
-        draft.exclude_events = values["exclude-events"]
-        draft.name = values["export-name"]
+        draft.interval = selected_interval(self.query_one("#interval", Select))
+        draft.start = start_at
+        draft.team_id = team_id
+        draft.settle_seconds = settle_seconds
+        draft.include_events = include_events
+        draft.exclude_events = exclude_events
+        draft.name = name
         draft.bigquery_endpoint = self.value("bigquery-endpoint").strip() or None
         try:  # what spans fields: include/exclude overlap, the endpoint's form
-            validate_export(draft.export_config(self.app.clock()))
+            validate_export(draft.export_config(self.bqtui.clock()))
         except ConfigError as problem:
             step_error.show(str(problem))
             return False

@@ -1,17 +1,25 @@
-"""What the wizard has gathered so far: the export's config, its key and password to be."""
+"""What the wizard has gathered so far: the export's config, its credentials and password to
+be."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bqtui.core.config import DEFAULT_SETTLE_SECONDS, ExportConfig, Interval, Model
-from bqtui.destination.keyfile import ServiceAccountKey
+from bqtui.core.config import (
+    DEFAULT_SETTLE_SECONDS,
+    ExportConfig,
+    Interval,
+    Model,
+    service_account_project,
+)
+from bqtui.ops.credential_setup import CredentialChoice
 from bqtui.ops.permission_check import CheckReport
 from bqtui.state.windows import first_window_start
 
 
 @dataclass
 class WizardDraft:
-    key: ServiceAccountKey | None = None
+    credentials: CredentialChoice | None = None  # set by the first step (never left empty)
+    project_id: str | None = None  # None: the key's or the impersonated account's project
     name: str = ""
     dataset_id: str = ""
     table_id: str = ""
@@ -28,8 +36,16 @@ class WizardDraft:
     source_secrets: dict = field(default_factory=dict)  # the DSN's credentials: keyring only
     report: CheckReport | None = None  # the last permission check
 
+    @property
+    def default_project(self) -> str | None:
+        """The project used when none is typed: the key's, else the impersonated account's."""
+        choice = self.credentials
+        if choice is None:
+            return None
+        return choice.default_project or service_account_project(choice.impersonate)
+
     def export_config(self, now: datetime) -> ExportConfig:
-        return ExportConfig(
+        config = ExportConfig(
             name=self.name,
             dataset_id=self.dataset_id,
             table_id=self.table_id,
@@ -42,5 +58,8 @@ class WizardDraft:
             bigquery_endpoint=self.bigquery_endpoint,
             include_events=self.include_events,
             exclude_events=self.exclude_events,
+            project_id=self.project_id,
             start_at=first_window_start(now, self.interval, self.start),
         )
+        # How it authenticates belongs to the export too (the check names the credential by it).
+        return self.credentials.configured(config) if self.credentials else config

@@ -1,9 +1,14 @@
 """Step 4: the permission check on the chosen destination, with fixes for what is missing."""
 
+from typing import Any
+
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Static
 
+from bqtui.core.config import ExportConfig
+from bqtui.ops.credential_setup import CredentialChoice
 from bqtui.tui.messages import PermissionCheckDone
 from bqtui.tui.screens.wizard.draft import WizardDraft
 from bqtui.tui.screens.wizard.step import WizardStep
@@ -13,9 +18,10 @@ from bqtui.tui.widgets.permission_report import PermissionReport
 class PermissionsStep(WizardStep):
     TITLE = "Permissions"
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.checked = None  # what the last check was for: re-check only when it changed
+        # What the last check was for (credentials, export): re-check only when it changed.
+        self.checked: tuple[CredentialChoice, ExportConfig] | None = None
         self.draft: WizardDraft | None = None
 
     def compose(self) -> ComposeResult:
@@ -30,23 +36,35 @@ class PermissionsStep(WizardStep):
 
     def enter(self, draft: WizardDraft) -> None:
         self.draft = draft
-        wanted = (draft.key.client_email, draft.export_config(self.app.clock()))
-        if wanted != self.checked or draft.report is None:
+        if draft.credentials is None:  # never: the first step lets no one past without
+            return
+        export = draft.export_config(self.bqtui.clock())
+        unchanged = (
+            self.checked is not None
+            and self.checked[0] is draft.credentials
+            and self.checked[1] == export
+        )
+        if not unchanged or draft.report is None:
             self.start_check()
 
     def start_check(self) -> None:
         draft = self.draft
-        self.checked = (draft.key.client_email, draft.export_config(self.app.clock()))
+        if draft is None or draft.credentials is None:
+            return
+        export = draft.export_config(self.bqtui.clock())
+        self.checked = (draft.credentials, export)
         draft.report = None
-        self.query_one(PermissionReport).start_check(self.checked[1], draft.key)
+        # Resolved in the check's worker: finding ADC may wait for a metadata server.
+        self.query_one(PermissionReport).start_check(export, draft.credentials)
 
     def on_permission_check_done(self, message: PermissionCheckDone) -> None:
-        self.draft.report = message.report
+        if self.draft is not None:
+            self.draft.report = message.report
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "recheck":
-            event.stop()
-            self.start_check()
+    @on(Button.Pressed, "#recheck")
+    def recheck_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.start_check()
 
     def commit(self, draft: WizardDraft) -> bool:
         if self.query_one(PermissionReport).running:

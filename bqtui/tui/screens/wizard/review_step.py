@@ -4,11 +4,42 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Static
 
+from bqtui.ops.credential_setup import CredentialChoice
 from bqtui.source.dsn import redact_dsn
 from bqtui.tui.formatting import time_text
 from bqtui.tui.screens.wizard.draft import WizardDraft
 from bqtui.tui.screens.wizard.step import WizardStep
 from bqtui.tui.widgets.form_field import ErrorLine
+
+
+def credential_rows(choice: CredentialChoice | None) -> list[tuple[str, str]]:
+    """Who the export runs as: the key's account, or the kind of keyless credentials."""
+    if choice is None:  # never: the first step lets no one past without
+        return [("Credentials", "—")]
+    if choice.key is not None:
+        rows = [("Service account", choice.key.client_email)]
+    elif choice.file is not None:
+        rows = [("Credentials", f"credential file: {choice.file.description}")]
+    else:
+        rows = [("Credentials", "Application Default Credentials, found at run time")]
+    if choice.impersonate:
+        rows.append(("Impersonates", choice.impersonate))
+    return rows
+
+
+def what_create_stores(choice: CredentialChoice | None) -> str:
+    if choice is None or choice.key is not None:
+        return "Create stores the key in the keyring and the export in bqtui's database."
+    if choice.file is not None and choice.file.holds_secret:
+        return (
+            "Create stores the credential file in the keyring and the export in bqtui's database."
+        )
+    if choice.file is not None:
+        return (
+            "Create stores the export, with its credential file (it holds no secret), in "
+            "bqtui's database."
+        )
+    return "Create stores the export in bqtui's database; bqtui stores no credential."
 
 
 class ReviewStep(WizardStep):
@@ -19,7 +50,7 @@ class ReviewStep(WizardStep):
         yield ErrorLine(id="create-error")
 
     def enter(self, draft: WizardDraft) -> None:
-        config = draft.export_config(self.app.clock())
+        config = draft.export_config(self.bqtui.clock())
         report = draft.report
         if report is None:
             check = Text("not run", style="yellow")
@@ -31,10 +62,11 @@ class ReviewStep(WizardStep):
                 "permission(s)",
                 style="bold red",
             )
+        project = config.project_id or draft.default_project or "—"  # a project was required
         rows = [
             ("Export name", config.name),
-            ("Service account", f"{draft.key.client_email}"),
-            ("Destination", f"{draft.key.project_id}.{config.destination_label}"),
+            *credential_rows(draft.credentials),
+            ("Destination", f"{project}.{config.destination_label}"),
             ("Model", config.model.value),
             ("Column types", "JSON" if config.json_type else "STRING"),
             ("Interval", config.interval.value),
@@ -55,9 +87,7 @@ class ReviewStep(WizardStep):
             summary.append(f"{value}\n")
         summary.append(f"{'Permissions':<18} ", style="bold")
         summary.append(check)
-        summary.append(
-            "\n\nCreate stores the key in the keyring and the export in bqtui's database."
-        )
+        summary.append(f"\n\n{what_create_stores(draft.credentials)}")
         self.query_one("#review-summary", Static).update(summary)
         self.show_error(None)
 

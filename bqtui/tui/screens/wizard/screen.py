@@ -1,20 +1,25 @@
 """New export wizard: five steps, each validated before the next, then the export is created."""
 
 from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, ContentSwitcher, Footer, Header, Static
 
+from bqtui.core.config import ExportConfig
 from bqtui.core.errors import BqtuiError
 from bqtui.core.paths import default_source_dsn
 from bqtui.demo.environment import DEMO_DATASET
+from bqtui.ops.credential_setup import CredentialChoice
 from bqtui.ops.export_setup import create_export
+from bqtui.state.store import Store
+from bqtui.tui.messages import ExportCreated
 from bqtui.tui.screens.base import BqtuiScreen
 from bqtui.tui.screens.dialogs import ConfirmDialog
+from bqtui.tui.screens.wizard.credentials_step import CredentialsStep
 from bqtui.tui.screens.wizard.destination_step import DestinationStep
 from bqtui.tui.screens.wizard.draft import WizardDraft
-from bqtui.tui.screens.wizard.key_step import KeyStep
 from bqtui.tui.screens.wizard.permissions_step import PermissionsStep
 from bqtui.tui.screens.wizard.review_step import ReviewStep
 from bqtui.tui.screens.wizard.source_step import SourceStep
@@ -29,9 +34,10 @@ class NewExportScreen(BqtuiScreen):
         Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.draft = WizardDraft()
+        self.creating = False
         self.index = 0
 
     def compose(self) -> ComposeResult:
@@ -43,8 +49,8 @@ class NewExportScreen(BqtuiScreen):
             self.draft.bigquery_endpoint = demo.bigquery_endpoint
         yield Header()
         yield Static(id="wizard-steps")
-        with ContentSwitcher(initial="step-key", id="wizard-body"):
-            yield KeyStep(self.bqtui.browse_from, key_path, id="step-key")
+        with ContentSwitcher(initial="step-credentials", id="wizard-body"):
+            yield CredentialsStep(self.bqtui.browse_from, key_path, id="step-credentials")
             yield DestinationStep(self.draft, id="step-destination")
             yield SourceStep(dsn, id="step-source")
             yield PermissionsStep(id="step-permissions")
@@ -85,14 +91,25 @@ class NewExportScreen(BqtuiScreen):
         self.call_after_refresh(self.focus_step)
 
     def focus_step(self) -> None:
-        focusable = [w for w in self.step.query("Input, DirectoryTree, Button") if w.focusable]
+        focusable = [
+            w
+            for w in self.step.query("Input, DirectoryTree, Button")
+            if w.focusable and all(node.display for node in w.ancestors_with_self)
+        ]  # not in a hidden part (the credentials step shows one kind's fields)
         (focusable[0] if focusable else self.query_one("#next")).focus(scroll_visible=False)
         self.step.scroll_home(animate=False)  # the first field's label stays in view
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        actions = {"cancel": self.action_cancel, "back": self.action_back, "next": self.action_next}
-        if event.button.id in actions:
-            actions[event.button.id]()
+    @on(Button.Pressed, "#cancel")
+    def cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    @on(Button.Pressed, "#back")
+    def back_pressed(self) -> None:
+        self.action_back()
+
+    @on(Button.Pressed, "#next")
+    def next_pressed(self) -> None:
+        self.action_next()
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -127,16 +144,31 @@ class NewExportScreen(BqtuiScreen):
         if self.index < len(self.steps) - 1:
             self.show_step(self.index + 1)
             return
-        review = self.query_one(ReviewStep)
+        credentials = self.draft.credentials  # the first step requires them
+        if credentials is not None and not self.creating:
+            self.creating = True  # one export, however often Create is pressed meanwhile
+            config = self.draft.export_config(self.bqtui.clock())
+            self.create_in_thread(config, credentials, dict(self.draft.source_secrets))
+
+    @work(thread=True, exclusive=True, group="create", exit_on_error=False, description="Creating")
+    def create_in_thread(
+        self, config: ExportConfig, credentials: CredentialChoice, source_secrets: dict[str, str]
+    ) -> None:
+        # The keyring and SQLite may block: not on the UI thread. The same call as `bqtui add`:
+        # the export and its secrets, or nothing.
+        store = Store(self.bqtui.store.path)  # this thread's own connection
         try:
-            # The same call as `bqtui add`: the export and its secrets, or nothing.
-            export = create_export(
-                self.bqtui.store,
-                self.draft.export_config(self.bqtui.clock()),
-                self.draft.key,
-                self.draft.source_secrets,
-            )
+            export = create_export(store, config, credentials, source_secrets)
         except BqtuiError as error:
-            review.show_error(str(error))
+            self.post_message(ExportCreated(None, str(error)))
             return
-        self.dismiss(export)
+        finally:
+            store.close()
+        self.post_message(ExportCreated(export))
+
+    def on_export_created(self, message: ExportCreated) -> None:
+        self.creating = False
+        if message.export is None:
+            self.query_one(ReviewStep).show_error(message.error)
+            return
+        self.dismiss(message.export)

@@ -1,7 +1,9 @@
 """Step 3: the ClickHouse to read from (embedded by default), with a connection test."""
 
+from typing import Any
+
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Static
@@ -20,7 +22,7 @@ from bqtui.tui.widgets.form_field import FormField
 class SourceStep(WizardStep):
     TITLE = "Source"
 
-    def __init__(self, dsn: str, **kwargs):
+    def __init__(self, dsn: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.initial_dsn = dsn
         self.team_id = 1
@@ -67,9 +69,8 @@ class SourceStep(WizardStep):
             return dsn, {**self.other_secrets, "password": password_input.value}
         return dsn, dict(self.other_secrets)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id != "test-connection":
-            return
+    @on(Button.Pressed, "#test-connection")
+    def test_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         checked = self.checked_dsn()
         if checked is None:

@@ -2,6 +2,7 @@
 
 from textual.containers import VerticalScroll
 
+from bqtui.tui.context import BqtuiContext, bqtui_context
 from bqtui.tui.screens.wizard.draft import WizardDraft
 from bqtui.tui.worker_errors import WorkerErrors
 
@@ -10,6 +11,10 @@ class WizardStep(WorkerErrors, VerticalScroll):
     """One step: ``enter`` when shown, ``commit`` to validate and write into the draft."""
 
     TITLE = ""
+
+    @property
+    def bqtui(self) -> BqtuiContext:
+        return bqtui_context(self.app)
 
     def enter(self, draft: WizardDraft) -> None:
         """Called each time the step is shown."""

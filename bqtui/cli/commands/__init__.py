@@ -1,0 +1,1 @@
+"""The subcommands, one module per group; each lists its commands in ``COMMANDS``."""
