@@ -5,7 +5,7 @@ from typing import NoReturn
 
 from bqtui import __version__
 from bqtui.cli.command import Command
-from bqtui.cli.commands import auth, demo, exports, monitoring, running
+from bqtui.cli.commands import auth, cost, demo, exports, monitoring, running
 from bqtui.cli.exit_codes import EXIT_USAGE
 
 # The order `bqtui --help` lists the commands in.
@@ -19,6 +19,7 @@ HELP_ORDER = (
     "remove",
     "set-key",
     "set-auth",
+    "set-cost",
     "set-source",
     "run",
     "verify",
@@ -29,7 +30,14 @@ HELP_ORDER = (
 
 
 def _commands_in_help_order() -> dict[str, Command]:
-    groups = (exports.COMMANDS, auth.COMMANDS, monitoring.COMMANDS, running.COMMANDS, demo.COMMANDS)
+    groups = (
+        exports.COMMANDS,
+        auth.COMMANDS,
+        cost.COMMANDS,
+        monitoring.COMMANDS,
+        running.COMMANDS,
+        demo.COMMANDS,
+    )
     by_name = {command.name: command for group in groups for command in group}
     if set(by_name) != set(HELP_ORDER):
         raise AssertionError(f"HELP_ORDER and the command groups differ: {sorted(by_name)}")

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from bqtui.core.cost import WriteMode
 from bqtui.core.errors import ConfigError
 from bqtui.core.ids import validate_dataset_id, validate_project_id, validate_table_id
 
@@ -98,6 +99,9 @@ class ExportConfig:
     impersonate: str | None = None  # a service account every BigQuery call runs as
     # A credential file that holds no secret (e.g. workload identity); else in the keyring.
     credential_config: str | None = None
+    write_mode: WriteMode = WriteMode.MERGE  # persons and sessions only
+    max_bytes_billed: int | None = None  # BigQuery's maximumBytesBilled on every query job
+    price_per_tib: float | None = None  # None: DEFAULT_PRICE_PER_TIB
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -264,6 +268,12 @@ def validate_export(config: ExportConfig) -> ExportConfig:
         raise ConfigError(
             f"Events listed both to include and to exclude: {', '.join(both)}. Pick one."
         )
+    model = parse_model(str(config.model))
+    if config.write_mode == WriteMode.APPEND and not model.is_mutable:
+        raise ConfigError(
+            "--write-mode applies to persons and sessions; events are always appended, once "
+            "per uuid."
+        )
     endpoint = (config.bigquery_endpoint or "").strip() or None
     if endpoint and not re.match(r"^https?://[^/\s]+", endpoint):
         raise ConfigError(
@@ -274,7 +284,7 @@ def validate_export(config: ExportConfig) -> ExportConfig:
         name=validate_export_name(config.name),
         dataset_id=validate_dataset_id(config.dataset_id),
         table_id=validate_table_id(config.table_id),
-        model=parse_model(str(config.model)),
+        model=model,
         interval=parse_interval(str(config.interval)),
         team_id=parse_team_id(config.team_id),
         settle_seconds=parse_settle_seconds(config.settle_seconds),

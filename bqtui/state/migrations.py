@@ -120,6 +120,31 @@ def _migration_6(db: sqlite_utils.Database) -> None:
     db.table("exports").add_column("credential_config", str)
 
 
+def _migration_7(db: sqlite_utils.Database) -> None:
+    # Cost: the write mode and bytes guard per export, and what each query job was billed.
+    exports = db.table("exports")
+    exports.add_column("write_mode", str)
+    exports.add_column("max_bytes_billed", int)
+    exports.add_column("price_per_tib", float)
+    db.table("job_costs").create(
+        {
+            "id": int,
+            "export_id": int,
+            "run_id": int,
+            "window_start": str,  # the group's first window; NULL for verify and repair
+            "kind": str,  # merge | verify | delete | dry_run
+            "job_id": str,
+            "finished_at": str,
+            "bytes_processed": int,
+            "bytes_billed": int,
+            "slot_ms": int,
+            "billing": str,  # on_demand | reservation
+        },
+        pk="id",
+    )
+    db.table("job_costs").create_index(["export_id", "finished_at"])
+
+
 # Each migration takes the schema from version N-1 to N; never edit one that has shipped.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
@@ -128,5 +153,6 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_4,
     _migration_5,
     _migration_6,
+    _migration_7,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bqtui.core.config import DEFAULT_SETTLE_SECONDS, AuthKind, ExportConfig, Interval, Model
+from bqtui.core.cost import WriteMode
 
 
 def utcnow() -> datetime:
@@ -78,6 +79,9 @@ def export_row(config: ExportConfig) -> dict:
         "auth": config.auth.value,
         "impersonate": config.impersonate,
         "credential_config": config.credential_config,
+        "write_mode": config.write_mode.value,
+        "max_bytes_billed": config.max_bytes_billed,
+        "price_per_tib": config.price_per_tib,
     }
 
 
@@ -108,6 +112,9 @@ def export_from_row(row: dict) -> ExportConfig:
         auth=AuthKind(row.get("auth") or AuthKind.KEY),
         impersonate=row.get("impersonate"),
         credential_config=row.get("credential_config"),
+        write_mode=WriteMode(row.get("write_mode") or WriteMode.MERGE),
+        max_bytes_billed=row.get("max_bytes_billed"),
+        price_per_tib=row.get("price_per_tib"),
     )
 
 

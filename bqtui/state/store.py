@@ -196,7 +196,7 @@ class Store:
                 "DELETE FROM run_logs WHERE run_id IN (SELECT id FROM runs WHERE export_id = ?)",
                 [export_id],
             )
-            for table in ("runs", "windows", "locks"):
+            for table in ("runs", "windows", "locks", "job_costs"):
                 self.db.execute(f"DELETE FROM {table} WHERE export_id = ?", [export_id])
             self.db.execute("DELETE FROM exports WHERE id = ?", [export_id])
 

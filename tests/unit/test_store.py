@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from bqtui.core.config import AuthKind, ExportConfig, Interval, Model
+from bqtui.core.cost import WriteMode
 from bqtui.core.errors import ConfigError
 from bqtui.state.store import SCHEMA_VERSION, Store
 
@@ -63,6 +64,9 @@ def test_export_round_trip(db_path):
         "auth",
         "impersonate",
         "credential_config",
+        "write_mode",
+        "max_bytes_billed",
+        "price_per_tib",
     }
     created = datetime(2024, 1, 1, tzinfo=UTC)
     store = Store(db_path)
@@ -91,6 +95,9 @@ def test_export_round_trip(db_path):
             auth=AuthKind.CREDENTIALS_FILE,
             impersonate="exporter@proj-9.iam.gserviceaccount.com",
             credential_config='{"type": "external_account"}',
+            write_mode=WriteMode.APPEND,
+            max_bytes_billed=10**10,
+            price_per_tib=5.0,
         )
     )
     after = datetime.now(UTC)
@@ -114,6 +121,11 @@ def test_export_round_trip(db_path):
     assert loaded.auth is AuthKind.CREDENTIALS_FILE
     assert loaded.impersonate == "exporter@proj-9.iam.gserviceaccount.com"
     assert loaded.credential_config == '{"type": "external_account"}'
+    assert (loaded.write_mode, loaded.max_bytes_billed, loaded.price_per_tib) == (
+        WriteMode.APPEND,
+        10**10,
+        5.0,
+    )
     assert loaded.include_events == ("$pageview", "signup")
     assert loaded.exclude_events == ("$autocapture",)
     assert loaded.start_at == datetime(2024, 3, 4, 3, 10, tzinfo=UTC)

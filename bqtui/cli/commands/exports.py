@@ -7,6 +7,7 @@ import json
 from bqtui.cli.clock import now
 from bqtui.cli.command import Command, add_json_option, add_name_argument, with_store
 from bqtui.cli.commands.auth import add_credential_arguments, credential_choice
+from bqtui.cli.commands.cost import add_cost_arguments, cost_summary, with_cost
 from bqtui.cli.exit_codes import EXIT_OK
 from bqtui.core.config import (
     DEFAULT_SETTLE_SECONDS,
@@ -80,6 +81,7 @@ def add_arguments_of_add(add: argparse.ArgumentParser) -> None:
     add.add_argument(
         "--location", help="BigQuery location of the dataset, e.g. US or EU (default: inferred)"
     )
+    add_cost_arguments(add)
     add.add_argument("--include-events", help="only these event names, comma-separated")
     add.add_argument("--exclude-events", help="all but these event names, comma-separated")
 
@@ -107,7 +109,7 @@ def cmd_add(args: argparse.Namespace, store: Store) -> int:
         exclude_events=parse_event_names(args.exclude_events),
         start_at=first_window_start(utcnow(), interval, start),
     )
-    export = create_export(store, config, credentials, source_secrets)
+    export = create_export(store, with_cost(config, args), credentials, source_secrets)
     project = export.project_id or credentials.default_project
     print(
         f'Added export "{export.name}": {export.model} from team {export.team_id} to '
@@ -131,6 +133,7 @@ def export_summary(store: Store, export: ExportConfig) -> dict:
         "project_id": export.project_id,
         "auth": export.auth.value,
         "impersonate": export.impersonate,
+        **cost_summary(export),
         "location": export.location,
         "interval": export.interval.value,
         "json_type": export.json_type,
