@@ -28,6 +28,9 @@ class DestinationError(BqtuiError):
 class PermissionProblem(DestinationError):
     """BigQuery denied an operation for lack of a permission; retrying will not help."""
 
+    # What the run log says when this stops an export's run.
+    stop_note = "Stopped this export: fix the permission and run it again."
+
     def __init__(self, message: str, finding=None):
         super().__init__(message)
         self.finding = finding
@@ -63,3 +66,11 @@ class CredentialFileError(ConfigError):
 
 class CredentialProblem(PermissionProblem):
     """The export's credential cannot give a token (none found, expired, refused)."""
+
+    stop_note = "Stopped this export: fix its credential (see above) and run it again."
+
+
+class CostLimitExceeded(PermissionProblem):
+    """A query job would bill more than the export's --max-bytes-billed; it did not run."""
+
+    stop_note = "Stopped this export: nothing was written; see above for what to change."

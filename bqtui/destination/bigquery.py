@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from google.api_core import exceptions as api_errors
 from google.cloud import bigquery
@@ -18,6 +19,7 @@ from bqtui.core.config import AuthKind
 from bqtui.core.errors import CredentialProblem, DestinationError, TransientJobFailure
 from bqtui.destination.credentials import GoogleCredentials, resolve_credentials
 from bqtui.destination.failures import API_FAILURES, TRANSIENT_REASONS, first_errors, make_retry
+from bqtui.destination.job_stats import QueryJobStats, query_job_stats
 from bqtui.destination.keyfile import ServiceAccountKey
 from bqtui.destination.permissions import describe_api_error
 from bqtui.destination.statements import (
@@ -44,6 +46,13 @@ Job = (
     | bigquery.ExtractJob
     | bigquery.UnknownJob
 )
+
+
+@dataclass(frozen=True)
+class TableSize:
+    num_bytes: int
+    num_rows: int
+    partition_field: str | None  # None: not partitioned by a column
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,7 @@ class BigQueryDestination:
         endpoint: str | None = None,
         location: str | None = None,
         retry_deadline: float = DEFAULT_RETRY_DEADLINE,
+        max_bytes_billed: int | None = None,
     ):
         if isinstance(credentials, ServiceAccountKey):
             credentials = resolve_credentials(
@@ -104,6 +114,20 @@ class BigQueryDestination:
             client_options={"api_endpoint": endpoint} if endpoint else None,
         )
         self._dataset_locations: dict[str, str | None] = {}
+        # BigQuery's maximumBytesBilled on every query job: over it, the job never runs.
+        self.max_bytes_billed = max_bytes_billed
+        # Told of every finished query job (MERGE, verify, repair): what it was billed.
+        self.on_query_done: Callable[[QueryJobStats], None] | None = None
+
+    def _query_config(self, **settings: Any) -> bigquery.QueryJobConfig:
+        config = bigquery.QueryJobConfig(**settings)
+        if self.max_bytes_billed is not None and not settings.get("dry_run"):
+            config.maximum_bytes_billed = self.max_bytes_billed
+        return config
+
+    def _finished(self, kind: str, job: Job) -> None:
+        if self.on_query_done is not None and isinstance(job, bigquery.QueryJob):
+            self.on_query_done(query_job_stats(kind, job))
 
     @property
     def service_account_email(self) -> str:
@@ -240,6 +264,8 @@ class BigQueryDestination:
                     f"{translated} (job {job.job_id}: {first_errors(job_errors)})"
                 )
             raise translated from None
+        if isinstance(job, bigquery.QueryJob):
+            self._finished(job.query.lstrip().split(None, 1)[0].lower(), job)
         return job
 
     def job_location(self, dataset_id: str | None) -> str | None:
@@ -320,12 +346,14 @@ class BigQueryDestination:
         self, sql: str, parameters: QueryParameters | None = None, *, doing: str, dataset_id: str
     ) -> list[dict]:
         """Run a query (``@name`` parameters from Python values) and return its rows."""
-        config = bigquery.QueryJobConfig(query_parameters=query_parameters(parameters))
+        config = self._query_config(query_parameters=query_parameters(parameters))
         try:
             job = self.client.query(sql, job_config=config, timeout=REQUEST_TIMEOUT)
-            return [dict(row) for row in job.result(retry=self.retry, timeout=JOB_TIMEOUT)]
+            rows = [dict(row) for row in job.result(retry=self.retry, timeout=JOB_TIMEOUT)]
         except API_FAILURES as error:
             raise self.translate(error, doing, dataset_id) from None
+        self._finished("verify", job)
+        return rows
 
     def estimate_bytes(
         self, sql: str, parameters: QueryParameters | None = None, *, doing: str, dataset_id: str
@@ -339,6 +367,23 @@ class BigQueryDestination:
         except API_FAILURES as error:
             raise self.translate(error, doing, dataset_id) from None
         return int(job.total_bytes_processed or 0)
+
+    def table_size(self, table_ref: str) -> TableSize | None:
+        """The table's size and layout from its metadata (free); None when it does not exist."""
+        try:
+            table = self.client.get_table(table_ref, retry=self.retry, timeout=REQUEST_TIMEOUT)
+        except api_errors.NotFound:
+            return None
+        except API_FAILURES as error:
+            raise self.translate(
+                error, f"reading table {table_ref}", table_ref.split(".")[1]
+            ) from None
+        partitioning = table.time_partitioning
+        return TableSize(
+            num_bytes=int(table.num_bytes or 0),
+            num_rows=int(table.num_rows or 0),
+            partition_field=partitioning.field if partitioning else None,
+        )
 
     def table_columns(self, table_ref: str) -> list[str] | None:
         """The table's column names; None when it does not exist (other failures raise)."""
@@ -363,13 +408,14 @@ class BigQueryDestination:
             columns = [f.name for f in table.schema]
             order_by = "bq_ingested_timestamp" if "bq_ingested_timestamp" in columns else "1"
             sql = deduplicate_statement(table_ref, columns, key, order_by, days)
-            config = bigquery.QueryJobConfig(
+            config = self._query_config(
                 query_parameters=[bigquery.ArrayQueryParameter("keys", "STRING", keys)]
             )
             job = self.client.query(sql, job_config=config, timeout=REQUEST_TIMEOUT)
             job.result(retry=self.retry, timeout=JOB_TIMEOUT)
         except API_FAILURES as error:
             raise self.translate(error, f"removing duplicates in {table_ref}", dataset_id) from None
+        self._finished("repair", job)
         stats = job.dml_stats
         if stats is not None:  # deleted every copy, inserted one back per key
             return int(stats.deleted_row_count) - int(stats.inserted_row_count)
@@ -387,7 +433,7 @@ class BigQueryDestination:
     ) -> Job:
         """Submit the MERGE (not waiting for it): see ``wait_for``."""
         sql = merge_statement(plan, stage_ref, model, timestamp_range)
-        config = bigquery.QueryJobConfig(labels=labels, use_legacy_sql=False)
+        config = self._query_config(labels=labels, use_legacy_sql=False)
 
         def submit() -> Job:
             return self.client.query(

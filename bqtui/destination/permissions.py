@@ -13,7 +13,9 @@ from google.api_core import exceptions as api_errors
 from google.auth import exceptions as auth_errors
 
 from bqtui.core.config import Model
+from bqtui.core.cost import bytes_text
 from bqtui.core.errors import (
+    CostLimitExceeded,
     CredentialProblem,
     DestinationError,
     PermissionProblem,
@@ -197,6 +199,26 @@ def _not_found(
     return DestinationError(f"While {doing}: not found: {message}")
 
 
+def _over_bytes_limit(error: api_errors.GoogleAPICallError, doing: str) -> CostLimitExceeded:
+    """BigQuery's 'Query exceeded limit for bytes billed: LIMIT. BILLED or higher required.'"""
+    message = _api_message(error)
+    numbers = [int(n) for n in re.findall(r"\b(\d+)\b", message)]
+    if len(numbers) >= 2:
+        limit, needed = numbers[0], numbers[1]
+        detail = (
+            f"the job would bill {bytes_text(needed)} ({needed:,} bytes), more than the "
+            f"export's limit of {bytes_text(limit)} ({limit:,} bytes)"
+        )
+    else:
+        detail = f"the job would bill more than the export's limit ({message})"
+    return CostLimitExceeded(
+        f"While {doing}: {detail}. BigQuery refused it before it ran: nothing was written. "
+        "Raise the limit (bqtui set-cost NAME --max-bytes-billed N, or --no-max-bytes-billed), "
+        "or make each job cheaper: bqtui check NAME says whether the table's layout makes "
+        "every MERGE read the whole table (partitioning, or --write-mode append)."
+    )
+
+
 def describe_api_error(
     error: Exception,
     *,
@@ -223,6 +245,10 @@ def describe_api_error(
     if isinstance(error, auth_errors.GoogleAuthError):
         reason = token_refused(error) if token_refused else describe_token_error(error, token_uri)
         return CredentialProblem(f"While {doing}: {reason}")
+    if isinstance(error, api_errors.GoogleAPICallError) and (
+        error_reason(error) == "bytesBilledLimitExceeded"
+    ):
+        return _over_bytes_limit(error, doing)
     if isinstance(error, api_errors.GoogleAPICallError) and error_reason(error) == "quotaExceeded":
         return QuotaProblem(
             f"While {doing}: BigQuery quota exceeded for project {project}: "

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bqtui.core.config import ExportConfig
+from bqtui.core.cost import DEFAULT_PRICE_PER_TIB, bytes_text, projected_month_usd
+from bqtui.state.costs import CostBook
 from bqtui.state.store import Store
 from bqtui.state.windows import STEP, floor_to_interval
 
@@ -31,6 +33,7 @@ class ExportStatus:
     windows_waiting: int  # failed, cancelled or interrupted, not done since
     last_run_status: str | None
     last_run_error: str | None
+    cost: "ExportCost | None" = None
 
     @property
     def problems(self) -> list[str]:
@@ -62,7 +65,59 @@ class ExportStatus:
             "last_run_error": self.last_run_error,
             "healthy": self.healthy,
             "problems": self.problems,
+            **(self.cost or ExportCost()).to_dict(),
         }
+
+
+@dataclass(frozen=True)
+class ExportCost:
+    """What BigQuery billed an export's query jobs, and a month at that rate."""
+
+    bytes_billed_24h: int = 0
+    bytes_billed_30d: int = 0
+    slot_ms_30d: int = 0
+    projected_month_usd: float = 0.0
+    price_per_tib: float = DEFAULT_PRICE_PER_TIB
+    reservation: bool = False  # some jobs ran on a reservation: slot time, not bytes
+    jobs_30d: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "bytes_billed_24h": self.bytes_billed_24h,
+            "bytes_billed_30d": self.bytes_billed_30d,
+            "slot_ms_30d": self.slot_ms_30d,
+            "projected_month_usd": self.projected_month_usd,
+            "billing": "reservation" if self.reservation else "on_demand",
+        }
+
+    def line(self) -> str:
+        if self.reservation:
+            return (
+                f"{self.slot_ms_30d / 3_600_000:.2f} slot-hours in 30 days on a reservation "
+                f"(billed as slot time); {bytes_text(self.bytes_billed_30d)} billed on demand"
+            )
+        return (
+            f"billed {bytes_text(self.bytes_billed_24h)} in 24 h, "
+            f"{bytes_text(self.bytes_billed_30d)} in 30 days; about "
+            f"${self.projected_month_usd:,.2f} a month at ${self.price_per_tib:g}/TiB"
+        )
+
+
+def export_cost(store: Store, export: ExportConfig, now: datetime) -> ExportCost:
+    costs = CostBook(store)
+    day = costs.totals(export.saved_id, now - timedelta(days=1))
+    month = costs.totals(export.saved_id, now - timedelta(days=30))
+    recorded_days = (now - month.first_at).total_seconds() / 86400 if month.first_at else 1.0
+    price = DEFAULT_PRICE_PER_TIB if export.price_per_tib is None else export.price_per_tib
+    return ExportCost(
+        bytes_billed_24h=day.bytes_billed,
+        bytes_billed_30d=month.bytes_billed,
+        slot_ms_30d=month.slot_ms,
+        projected_month_usd=projected_month_usd(month.bytes_billed, recorded_days, price),
+        price_per_tib=price,
+        reservation=month.reservation_jobs > 0,
+        jobs_30d=month.jobs,
+    )
 
 
 def export_status(store: Store, export: ExportConfig, now: datetime) -> ExportStatus:
@@ -96,6 +151,7 @@ def export_status(store: Store, export: ExportConfig, now: datetime) -> ExportSt
         windows_waiting=waiting,
         last_run_status=last.status if last else None,
         last_run_error=last.error if last else None,
+        cost=export_cost(store, export, now),
     )
 
 

@@ -1,10 +1,21 @@
 """The names one attempt at one window uses in BigQuery: its stage table, job ids, labels."""
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from bqtui.core.config import ExportConfig
 from bqtui.destination.bigquery import job_labels
 from bqtui.state.windows import Window
+
+WINDOW_KEY = "%Y%m%dT%H%M%S"  # in job ids, stage tables and the bqtui_window label
+
+
+def window_of_label(label: str | None) -> datetime | None:
+    """The window start a job's bqtui_window label names (labels are lowercase)."""
+    try:
+        return datetime.strptime((label or "").upper(), WINDOW_KEY).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -19,7 +30,7 @@ class Attempt:
 
     @classmethod
     def of(cls, export: ExportConfig, window: Window, number: int) -> "Attempt":
-        window_key = f"{window.start:%Y%m%dT%H%M%S}"
+        window_key = f"{window.start:{WINDOW_KEY}}"
         return cls(
             window,
             number,

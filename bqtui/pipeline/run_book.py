@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from bqtui.core import checkpoints
 from bqtui.core.config import ExportConfig
 from bqtui.core.errors import Cancelled, LockLost
+from bqtui.destination.job_stats import QueryJobStats
 from bqtui.pipeline.attempt import Attempt
 from bqtui.pipeline.events import (
     CancelToken,
@@ -20,8 +21,10 @@ from bqtui.pipeline.events import (
     RunResult,
     WindowFinished,
 )
+from bqtui.pipeline.job_costs import cost_line, job_cost
 from bqtui.pipeline.lock_watch import LockWatch
 from bqtui.source.clickhouse import ReadStats
+from bqtui.state.costs import CostBook
 from bqtui.state.locks import ExportLock
 from bqtui.state.records import WindowState
 from bqtui.state.store import Store, utcnow
@@ -63,6 +66,13 @@ class RunBook:
         self._fence_lock = threading.Lock()
         self._last_progress = 0.0
         self._started = time.monotonic()
+
+    # -- cost -------------------------------------------------------------------------------
+
+    def record_query_job(self, stats: QueryJobStats) -> None:
+        """What a query job of this run read and was billed: kept, and said in the log."""
+        CostBook(self.store).record(self.export_id, job_cost(stats, self.run_id))
+        self.log("info", cost_line(stats))
 
     # -- events -----------------------------------------------------------------------------
 

@@ -88,6 +88,7 @@ def bigquery_destination(export: ExportConfig, retry_deadline: float) -> BigQuer
         endpoint=export.bigquery_endpoint,
         location=export.location,
         retry_deadline=retry_deadline,
+        max_bytes_billed=export.max_bytes_billed,
     )
 
 
@@ -229,13 +230,17 @@ class ExportRunner:
             model,
             windows,
             source,
-            open_destination=functools.partial(
-                self.destination_factory, export, self.retry_deadline
-            ),
+            open_destination=functools.partial(self._open_destination, export, book),
             work_dir=self.work_dir,
             # Looked up at each run, not at import: the unit tests swap it for smaller files.
             write_files=write_parquet_files,
         )
+
+    def _open_destination(self, export: ExportConfig, book: RunBook) -> Destination:
+        destination = self.destination_factory(export, self.retry_deadline)
+        if isinstance(destination, BigQueryDestination):  # test doubles bill nothing
+            destination.on_query_done = book.record_query_job
+        return destination
 
     def _record_setup_failure(
         self, export: ExportConfig, trigger: str, windows: list[Window], error: BqtuiError

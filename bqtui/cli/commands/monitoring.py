@@ -39,6 +39,11 @@ def cmd_status(args: argparse.Namespace, store: Store) -> int:
         )
     for s in statuses:
         print(_status_line(s))
+    billed = [s for s in statuses if s.cost and s.cost.jobs_30d]
+    if billed:
+        print("BigQuery cost (query jobs; loads are free):")
+        for s in billed:
+            print(f"  {s.name:<20} {s.cost.line() if s.cost else ''}")
     if installed.kind == "none":
         print("Not scheduled: bqtui schedule install runs bqtui --run-all every minute.")
     else:
@@ -91,6 +96,7 @@ def add_arguments_of_verify(verify: argparse.ArgumentParser) -> None:
 
 def cmd_verify(args: argparse.Namespace, store: Store) -> int:
     from bqtui.ops.verify import Verifier
+    from bqtui.pipeline.job_costs import record_job_costs
     from bqtui.pipeline.runner import (
         bigquery_destination,
         clickhouse_source,
@@ -105,6 +111,7 @@ def cmd_verify(args: argparse.Namespace, store: Store) -> int:
     if args.max_listed < 0 or (args.max_bytes is not None and args.max_bytes < 0):
         raise ConfigError("--max-listed and --max-bytes cannot be negative.")
     destination = bigquery_destination(export, retry_deadline_from_env())
+    destination.on_query_done = record_job_costs(store, export.saved_id)
     with clickhouse_source(export) as source:
         verifier = Verifier(
             store,

@@ -4,14 +4,15 @@ installs --run-all as a timer)."""
 import argparse
 import signal
 import sys
+from datetime import datetime
 from types import FrameType
 
 from bqtui.cli.clock import now
 from bqtui.cli.command import Command, database_path, with_store
 from bqtui.cli.console import RunConsole, print_run_summary
 from bqtui.cli.exit_codes import EXIT_FAILED, EXIT_OK
-from bqtui.core.config import parse_timestamp
-from bqtui.core.errors import Cancelled, ConfigError
+from bqtui.core.config import ExportConfig, parse_timestamp
+from bqtui.core.errors import BqtuiError, Cancelled, ConfigError
 from bqtui.pipeline.runner import CancelToken, ExportRunner
 from bqtui.state.store import Store
 
@@ -59,11 +60,34 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
         start, end = parse_timestamp(args.start, "start"), parse_timestamp(args.end, "end")
         if end <= start:
             raise ConfigError("--end must be after --start.")
+        _say_estimate(export, start, end)
         result = runner.backfill(export, start, end)
     else:
         result = runner.run_export(export)
     print_run_summary([result])
     return signals.exit_code(EXIT_FAILED if result.failed or result.status == "busy" else EXIT_OK)
+
+
+def _say_estimate(export: ExportConfig, start: datetime, end: datetime) -> None:
+    """What the backfill will bill at most, before it runs (the table's metadata is free)."""
+    from bqtui.ops.cost_estimate import estimate_backfill
+    from bqtui.pipeline.runner import bigquery_destination, retry_deadline_from_env
+    from bqtui.state.windows import backfill_windows
+
+    windows = len(backfill_windows(export, start, end, now())[0])
+    try:
+        destination = bigquery_destination(export, retry_deadline_from_env())
+        try:
+            estimate = estimate_backfill(export, windows, destination)
+        finally:
+            destination.close()
+    except BqtuiError as error:  # the run itself says what is wrong
+        print(f"Estimate: not available ({error})", file=sys.stderr)
+        return
+    print(estimate.line(export), file=sys.stderr)
+    note = estimate.limit_note(export)
+    if note:
+        print(note, file=sys.stderr)
 
 
 def cmd_run_all(args: argparse.Namespace, store: Store) -> int:

@@ -327,6 +327,7 @@ class ExportDetailScreen(ExportScreen):
     def verify_in_thread(self, repair: bool) -> None:
         from bqtui.ops.repair import repair as repair_table
         from bqtui.ops.verify import Verifier
+        from bqtui.pipeline.job_costs import record_job_costs
         from bqtui.pipeline.runner import (
             bigquery_destination,
             clickhouse_source,
@@ -337,6 +338,7 @@ class ExportDetailScreen(ExportScreen):
         try:
             export = store.get_export(self.export_id)
             destination = bigquery_destination(export, retry_deadline_from_env())
+            destination.on_query_done = record_job_costs(store, export.saved_id)
             with clickhouse_source(export) as source:
                 verifier = Verifier(store, export, source, destination, now=self.bqtui.clock)
                 repaired = None
