@@ -357,8 +357,8 @@ def child_bqtui_http(args) -> None:
 def child_bqtui_encode(args, prefetch: bool, source_dsn: str | None = None) -> None:
     from bqtui.core.config import ExportConfig
     from bqtui.models.events import EVENTS
+    from bqtui.pipeline.batch_counter import BatchCounter
     from bqtui.pipeline.encode import write_parquet_files
-    from bqtui.pipeline.runner import _BatchCounter
     from bqtui.source.clickhouse import ClickHouseSource
 
     stages = Stages()
@@ -377,7 +377,7 @@ def child_bqtui_encode(args, prefetch: bool, source_dsn: str | None = None) -> N
     json_fields = {f.name for f in fields if f.json_capable} if spec["json_type"] else set()
     source = ClickHouseSource(source_dsn or f"chdb://{args.chdb_dir}")
     source.scalar("SELECT 1")  # open the engine before the clock starts
-    counter = _BatchCounter(EVENTS.partition_field)
+    counter = BatchCounter(EVENTS.partition_field)
     files = out_bytes = 0
     base_rss = rss_now_mb()
     cpu0, started = cpu_seconds(), time.perf_counter()
@@ -909,7 +909,7 @@ PROFILE_BUCKETS = (  # first match wins, tested against the whole stack
             "consume",
         ),
     ),
-    ("runner's batch counter (min/max of timestamps)", ("_BatchCounter",)),
+    ("runner's batch counter (min/max of timestamps)", ("BatchCounter",)),
     ("conform (select/cast columns)", ("conform_batch",)),
 )
 

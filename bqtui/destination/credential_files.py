@@ -6,15 +6,14 @@ impersonation configuration (``impersonated_service_account``) or a workforce lo
 """
 
 import json
-import os
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from bqtui.core.errors import CredentialFileError
+from bqtui.destination.small_files import Describe, Problem, read_small_text_file
 
 # Real configurations are well under 4 KB; anything far larger is the wrong file.
 MAX_CREDENTIAL_FILE_BYTES = 64 * 1024
@@ -94,51 +93,30 @@ def _holds_secret(value: object) -> bool:
     return False
 
 
-def read_small_json_file(path: str | Path, what: str, choose: str, limit: int) -> str:
-    """The text of a small regular file, or a ``CredentialFileError`` saying what is wrong.
-
-    Devices, pipes and huge files are refused before reading: a read could never end."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise CredentialFileError(f"{what} not found: {path}. Check the path.")
-    try:
-        info = path.stat()  # follows a symlink: what counts is what it points at
-    except OSError as error:
-        raise CredentialFileError(f"Cannot read {what.lower()} {path}: {error.strerror}.") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise CredentialFileError(f"{path} is a folder. {choose}")
-    if not stat.S_ISREG(info.st_mode):
-        raise CredentialFileError(
-            f"{path} is not a regular file (a device, pipe or socket). {choose}"
-        )
-    too_large = CredentialFileError(
-        f"{what} {path} is larger than {limit // 1024} KB; a credential file is a few KB. {choose}"
-    )
-    if info.st_size > limit:
-        raise too_large
-    try:
-        # O_NONBLOCK: a file swapped for a pipe after the check still cannot hang the read.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise CredentialFileError(f"{path} is not a regular file. {choose}")
-            data = handle.read(limit + 1)
-    except OSError as error:
-        raise CredentialFileError(f"Cannot read {what.lower()} {path}: {error.strerror}.") from None
-    if len(data) > limit:  # grew since the check
-        raise too_large
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise CredentialFileError(f"{what} {path} is not text (not UTF-8). {choose}") from None
-
-
 def load_credential_file(path: str | Path) -> CredentialFile:
     """Read and validate a credential configuration file given with ``--credentials-file``."""
-    text = read_small_json_file(
-        path, "Credential file", ANY_CREDENTIAL_FILE, MAX_CREDENTIAL_FILE_BYTES
+    return parse_credential_text(
+        read_small_text_file(path, MAX_CREDENTIAL_FILE_BYTES, file_problem("Credential file"))
     )
-    return parse_credential_text(text)
+
+
+def file_problem(what: str, choose: str = ANY_CREDENTIAL_FILE) -> Describe:
+    """Messages for a credential file that cannot be read, naming it ``what``."""
+
+    def refuse(problem: Problem, path: Path, detail: str) -> CredentialFileError:
+        return CredentialFileError(
+            {
+                "missing": f"{what} not found: {path}. Check the path.",
+                "unreadable": f"Cannot read {what.lower()} {path}: {detail}.",
+                "folder": f"{path} is a folder. {choose}",
+                "special": f"{path} is not a regular file (a device, pipe or socket). {choose}",
+                "too_large": f"{what} {path} is larger than "
+                f"{MAX_CREDENTIAL_FILE_BYTES // 1024} KB; a credential file is a few KB. {choose}",
+                "not_text": f"{what} {path} is not text (not UTF-8). {choose}",
+            }[problem]
+        )
+
+    return refuse
 
 
 def parse_credential_text(text: str, *, allow_key: bool = False) -> CredentialFile:

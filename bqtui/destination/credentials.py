@@ -27,11 +27,13 @@ from google.oauth2 import service_account
 from bqtui.core.config import AuthKind, service_account_project
 from bqtui.core.errors import CredentialFileError, CredentialProblem
 from bqtui.destination.credential_files import (
+    MAX_CREDENTIAL_FILE_BYTES,
     CredentialFile,
+    file_problem,
     parse_credential_text,
-    read_small_json_file,
 )
 from bqtui.destination.permissions import describe_token_error
+from bqtui.destination.small_files import read_small_text_file
 
 BIGQUERY_SCOPE = "https://www.googleapis.com/auth/bigquery"
 # Asking IAM for an impersonated token needs this scope on the caller's token.
@@ -298,12 +300,10 @@ def adc_file() -> Path | None:
 
 def _read_adc_file(path: Path) -> CredentialFile:
     try:
-        text = read_small_json_file(
-            path,
-            "The ADC file",
-            "Point GOOGLE_APPLICATION_CREDENTIALS at a credential file.",
-            65536,
+        refuse = file_problem(
+            "The ADC file", "Point GOOGLE_APPLICATION_CREDENTIALS at a credential file."
         )
+        text = read_small_text_file(path, MAX_CREDENTIAL_FILE_BYTES, refuse)
         return parse_credential_text(text, allow_key=True)
     except CredentialFileError as error:
         named = f"{ADC_VARIABLE} names {path}" if os.environ.get(ADC_VARIABLE) else str(path)

@@ -4,8 +4,6 @@ Messages never quote the private key or any other secret field.
 """
 
 import json
-import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -13,6 +11,7 @@ from urllib.parse import urlparse
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from bqtui.core.errors import KeyFileError
+from bqtui.destination.small_files import Problem, read_small_text_file
 
 # A real key is ~2.3 KB; anything far larger is the wrong file (and is not read into memory).
 MAX_KEY_FILE_BYTES = 64 * 1024
@@ -54,42 +53,24 @@ def too_large(path: Path, size: int | None) -> str:
 
 def load_key_file(path: str | Path) -> ServiceAccountKey:
     """Read and validate a key file, or raise ``KeyFileError`` saying what is wrong."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise KeyFileError(f"Key file not found: {path}. Check the path. {HOW_TO_GET_A_KEY}")
-    try:
-        info = path.stat()  # follows a symlink: what counts is what it points at
-    except OSError as error:
-        raise KeyFileError(f"Cannot read key file {path}: {error.strerror}.") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise KeyFileError(f"{path} is a folder; choose the service-account key's .json file.")
-    if not stat.S_ISREG(info.st_mode):
+    return parse_key_text(read_small_text_file(path, MAX_KEY_FILE_BYTES, _key_file_problem))
+
+
+def _key_file_problem(problem: Problem, path: Path, detail: str) -> KeyFileError:
+    choose = "choose the service-account key's .json file."
+    message = {
+        "missing": f"Key file not found: {path}. Check the path. {HOW_TO_GET_A_KEY}",
+        "unreadable": f"Cannot read key file {path}: {detail}.",
+        "folder": f"{path} is a folder; {choose}",
         # A device (/dev/zero), a named pipe or a socket: reading could never end.
-        raise KeyFileError(
-            f"{path} is not a regular file (a device, pipe or socket); choose the "
-            "service-account key's .json file."
-        )
-    if info.st_size > MAX_KEY_FILE_BYTES:
-        raise KeyFileError(too_large(path, info.st_size))
-    try:
-        # O_NONBLOCK: a file swapped for a pipe after the check still cannot hang the read.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise KeyFileError(f"{path} is not a regular file; choose the .json key file.")
-            data = handle.read(MAX_KEY_FILE_BYTES + 1)
-    except OSError as error:
-        raise KeyFileError(f"Cannot read key file {path}: {error.strerror}.") from None
-    if len(data) > MAX_KEY_FILE_BYTES:  # grew since the check
-        raise KeyFileError(too_large(path, None))
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise KeyFileError(
+        "special": f"{path} is not a regular file (a device, pipe or socket); {choose}",
+        "too_large": too_large(path, int(detail) if detail else None),
+        "not_text": (
             f"Key file {path} is not text (not UTF-8). Choose the .json key, not a .p12 key. "
             f"{HOW_TO_GET_A_KEY}"
-        ) from None
-    return parse_key_text(text)
+        ),
+    }[problem]
+    return KeyFileError(message)
 
 
 def parse_key_text(text: str) -> ServiceAccountKey:

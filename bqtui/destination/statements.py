@@ -72,6 +72,42 @@ def deduplicate_statement(
     )
 
 
+def newest_first(plan: TablePlan, model: ExportModel) -> tuple[str, str]:
+    """(PARTITION BY, ORDER BY) that rank a key's rows newest first: versions descending, ties
+    broken by the next columns so the outcome is deterministic. The MERGE keeps the first of a
+    stage's rows per key by it; the ``_latest`` view of an append-mode table the first of all."""
+    source_names = [f.name for f in plan.source_fields]
+    key = [k for k in model.merge_key if k in source_names]
+    versions = [v for v in model.version_fields if v in source_names]
+    tie_breakers = [n for n in source_names if n not in key and n not in versions]
+    order = [f"`{v}` DESC" for v in versions] + [f"TO_JSON_STRING(`{n}`)" for n in tie_breakers[:3]]
+    return ", ".join(f"`{k}`" for k in key), ", ".join(order) or "1"
+
+
+def partition_filter(
+    plan: TablePlan,
+    model: ExportModel,
+    timestamp_range: tuple[datetime, datetime] | None,
+    alias: str = "final",
+) -> str | None:
+    """A constant filter on the table's partition column naming the days of the stage's rows,
+    so that BigQuery reads (and bills) only those partitions; None where the table lacks the
+    column. A row's partition value follows from its key (sessions: the time in the id), so
+    every stored row a staged row can match lies in that range; rows without a value (ids
+    that are not UUIDv7) lie in the NULL partition, which is named too."""
+    field = model.partition_field
+    if field is None or field not in {f.name for f in plan.fields}:
+        return None
+    column = f"{alias}.`{field}`"
+    between = None
+    if timestamp_range:
+        low, high = timestamp_range
+        between = f"{column} BETWEEN {timestamp_literal(low)} AND {timestamp_literal(high)}"
+    if not model.partition_nullable:
+        return between
+    return f"({between} OR {column} IS NULL)" if between else f"{column} IS NULL"
+
+
 def merge_statement(
     plan: TablePlan,
     stage_ref: str,
@@ -81,7 +117,7 @@ def merge_statement(
     """The MERGE of a stage table into the final table.
 
     The stage may hold several rows per key; the newest versions win, ties broken by the
-    remaining columns so the outcome is deterministic.
+    remaining columns so the outcome is deterministic (``newest_first``).
     """
 
     def value(name: str) -> str:
@@ -99,22 +135,16 @@ def merge_statement(
     source_names = [f.name for f in plan.source_fields]
     key = [k for k in model.merge_key if k in source_names]
     versions = [v for v in model.version_fields if v in source_names]
-    tie_breakers = [n for n in source_names if n not in key and n not in versions]
-    order = [f"`{v}` DESC" for v in versions] + [f"TO_JSON_STRING(`{n}`)" for n in tie_breakers[:3]]
-    order_by = ", ".join(order) or "1"
-    partition_by = ", ".join(f"`{k}`" for k in key)
+    partition_by, order_by = newest_first(plan, model)
     deduplicated = (
         f"SELECT * EXCEPT (_bqtui_rank) FROM (SELECT *, ROW_NUMBER() OVER "
         f"(PARTITION BY {partition_by} ORDER BY {order_by}) AS _bqtui_rank "
         f"FROM {quote(stage_ref)}) WHERE _bqtui_rank = 1"
     )
     on = " AND ".join(f"final.`{k}` = stage.`{k}`" for k in key)
-    if timestamp_range and model.partition_field in names:
-        low, high = timestamp_range
-        on += (
-            f" AND final.`{model.partition_field}` BETWEEN {timestamp_literal(low)} "
-            f"AND {timestamp_literal(high)}"
-        )
+    partitions = partition_filter(plan, model, timestamp_range)
+    if partitions:
+        on += f" AND {partitions}"
     column_list = ", ".join(f"`{n}`" for n in names)
     values = ", ".join(value(n) for n in names)
     statement = (

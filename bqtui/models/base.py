@@ -79,6 +79,7 @@ class ExportModel:
     # Sessions are re-exported with the same end_timestamp when a late event changes them.
     update_on_equal_version: bool
     insert_only: bool  # events: append new uuids, never update
+    # New tables are partitioned by DAY on it; a MERGE names the days its stage touches.
     partition_field: str | None
     build_query: Callable[[ExportConfig], str]
     # Fixes a batch where ClickHouse could not compute a field (see events).
@@ -87,6 +88,11 @@ class ExportModel:
     # without UUIDv7 ids), and the window's log line about them: what the window cost.
     full_history_rows: Callable[[pa.RecordBatch], int] | None = None
     full_history_note: Callable[[int, int], str] | None = None
+    # Rows may have no partition value (NULL): a MERGE then also names the NULL partition.
+    partition_nullable: bool = False
+    # New tables are clustered by these (the merge key): a MERGE reads only the blocks of its
+    # keys within the partitions it names.
+    cluster_fields: tuple[str, ...] = ()
 
     @property
     def required_fields(self) -> tuple[str, ...]:

@@ -52,6 +52,9 @@ FIELDS = (
     ModelField("channel_type", "STRING"),
     ModelField("last_external_click_url", "STRING"),
     ModelField("vitals_lcp", "FLOAT64"),
+    # The instant in a UUIDv7 session id (NULL for other ids): unlike start_timestamp it never
+    # changes for a session, so new tables are partitioned by it (README: Write modes and cost).
+    ModelField("session_id_time", "TIMESTAMP", repetitive=False),
 )
 
 # PostHog's sessions (sessions_v3, see README: Models) take a session's entry attribution from
@@ -255,7 +258,8 @@ def _session_columns(session_id: str) -> str:
         toInt64(dateDiff('second', min(timestamp), max(timestamp))) AS session_duration,
         session_duration AS duration,
         {LAST_EXTERNAL_CLICK_URL} AS last_external_click_url,
-        {VITALS_LCP} AS vitals_lcp
+        {VITALS_LCP} AS vitals_lcp,
+        {uuid7_start("session_id")} AS session_id_time
 """
 
 
@@ -279,8 +283,10 @@ SESSIONS = ExportModel(
     version_fields=("end_timestamp",),
     update_on_equal_version=True,
     insert_only=False,
-    partition_field=None,
+    partition_field="session_id_time",
     build_query=build_query,
     full_history_rows=sessions_without_uuid7,
     full_history_note=full_history_note,
+    partition_nullable=True,
+    cluster_fields=("team_id", "session_id"),
 )

@@ -27,7 +27,6 @@ from bqtui.core.errors import (
 )
 from bqtui.destination.bigquery import DEFAULT_RETRY_DEADLINE, BigQueryDestination
 from bqtui.models import get_model
-from bqtui.pipeline.batch_counter import BatchCounter
 from bqtui.pipeline.encode import write_parquet_files
 from bqtui.pipeline.events import (
     CancelToken,
@@ -68,7 +67,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_BatchCounter = BatchCounter  # the name benchmarks/bench_export.py imports
 
 
 def retry_deadline_from_env() -> float:
