@@ -172,6 +172,8 @@ class BigQueryDestination:
                     table.time_partitioning = bigquery.TimePartitioning(
                         type_=bigquery.TimePartitioningType.DAY, field=model.partition_field
                     )
+                if model.cluster_fields:
+                    table.clustering_fields = list(model.cluster_fields)
                 try:
                     table = self.client.create_table(
                         table, retry=self.retry, timeout=REQUEST_TIMEOUT

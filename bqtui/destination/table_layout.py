@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from google.api_core import exceptions as api_errors
 from google.cloud import bigquery
 
-from bqtui.core.cost import WriteMode
+from bqtui.core.cost import WriteMode, bytes_text
 from bqtui.core.errors import DestinationError
 from bqtui.destination.bigquery import REQUEST_TIMEOUT, BigQueryDestination
 from bqtui.destination.failures import API_FAILURES
@@ -30,6 +30,7 @@ class TableLayout:
     columns: frozenset[str]
     partition_field: str | None
     clustering_fields: tuple[str, ...]
+    num_bytes: int = 0
 
 
 def layout_of(table: bigquery.Table) -> TableLayout:
@@ -38,7 +39,18 @@ def layout_of(table: bigquery.Table) -> TableLayout:
         frozenset(f.name for f in table.schema),
         partitioning.field if partitioning else None,
         tuple(table.clustering_fields or ()),
+        int(table.num_bytes or 0),
     )
+
+
+def read_layout(destination: BigQueryDestination, ref: str) -> TableLayout | None:
+    """The table's layout from its metadata (free); None when it cannot be read (the
+    permission check reports that on its own)."""
+    try:
+        table = destination.client.get_table(ref, retry=destination.retry, timeout=REQUEST_TIMEOUT)
+    except API_FAILURES:
+        return None
+    return layout_of(table)
 
 
 def new_table(ref: str, model: ExportModel, json_type: bool) -> bigquery.Table:
@@ -55,7 +67,10 @@ def new_table(ref: str, model: ExportModel, json_type: bool) -> bigquery.Table:
 
 
 def create_table_if_missing(
-    destination: BigQueryDestination, dataset_id: str, table_id: str, model: ExportModel,
+    destination: BigQueryDestination,
+    dataset_id: str,
+    table_id: str,
+    model: ExportModel,
     json_type: bool,
 ) -> bool:
     """Create the export's table with its layout unless it exists; return whether it was
@@ -69,16 +84,18 @@ def create_table_if_missing(
         except api_errors.NotFound:
             pass
         try:
-            client.get_dataset(f"{destination.project}.{dataset_id}", retry=retry,
-                               timeout=REQUEST_TIMEOUT)
+            client.get_dataset(
+                f"{destination.project}.{dataset_id}", retry=retry, timeout=REQUEST_TIMEOUT
+            )
         except api_errors.NotFound:
             raise DestinationError(
                 f"Dataset {dataset_id} does not exist in project {destination.project}. Create "
                 f"it (bq mk --dataset {destination.project}:{dataset_id}) or fix the dataset ID."
             ) from None
         try:
-            client.create_table(new_table(ref, model, json_type), retry=retry,
-                                timeout=REQUEST_TIMEOUT)
+            client.create_table(
+                new_table(ref, model, json_type), retry=retry, timeout=REQUEST_TIMEOUT
+            )
         except api_errors.Conflict:  # created meanwhile by another client
             return False
     except API_FAILURES as error:
@@ -95,8 +112,9 @@ def layout_advice(
         return []
     if not model.partition_field:  # persons: a person may change at any time
         return [
-            f"{name}: every MERGE into {ref} reads (and bills) the whole table: a person can "
-            "change at any time, so no partition bounds it. If the table is large, export "
+            f"{name}: every MERGE into {ref} reads (and bills) the whole table "
+            f"({bytes_text(layout.num_bytes)} now): a person can change at any time, so no "
+            "partition bounds it. If the table is large, export "
             "to a new table with --write-mode append (bqtui add … --table-id NEW "
             "--write-mode append): each window is loaded (free) and the view NEW_latest "
             "returns the newest version per key (README: Write modes and cost)."

@@ -25,6 +25,7 @@ from bqtui.destination.permissions import (
     fix_for,
     required_permissions,
 )
+from bqtui.destination.table_layout import layout_advice, read_layout
 from bqtui.destination.table_plan import missing_key_message
 from bqtui.models import get_model
 
@@ -319,6 +320,10 @@ class _Checker:
             self.report.problems.append(
                 Problem("table", missing_key_message(ref, model, self.export.json_type, lacking))
             )
+        if model.model.is_mutable:
+            layout = read_layout(self.destination, ref)
+            if layout is not None:
+                self.report.notes.extend(layout_advice(ref, layout, model, self.export.write_mode))
         return True
 
     def test_iam_on_table(self, ref: str, which: str) -> None:

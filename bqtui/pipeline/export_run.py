@@ -1,10 +1,12 @@
 """One run of one export over a list of windows: prepare the table, export the windows
 group by group, record how the run ended."""
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from bqtui.core.cost import WriteMode
 from bqtui.core.errors import (
     BqtuiError,
     Cancelled,
@@ -12,7 +14,9 @@ from bqtui.core.errors import (
     PermissionProblem,
     TransientJobFailure,
 )
-from bqtui.destination.bigquery import TablePlan
+from bqtui.destination.bigquery import BigQueryDestination, TablePlan
+from bqtui.destination.latest_view import ensure_latest_view, latest_view_ref
+from bqtui.destination.table_layout import create_table_if_missing
 from bqtui.models import ExportModel
 from bqtui.pipeline.events import RunResult
 from bqtui.pipeline.group import GroupSetup, WindowGroup, WriteFiles
@@ -64,7 +68,13 @@ class ExportRun:
             plan = self._prepare_table(destination)
             self._export_windows(
                 GroupSetup(
-                    self.model, self.source, destination, plan, self.work_dir, self.write_files
+                    self.model,
+                    self.source,
+                    destination,
+                    plan,
+                    self.work_dir,
+                    self.write_files,
+                    append=self.appends,
                 )
             )
             result.status = "succeeded"
@@ -88,14 +98,29 @@ class ExportRun:
             f"to {export.destination_label}.",
         )
 
+    @property
+    def appends(self) -> bool:
+        """Append mode: windows are loaded into the table, read through its _latest view."""
+        return self.model.model.is_mutable and self.export.write_mode == WriteMode.APPEND
+
     def _prepare_table(self, destination: Destination) -> TablePlan:
         export = self.export
+        created = False
+        if isinstance(destination, BigQueryDestination) and self.model.cluster_fields:
+            # Partitioned and clustered, so that a MERGE reads only its days and keys.
+            created = create_table_if_missing(
+                destination, export.dataset_id, export.table_id, self.model, export.json_type
+            )
         plan = destination.prepare_table(
             export.dataset_id, export.table_id, self.model, export.json_type
         )
+        if created:
+            plan = dataclasses.replace(plan, created=True)
         self.book.result.missing_fields = plan.missing_fields
         if plan.created:
             self.book.log("info", f"Created table {plan.table_ref} with the {export.model} schema.")
+        if self.appends and isinstance(destination, BigQueryDestination):
+            self._ensure_latest_view(destination, plan)
         if plan.missing_fields:
             self.book.log(
                 "warning",
@@ -104,6 +129,14 @@ class ExportRun:
                 "table to export them.",
             )
         return plan
+
+    def _ensure_latest_view(self, destination: BigQueryDestination, plan: TablePlan) -> None:
+        if ensure_latest_view(destination, plan, self.model):
+            self.book.log(
+                "info",
+                f"Created view {latest_view_ref(plan.table_ref)}: the newest version per "
+                "key of the table (append mode).",
+            )
 
     def _stop_for(self, error: Exception) -> None:
         """Record why the run stopped early: its status, its error, the log line."""
@@ -114,7 +147,7 @@ class ExportRun:
         elif isinstance(error, BqtuiError):
             self.book.end("failed", str(error), "error")
             if isinstance(error, PermissionProblem):
-                self.book.log("error", "Stopped this export: fix the permission and run it again.")
+                self.book.log("error", error.stop_note)
         else:  # a bug: record it, and let the other exports run
             log.exception("export %s failed unexpectedly", self.export.name)
             message = f"Internal error ({type(error).__name__}): {error}. Please report it."
@@ -178,7 +211,7 @@ class ExportRun:
         try:
             taken = group.fill(windows)
             self._settle_in_flight()
-            if group.rows:
+            if group.needs_merge:
                 if group.cancelled is None:
                     # The last safe point: the MERGE is atomic, so cancel waits for it.
                     self.book.check_stop()

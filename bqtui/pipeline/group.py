@@ -3,7 +3,8 @@
 Consecutive due windows are exported through one stage table and one MERGE while they are
 small (a backfill of 720 hourly windows then waits on BigQuery for a few dozen jobs, not
 thousands); a run with one due window is a group of one. Each window keeps its own attempt,
-row count and record, and is recorded done only after the group's MERGE.
+row count and record, and is recorded done only after the group's MERGE. In append mode
+(persons, sessions) the files are loaded straight into the table and there is no MERGE.
 """
 
 import functools
@@ -77,6 +78,9 @@ class GroupSetup:
     plan: TablePlan
     work_dir: Path
     write_files: WriteFiles
+    # Append mode: every file is loaded into the table itself (never truncating it), no stage
+    # table and no MERGE; the table's ``_latest`` view returns the newest version per key.
+    append: bool = False
 
 
 @dataclass
@@ -243,9 +247,28 @@ class WindowGroup:
     # -- stage ------------------------------------------------------------------------------
 
     def _load(self, number: int, load_file: LoadFile) -> str:
-        """Upload one file into the stage (from an upload thread but the first: no store
-        access here); return the line to log."""
+        """Upload one file into the stage, or in append mode into the table (from an upload
+        thread but the first: no store access here); return the line to log."""
         lead = self.lead
+        target = self.plan.table_ref if self.setup.append else self._stage_for(lead)
+        job_id = lead.load_job_id(number)
+        checkpoints.reached("uploading")
+        self.book.fence([m.attempt for m in list(self.members)])  # a copy: the main thread appends
+        # The first file replaces the stage's contents; the table itself is only appended to.
+        first = number == 0 and not self.setup.append
+        self.destination.load_file(load_file.path, target, job_id, lead.labels, first=first)
+        with self._bookkeeping:
+            self.job_ids.append(job_id)
+            self.uploaded += load_file.bytes
+        load_file.path.unlink(missing_ok=True)
+        into = f"into {target}" if self.setup.append else "into the stage table"
+        return (
+            f"{self.label()}: loaded {load_file.rows:,} rows ({load_file.bytes / 1e6:.1f} MB) "
+            f"{into}."
+        )
+
+    def _stage_for(self, lead: Attempt) -> str:
+        """The group's stage table, created with the first file."""
         if self.ref is None:
             self.ref = self.destination.create_stage_table(self.plan, lead.stage_id)
             if lead.number > 1:  # an earlier attempt's stage, if still there
@@ -254,20 +277,14 @@ class WindowGroup:
                 self.destination.drop_table(
                     self.destination.table_ref(self.export.dataset_id, earlier.stage_id)
                 )
-        job_id = lead.load_job_id(number)
-        checkpoints.reached("uploading")
-        self.book.fence([m.attempt for m in list(self.members)])  # a copy: the main thread appends
-        self.destination.load_file(load_file.path, self.ref, job_id, lead.labels, first=number == 0)
-        with self._bookkeeping:
-            self.job_ids.append(job_id)
-            self.uploaded += load_file.bytes
-        load_file.path.unlink(missing_ok=True)
-        return (
-            f"{self.label()}: loaded {load_file.rows:,} rows ({load_file.bytes / 1e6:.1f} MB) "
-            "into the stage table."
-        )
+        return self.ref
 
     # -- merge ------------------------------------------------------------------------------
+
+    @property
+    def needs_merge(self) -> bool:
+        """Rows were staged (append mode loaded them into the table: nothing to merge)."""
+        return bool(self.rows) and not self.setup.append
 
     def submit_merge(self) -> None:
         lead = self.lead

@@ -68,7 +68,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-
 def retry_deadline_from_env() -> float:
     return float(os.environ.get("BQTUI_RETRY_DEADLINE", DEFAULT_RETRY_DEADLINE))
 

@@ -4,11 +4,13 @@ Workers never touch widgets; they post one of these and the screen renders it on
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from textual.message import Message
 
 from bqtui.core.config import ExportConfig
 from bqtui.core.errors import BqtuiError
+from bqtui.destination.bigquery import TableSize
 from bqtui.destination.credentials import GoogleCredentials
 from bqtui.ops.permission_check import CheckReport
 from bqtui.ops.verify_report import VerifyReport
@@ -145,3 +147,21 @@ class ExportRemoved(Message):
 
     export: ExportConfig
     error: BqtuiError | None = None
+
+
+@dataclass
+class BackfillEstimated(Message):
+    """What a backfill range will bill at most (or why that is not known), for that range."""
+
+    period: tuple[datetime, datetime]
+    line: str
+    limit_note: str | None = None
+
+
+@dataclass
+class TableSizeRead(Message):
+    """The wizard's destination table as its metadata says (None: it does not exist yet, or
+    its size could not be read), for the export it was read for."""
+
+    export: ExportConfig
+    size: TableSize | None

@@ -12,7 +12,10 @@ plays what BigQuery does there:
   may instead fail the job, which a client sees as the same ``Forbidden``;
 * ``tables.testIamPermissions``, projects that do not exist, dataset locations, 409 for a
   reused job ID, and the caller's job IDs on upload (load) jobs;
-* fault injection (HTTP errors, dropped connections) and a record of every call.
+* fault injection (HTTP errors, dropped connections) and a record of every call;
+* what query jobs cost: ``statistics`` with bytes processed, billed and slot time from a
+  deterministic model (``tests.harness.job_statistics``), dry-run estimates, a project on a
+  reservation, and ``maximumBytesBilled`` (an over-limit job fails before it runs).
 """
 
 from __future__ import annotations
@@ -32,6 +35,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tests.harness import roles
+from tests.harness.job_statistics import (
+    JobCostModel,
+    JobStatistics,
+    QueryJobRecord,
+    StatsOverride,
+    exceeded_limit,
+    limit_exceeded_message,
+    query_job_record,
+    refused_job_resource,
+    with_override,
+    with_statistics,
+)
 from tests.harness.permissions import Grants, Need, job_needs, query_needs
 from tests.harness.token_server import TokenServer
 
@@ -276,6 +291,8 @@ class _Job:
     # the insert is in flight.
     emulator_job_id: str | None = None
     failure: JobFailure | None = None
+    # A job the proxy failed before running it (over maximumBytesBilled): its resource.
+    refused: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -308,6 +325,11 @@ class BigQueryProxy:
         self._job_ready_at: dict[tuple[str, str], float] = {}
         # What a dry run says it would scan (the emulator says 0); None: as the emulator says.
         self.dry_run_bytes: int | None = None
+        self._cost_model = JobCostModel(self._emulator_json)
+        self._stats_overrides: list[StatsOverride] = []
+        self._reservation = False
+        # The statistics of each query job, by (project, the job ID its client sees).
+        self._job_statistics: dict[tuple[str, str], JobStatistics] = {}
         self._calls: list[RecordedCall] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _ProxyRequestHandler)
         self._server.daemon_threads = True
@@ -399,6 +421,43 @@ class BigQueryProxy:
                 },
             )
 
+    def report_job_stats(
+        self,
+        job_id_regex: str,
+        processed: int | None = None,
+        billed: int | None = None,
+        slot_ms: int | None = None,
+    ) -> None:
+        """Query jobs created from now on whose id matches report these figures instead of
+        the model's (a figure left None follows from the others as the model says); they
+        count for ``maximumBytesBilled`` too. ``jobs.query`` calls have no id until they ran,
+        so they match after running and an override does not guard them."""
+        override = StatsOverride(re.compile(job_id_regex), processed, billed, slot_ms)
+        with self._lock:
+            self._stats_overrides.insert(0, override)
+
+    def set_reservation(self, on_reservation: bool) -> None:
+        """Play a project whose queries run on a reservation: bytes billed 0 (slots are paid
+        for instead), ``reservation_id`` and ``reservationUsage`` reported with slot time."""
+        with self._lock:
+            self._reservation = on_reservation
+
+    def query_jobs(self, text_regex: str | None = None) -> list[QueryJobRecord]:
+        """The query jobs clients asked for (dry runs excluded: they create no job), in
+        order; with ``text_regex``, those whose statement text it matches (searched)."""
+        records = (
+            query_job_record(call.operation, call.json, call.account, call.status)
+            for call in self.calls
+        )
+        pattern = re.compile(text_regex) if text_regex is not None else None
+        return [
+            record
+            for record in records
+            if record is not None
+            and not record.dry_run
+            and (pattern is None or pattern.search(record.query))
+        ]
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -406,6 +465,8 @@ class BigQueryProxy:
             self._dml_stats = None
             self._job_latency = None
             self.dry_run_bytes = None
+            self._stats_overrides.clear()
+            self._reservation = False
 
     @property
     def calls(self) -> list[RecordedCall]:
@@ -500,6 +561,12 @@ class BigQueryProxy:
             return self._start_upload(request, match, _json_object(call.json))
         if operation == "jobs.insert.upload":
             return self._continue_upload(request)
+        if operation == "jobs.query":
+            return self._run_query(request, match, _json_object(call.json))
+        if operation in ("jobs.get", "jobs.cancel", "jobs.getQueryResults"):
+            refused = self._answer_for_refused_job(match)
+            if refused is not None:
+                return refused
         if operation in ("jobs.get", "jobs.cancel", "jobs.delete", "jobs.getQueryResults"):
             request = self._with_emulator_job_id(request, match)
         response = self._forward(request)
@@ -588,23 +655,106 @@ class BigQueryProxy:
         return _Response(200).with_json({"permissions": granted} if granted else {})
 
     def _insert_job(self, request: _Request, match: _Match, job: dict) -> _Response:
-        project = match.param("project")
+        project = match.param("project") or ""
         reference = job.get("jobReference") or {}
-        dry_run = bool((job.get("configuration") or {}).get("dryRun"))
+        configuration = job.get("configuration") or {}
+        dry_run = bool(configuration.get("dryRun"))
         job_id = None if dry_run else reference.get("jobId")  # dry runs create no job
         location = reference.get("location") or "US"
         conflict = self._reserve_job_id(project, job_id, location)
         if conflict is not None:
             return conflict
+        # Figures come from the tables as they are before the statement runs.
+        statistics = self._query_statistics(project, configuration.get("query"), job_id, dry_run)
+        if statistics is not None and job_id is not None:
+            limit = exceeded_limit(configuration["query"], statistics)
+            if limit is not None:  # BigQuery fails the job before it runs
+                return self._refuse_job(project, job_id, location, job, limit, statistics)
+            with self._lock:
+                self._job_statistics[(project, job_id)] = statistics
         response = self._forward(request)
-        if dry_run and self.dry_run_bytes is not None and response.status < 300:
+        if dry_run and statistics is not None and response.status < 300:
             # The emulator estimates nothing; BigQuery says what the query would scan.
-            payload = response.json() or {}
-            statistics = payload.setdefault("statistics", {})
-            statistics["totalBytesProcessed"] = str(self.dry_run_bytes)
-            statistics.setdefault("query", {})["totalBytesProcessed"] = str(self.dry_run_bytes)
-            response = response.with_json(payload)
+            response = response.with_json(with_statistics(response.json(), statistics))
         return self._job_created(project, job_id, location, response)
+
+    def _run_query(self, request: _Request, match: _Match, body: dict) -> _Response:
+        """jobs.query: the same figures and limit as a query job, in a queryResponse."""
+        project = match.param("project") or ""
+        dry_run = bool(body.get("dryRun"))
+        statistics = self._query_statistics(project, body, None, dry_run)
+        if statistics is None:
+            return self._forward(request)
+        limit = exceeded_limit(body, statistics)
+        if limit is not None:
+            message = limit_exceeded_message(limit, statistics.billed)
+            return _google_error(400, "bytesBilledLimitExceeded", message)
+        response = self._forward(request)
+        payload = response.json()
+        if response.status >= 300 or not isinstance(payload, dict):
+            return response
+        job_id = (payload.get("jobReference") or {}).get("jobId")
+        if job_id and not dry_run:
+            override = self._override_for(job_id)
+            statistics = with_override(statistics, override) if override else statistics
+            with self._lock:
+                self._job_statistics[(project, job_id)] = statistics
+        return response.with_json(with_statistics(payload, statistics))
+
+    def _override_for(self, job_id: str | None) -> StatsOverride | None:
+        with self._lock:
+            overrides = list(self._stats_overrides)
+        return next((o for o in overrides if job_id and o.job_id.search(job_id)), None)
+
+    def _query_statistics(
+        self, project: str, query_config: Any, job_id: str | None, dry_run: bool
+    ) -> JobStatistics | None:
+        """What a query job reports; None when the configuration holds no query."""
+        if not isinstance(query_config, dict) or not isinstance(query_config.get("query"), str):
+            return None
+        override = self._override_for(job_id)
+        if dry_run and self.dry_run_bytes is not None:
+            override = StatsOverride(re.compile(""), processed=self.dry_run_bytes)
+        with self._lock:
+            reservation = self._reservation
+        return self._cost_model.statistics(
+            query_config["query"],
+            project,
+            dry_run=dry_run,
+            reservation=reservation,
+            override=override,
+        )
+
+    def _refuse_job(
+        self,
+        project: str,
+        job_id: str,
+        location: str,
+        job: dict,
+        limit: int,
+        statistics: JobStatistics,
+    ) -> _Response:
+        """A job over its maximumBytesBilled: created, DONE with BigQuery's error, not run."""
+        resource = refused_job_resource(
+            project, job_id, location, job.get("configuration") or {}, limit, statistics.billed
+        )
+        with self._lock:
+            self._jobs[(project, job_id)] = _Job(location, refused=resource)
+        return _Response(200).with_json(resource)
+
+    def _answer_for_refused_job(self, match: _Match) -> _Response | None:
+        with self._lock:
+            job = self._jobs.get((match.param("project") or "", match.param("job") or ""))
+        if job is None or job.refused is None:
+            return None
+        if match.operation == "jobs.getQueryResults":
+            error = job.refused["status"]["errorResult"]
+            return _google_error(400, error["reason"], error["message"])
+        if match.operation == "jobs.cancel":
+            return _Response(200).with_json(
+                {"kind": "bigquery#jobCancelResponse", "job": job.refused}
+            )
+        return _Response(200).with_json(job.refused)
 
     def _start_upload(self, request: _Request, match: _Match, job: dict) -> _Response:
         project = match.param("project")
@@ -678,13 +828,17 @@ class BigQueryProxy:
         )
 
     def _as_job_state(self, project: str, job_id: str | None, response: _Response) -> _Response:
-        """Show a job as still running (latency) or failed (an injected ``JobFailure``)."""
+        """Show a job as still running (latency) or failed (an injected ``JobFailure``), and
+        a finished query job with its statistics."""
         with self._lock:
             job = self._jobs.get((project, job_id))
             ready_at = self._job_ready_at.get((project, job_id), 0.0)
+            statistics = self._job_statistics.get((project, job_id)) if job_id else None
         payload = response.json()
-        if job is None or response.status >= 300 or not isinstance(payload, dict):
+        if response.status >= 300 or not isinstance(payload, dict):
             return response
+        if job is None:  # e.g. a job jobs.query created
+            return response.with_json(with_statistics(payload, statistics))
         running = time.monotonic() < ready_at
         if payload.get("kind") == "bigquery#getQueryResultsResponse":
             if running:
@@ -695,15 +849,17 @@ class BigQueryProxy:
                         "jobComplete": False,
                     }
                 )
-            return response
+            return response.with_json(with_statistics(payload, statistics))
         if running:
             payload["status"] = {"state": "RUNNING"}
         elif job.failure is not None:
             error = {"reason": job.failure.reason, "message": job.failure.message}
             payload["status"] = {"state": "DONE", "errorResult": error, "errors": [error]}
-        elif self._dml_stats and job_id and self._dml_stats[0].search(job_id):
-            query = payload.setdefault("statistics", {}).setdefault("query", {})
-            query["dmlStats"] = dict(self._dml_stats[1])
+        else:
+            if self._dml_stats and job_id and self._dml_stats[0].search(job_id):
+                query = payload.setdefault("statistics", {}).setdefault("query", {})
+                query["dmlStats"] = dict(self._dml_stats[1])
+            payload = with_statistics(payload, statistics)
         return response.with_json(payload)
 
     def _with_emulator_job_id(self, request: _Request, match: _Match) -> _Request:
@@ -764,6 +920,13 @@ class BigQueryProxy:
         }
         response = self._emulator_request(request.method, target, request.body, headers)
         return self._as_client_sees_it(response)
+
+    def _emulator_json(
+        self, method: str, target: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, Any]:
+        """A call straight to the emulator (no accounting): its status and JSON answer."""
+        response = self._emulator_request(method, target, body, headers)
+        return response.status, response.json()
 
     def _emulator_request(
         self, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None

@@ -275,6 +275,17 @@ def uuid_order(uuid: str) -> tuple[int, int]:
     return int(digits[16:], 16), int(digits[:16], 16)
 
 
+def uuid7_time(session_id: str) -> datetime | None:
+    """The instant in a UUIDv7 id (its first 48 bits, in ms); None for any other id."""
+    if not re.fullmatch(
+        r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-7[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}",
+        session_id,
+    ):
+        return None
+    millis = int(session_id[:8] + session_id[9:13], 16)
+    return datetime.fromtimestamp(millis / 1000, UTC)
+
+
 def build_session(team_id: int, session_id: str, events: list[dict]) -> dict:
     """Every field of one session, from its events, by PostHog's definitions."""
     ordered = sorted(events, key=lambda e: (e["timestamp"], uuid_order(e["uuid"])))
@@ -354,6 +365,7 @@ def build_session(team_id: int, session_id: str, events: list[dict]) -> dict:
         else (views == 1 and count["$autocapture"] == 0 and duration < 10),
         "last_external_click_url": first_having(reversed(ordered), "$external_click_url"),
         "vitals_lcp": lcp[0] if lcp else None,
+        "session_id_time": uuid7_time(session_id),
         "channel_type": channel_type(
             raw_property(entry, "utm_source"),
             raw_property(entry, "utm_medium"),
@@ -402,6 +414,7 @@ SESSION_COLUMNS = {
     "channel_type",
     "last_external_click_url",
     "vitals_lcp",
+    "session_id_time",
 }
 
 
@@ -560,6 +573,7 @@ EDGE_SESSION = {
     "channel_type": "Direct",
     "last_external_click_url": "https://ext.example/2",
     "vitals_lcp": 1234.5,
+    "session_id_time": None,
 }
 
 

@@ -68,10 +68,14 @@ async def test_run_now_exports_the_due_windows_to_bigquery(
         run_row = detail.query_one("#runs", DataTable).get_row_at(0)
         assert (run_row[1], str(run_row[2]), run_row[5]) == ("manual", "succeeded", "3/3")
         rows = list(map(detail.query_one("#windows", DataTable).get_row_at, range(3)))
-        assert all(" rows, " in row[5] for row in rows)  # what ClickHouse read
-        job_ids = [row[6] for row in rows]  # the three windows shared one load and one MERGE
+        assert all(" rows, " in row[6] for row in rows)  # what ClickHouse read
+        job_ids = [row[7] for row in rows]  # the three windows shared one load and one MERGE
         assert all(ids.startswith("bqtui_") and ids.endswith("_merge") for ids in job_ids)
         assert len(detail.query_one("#run-logs", RichLog).lines) >= 5
+        # One MERGE for the three windows: billed to the group's first window, and to the run.
+        assert [row[5] for row in rows] == ["-", "-", "21.0 MB"]
+        run_cost = str(detail.query_one("#run-cost", Static).render())
+        assert "MERGE   billed  21.0 MB" in run_cost and "Total: 1 job(s)" in run_cost
 
     store = Store(db_path)
     run = store.list_runs()[0]

@@ -21,10 +21,13 @@ from bqtui.core.config import AuthKind, ExportConfig, service_account_project
 from bqtui.core.errors import BqtuiError
 from bqtui.destination.bigquery import BigQueryDestination
 from bqtui.models import get_model
+from bqtui.ops.status import export_cost
 from bqtui.ops.verify_report import VerifyReport
 from bqtui.pipeline.export_credentials import export_credentials
 from bqtui.source.dsn import redact_dsn
+from bqtui.state.costs import CostBook
 from bqtui.state.store import Store
+from bqtui.tui.cost_text import billed_text, cost_settings_rows, run_cost_text
 from bqtui.tui.credentials_text import auth_text
 from bqtui.tui.formatting import bytes_text, duration_text, rows_text, time_text
 from bqtui.tui.messages import TableSchemaChecked, VerifyDone
@@ -51,7 +54,8 @@ def destination_project(export: ExportConfig) -> str:
     return service_account_project(export.impersonate) or "(the credentials' project)"
 
 
-def configuration_text(export: ExportConfig) -> str:
+def configuration_text(export: ExportConfig, cost_line: str) -> str:
+    """The export's settings, then what BigQuery billed it (``export_cost(...).line()``)."""
     rows = [
         ("Model", export.model.value),
         ("Credentials", auth_text(export)),
@@ -67,6 +71,8 @@ def configuration_text(export: ExportConfig) -> str:
         ("BigQuery endpoint", export.bigquery_endpoint or "Google (default)"),
         ("Location", export.location or "inferred from the dataset"),
         ("State", "enabled" if export.enabled else "paused"),
+        *cost_settings_rows(export),
+        ("BigQuery cost", cost_line),
     ]
     return "\n".join(f"{label:<18} {value}" for label, value in rows)
 
@@ -103,6 +109,7 @@ class ExportDetailScreen(ExportScreen):
                 yield Sparkline([], id="runs-seconds", classes="chart")
                 yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
                 yield Static("Select a run to see its log.", id="log-title")
+                yield Static("", id="run-cost")
                 yield RichLog(id="run-logs", wrap=True, markup=False, highlight=False)
             with TabPane("Windows", id="tab-windows"):
                 yield DataTable(id="windows", cursor_type="row", zebra_stripes=True)
@@ -138,6 +145,7 @@ class ExportDetailScreen(ExportScreen):
             "Attempt",
             "Rows",
             "Bytes",
+            "Billed",
             "Read from ClickHouse",
             "BigQuery job IDs",
             "Error",
@@ -153,7 +161,8 @@ class ExportDetailScreen(ExportScreen):
                 f"  {export.model.value} → {export.destination_label}  ({state})",
             )
         )
-        self.query_one("#config", Static).update(configuration_text(export))
+        cost = export_cost(self.bqtui.store, export, self.bqtui.clock())
+        self.query_one("#config", Static).update(configuration_text(export, cost.line()))
         self.show_runs()
         self.show_windows()
 
@@ -188,6 +197,7 @@ class ExportDetailScreen(ExportScreen):
     def show_windows(self) -> None:
         table = self.query_one("#windows", DataTable)
         table.clear()
+        costs = CostBook(self.bqtui.store)
         for window in self.bqtui.store.list_windows(self.export_id):
             table.add_row(
                 f"{time_text(window.window_start)} → {time_text(window.window_end)}",
@@ -195,6 +205,7 @@ class ExportDetailScreen(ExportScreen):
                 str(window.attempt),
                 rows_text(window.rows),
                 bytes_text(window.bytes),
+                billed_text(costs.for_window(self.export_id, window.window_start)),
                 ""
                 if window.rows_read is None
                 else f"{rows_text(window.rows_read)} rows, {bytes_text(window.bytes_read or 0)}",
@@ -208,6 +219,8 @@ class ExportDetailScreen(ExportScreen):
 
     def show_logs(self, run_id: int) -> None:
         self.query_one("#log-title", Static).update(f"Log of run {run_id}")
+        costs = CostBook(self.bqtui.store).for_run(run_id)
+        self.query_one("#run-cost", Static).update(run_cost_text(run_id, costs, self.export))
         log = self.query_one("#run-logs", RichLog)
         log.clear()
         for logged_at, level, message in self.bqtui.store.run_logs(run_id):

@@ -11,7 +11,9 @@ from textual.widgets import Button, Footer, Header, ProgressBar, RichLog, Static
 from textual.worker import Worker, WorkerState
 
 from bqtui.pipeline.runner import CancelToken, ExportRunner, RunResult, duration_words
+from bqtui.state.costs import CostBook
 from bqtui.state.store import Store
+from bqtui.tui.cost_text import run_billed_sentence
 from bqtui.tui.formatting import duration_text, rows_text, time_text
 from bqtui.tui.messages import RunCompleted, RunLogLines, RunProgressed, RunWindowsFinished
 from bqtui.tui.run_relay import FLUSH_INTERVAL, RunRelay
@@ -148,6 +150,9 @@ class RunScreen(ExportScreen):
             detail += f" Windows: {tally}."
         if result.missing_fields:
             detail += f" The table lacks model fields: {', '.join(result.missing_fields)}."
+        if result.run_id is not None:
+            costs = CostBook(self.bqtui.store).for_run(result.run_id)
+            detail += run_billed_sentence(costs, self.bqtui.store.get_export(self.export_id))
         outcome = self.query_one("#run-outcome", Static)
         outcome.update(Text.assemble((title, style), ": ", detail))
         outcome.set_class(True, f"-{result.status}")

@@ -3,6 +3,7 @@
 from datetime import datetime
 from typing import Any
 
+from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Checkbox, Collapsible, Input, RadioButton, RadioSet, Select, Static
 
@@ -17,12 +18,15 @@ from bqtui.core.config import (
     validate_export,
     validate_export_name,
 )
+from bqtui.core.cost import WriteMode
 from bqtui.core.errors import ConfigError
 from bqtui.core.ids import validate_dataset_id, validate_project_id, validate_table_id
+from bqtui.tui.cost_text import WRITE_MODE_TRADES
 from bqtui.tui.screens.wizard.draft import WizardDraft
 from bqtui.tui.screens.wizard.step import WizardStep
 from bqtui.tui.widgets.form_field import ErrorLine, FieldParser, FormField
 from bqtui.tui.widgets.wrapping_checkbox import WrappingCheckbox
+from bqtui.tui.widgets.wrapping_radio_button import WrappingRadioButton
 
 JSON_TYPE_LABEL = (
     "Use JSON type — store properties, set and set_once as BigQuery JSON columns instead of "
@@ -86,6 +90,9 @@ class DestinationStep(WizardStep):
                     value=model == d.model,
                     name=model.value,
                 )
+        with RadioSet(id="write-mode"):  # persons and sessions: how the table is written
+            for mode, trade in WRITE_MODE_TRADES.items():
+                yield WrappingRadioButton(trade, value=mode == d.write_mode, name=mode.value)
         yield WrappingCheckbox(JSON_TYPE_LABEL, d.json_type, id="json-type")
         yield FormField(
             "Interval",
@@ -140,8 +147,26 @@ class DestinationStep(WizardStep):
             )
         yield ErrorLine(id="destination-error")
 
+    def on_mount(self) -> None:
+        self.show_write_mode()
+
+    @on(RadioSet.Changed, "#model")
+    def show_write_mode(self) -> None:
+        """Events are appended once per uuid: the write mode is for mutable models only."""
+        self.query_one("#write-mode").display = self.chosen_model().is_mutable
+
+    def chosen_model(self) -> Model:
+        pressed = self.query_one("#model", RadioSet).pressed_button
+        return Model(pressed.name if pressed and pressed.name else Model.EVENTS)
+
+    def chosen_write_mode(self) -> WriteMode:
+        pressed = self.query_one("#write-mode", RadioSet).pressed_button
+        return WriteMode(pressed.name if pressed and pressed.name else WriteMode.MERGE)
+
     def enter(self, draft: WizardDraft) -> None:
         """The project is optional only when the credentials name one."""
+        for button in self.query_one("#write-mode", RadioSet).query(RadioButton):
+            button.value = button.name == draft.write_mode.value  # a later step may change it
         default = draft.default_project
         whose = (
             "the key's" if draft.credentials and draft.credentials.key else "the service account's"
@@ -193,11 +218,11 @@ class DestinationStep(WizardStep):
         if not fields.ok:
             self.query("FormField.-invalid").first(FormField).control.focus()
             return False
-        pressed = self.query_one("#model", RadioSet).pressed_button
         draft.project_id = project_id
         draft.dataset_id = dataset_id
         draft.table_id = table_id
-        draft.model = Model(pressed.name if pressed and pressed.name else Model.EVENTS)
+        draft.model = self.chosen_model()
+        draft.write_mode = self.chosen_write_mode()
         draft.json_type = self.query_one("#json-type", Checkbox).value
         draft.interval = selected_interval(self.query_one("#interval", Select))
         draft.start = start_at

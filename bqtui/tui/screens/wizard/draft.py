@@ -11,6 +11,7 @@ from bqtui.core.config import (
     Model,
     service_account_project,
 )
+from bqtui.core.cost import WriteMode
 from bqtui.ops.credential_setup import CredentialChoice
 from bqtui.ops.permission_check import CheckReport
 from bqtui.state.windows import first_window_start
@@ -25,6 +26,7 @@ class WizardDraft:
     table_id: str = ""
     model: Model = Model.EVENTS
     json_type: bool = False
+    write_mode: WriteMode = WriteMode.MERGE  # persons and sessions only
     interval: Interval = Interval.HOUR
     start: datetime | None = None  # None: the next interval boundary
     team_id: int = 1
@@ -60,6 +62,7 @@ class WizardDraft:
             exclude_events=self.exclude_events,
             project_id=self.project_id,
             start_at=first_window_start(now, self.interval, self.start),
+            write_mode=self.write_mode if self.model.is_mutable else WriteMode.MERGE,
         )
         # How it authenticates belongs to the export too (the check names the credential by it).
         return self.credentials.configured(config) if self.credentials else config

@@ -4,6 +4,8 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Static
 
+from bqtui.core.config import ExportConfig
+from bqtui.core.cost import WriteMode
 from bqtui.ops.credential_setup import CredentialChoice
 from bqtui.source.dsn import redact_dsn
 from bqtui.tui.formatting import time_text
@@ -42,6 +44,15 @@ def what_create_stores(choice: CredentialChoice | None) -> str:
     return "Create stores the export in bqtui's database; bqtui stores no credential."
 
 
+def write_mode_rows(config: ExportConfig) -> list[tuple[str, str]]:
+    """Persons and sessions only: events have one way to be written."""
+    if not config.model.is_mutable:
+        return []
+    if config.write_mode == WriteMode.APPEND:
+        return [("Write mode", f"append (loads only, free; view {config.table_id}_latest)")]
+    return [("Write mode", "merge (each window's MERGE is billed for the table it reads)")]
+
+
 class ReviewStep(WizardStep):
     TITLE = "Review"
 
@@ -68,6 +79,7 @@ class ReviewStep(WizardStep):
             *credential_rows(draft.credentials),
             ("Destination", f"{project}.{config.destination_label}"),
             ("Model", config.model.value),
+            *write_mode_rows(config),
             ("Column types", "JSON" if config.json_type else "STRING"),
             ("Interval", config.interval.value),
             ("First window", f"from {time_text(config.start_at)} UTC"),
