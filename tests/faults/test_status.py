@@ -2,6 +2,7 @@
 
 import json
 
+from bqtui.core.cost import projected_month_usd
 from tests.faults.conftest import World
 from tests.harness.bq_proxy import QUOTA_EXCEEDED
 
@@ -18,6 +19,7 @@ def test_status_says_how_far_behind_and_exits_1_for_an_alert(events_world: World
     assert world.bqtui("run", "ev").code == 0
     caught_up = world.bqtui("status", "--json")
     assert caught_up.code == 0
+    billed, slot_ms = world.sql("SELECT SUM(bytes_billed), SUM(slot_ms) FROM job_costs")[0]
     assert json.loads(caught_up.out) == {
         "healthy": True,
         "exports": [
@@ -32,6 +34,11 @@ def test_status_says_how_far_behind_and_exits_1_for_an_alert(events_world: World
                 "last_run_error": None,
                 "healthy": True,
                 "problems": [],
+                "bytes_billed_24h": billed,
+                "bytes_billed_30d": billed,
+                "slot_ms_30d": slot_ms,
+                "projected_month_usd": projected_month_usd(billed, 1.0, None),
+                "billing": "on_demand",
             }
         ],
     }
