@@ -372,14 +372,9 @@ class BigQueryDestination:
 
     def table_size(self, table_ref: str) -> TableSize | None:
         """The table's size and layout from its metadata (free); None when it does not exist."""
-        try:
-            table = self.client.get_table(table_ref, retry=self.retry, timeout=REQUEST_TIMEOUT)
-        except api_errors.NotFound:
+        table = self._table_or_none(table_ref)
+        if table is None:
             return None
-        except API_FAILURES as error:
-            raise self.translate(
-                error, f"reading table {table_ref}", table_ref.split(".")[1]
-            ) from None
         partitioning = table.time_partitioning
         return TableSize(
             num_bytes=int(table.num_bytes or 0),
@@ -389,15 +384,18 @@ class BigQueryDestination:
 
     def table_columns(self, table_ref: str) -> list[str] | None:
         """The table's column names; None when it does not exist (other failures raise)."""
+        table = self._table_or_none(table_ref)
+        return None if table is None else [f.name for f in table.schema]
+
+    def _table_or_none(self, table_ref: str) -> bigquery.Table | None:
         try:
-            table = self.client.get_table(table_ref, retry=self.retry, timeout=REQUEST_TIMEOUT)
+            return self.client.get_table(table_ref, retry=self.retry, timeout=REQUEST_TIMEOUT)
         except api_errors.NotFound:
             return None
         except API_FAILURES as error:
             raise self.translate(
                 error, f"reading table {table_ref}", table_ref.split(".")[1]
             ) from None
-        return [f.name for f in table.schema]
 
     def remove_duplicate_copies(
         self, table_ref: str, key: str, keys: list[str], days: list[date]

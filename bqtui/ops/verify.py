@@ -23,13 +23,11 @@ from bqtui.destination.bigquery import BigQueryDestination
 from bqtui.destination.statements import QueryParameters
 from bqtui.models.base import INGESTED_AT, PARSEABLE_PROPERTIES
 from bqtui.models.events import event_filters
-from bqtui.ops.repair import repair as repair  # re-exported: callers import it from here
-from bqtui.ops.repair import windows_to_reexport
 from bqtui.ops.status import export_status
 from bqtui.ops.verify_report import DayCheck, VerifyReport
 from bqtui.source.clickhouse import ClickHouseSource
 from bqtui.state.store import Store
-from bqtui.state.windows import STEP, Window
+from bqtui.state.windows import STEP
 
 DEFAULT_LISTED = 20  # uuids or keys listed per kind; the rest are counted
 REPAIR_CAP = 100_000  # keys a repair acts on at most in one go
@@ -352,10 +350,6 @@ class Verifier:
             parameters={"team": self.export.team_id, "through": through},
         )
         return {r[0]: tuple(r[1:]) for r in rows}
-
-    def windows_to_reexport(self, report: VerifyReport) -> list[Window]:
-        """The windows a repair re-exports (see ``bqtui.ops.repair``)."""
-        return windows_to_reexport(self, report)
 
 
 def _older(stored: tuple, latest: tuple) -> bool:

@@ -148,7 +148,9 @@ def _repair(
     out = sys.stderr if args.json else sys.stdout
     if not args.json:
         print("\n".join(report.lines()), file=out)
-    windows = verifier.windows_to_reexport(report)
+    from bqtui.ops.repair import windows_to_reexport
+
+    windows = windows_to_reexport(verifier, report)
     plan = {
         "reexport_windows": [w.label() for w in windows],
         "delete_duplicate_copies": report.duplicated.count,
