@@ -78,7 +78,7 @@ def newest_first(plan: TablePlan, model: ExportModel) -> tuple[str, str]:
     stage's rows per key by it; the ``_latest`` view of an append-mode table the first of all."""
     source_names = [f.name for f in plan.source_fields]
     key = [k for k in model.merge_key if k in source_names]
-    versions = [v for v in model.version_fields if v in source_names]
+    versions = [v for v in model.ordering_versions if v in source_names]
     tie_breakers = [n for n in source_names if n not in key and n not in versions]
     order = [f"`{v}` DESC" for v in versions] + [f"TO_JSON_STRING(`{n}`)" for n in tie_breakers[:3]]
     return ", ".join(f"`{k}`" for k in key), ", ".join(order) or "1"
@@ -134,7 +134,7 @@ def merge_statement(
     names = [f.name for f in plan.fields]
     source_names = [f.name for f in plan.source_fields]
     key = [k for k in model.merge_key if k in source_names]
-    versions = [v for v in model.version_fields if v in source_names]
+    versions = [v for v in model.ordering_versions if v in source_names]
     partition_by, order_by = newest_first(plan, model)
     deduplicated = (
         f"SELECT * EXCEPT (_bqtui_rank) FROM (SELECT *, ROW_NUMBER() OVER "

@@ -93,6 +93,15 @@ class ExportModel:
     # New tables are clustered by these (the merge key): a MERGE reads only the blocks of its
     # keys within the partitions it names.
     cluster_fields: tuple[str, ...] = ()
+    # Compared after version_fields where the table has them (tables made before they were
+    # added lack them): they order rows of equal versions by what the row knows, so that the
+    # MERGE, a grouped stage and the _latest view all keep the same one.
+    later_version_fields: tuple[str, ...] = ()
+
+    @property
+    def ordering_versions(self) -> tuple[str, ...]:
+        """Every field that orders a key's rows, newest first: versions, then later ones."""
+        return (*self.version_fields, *self.later_version_fields)
 
     @property
     def required_fields(self) -> tuple[str, ...]:

@@ -1,7 +1,8 @@
 """Sessions: one row per (team_id, $session_id), built from the session's events.
 
-A session is exported in the window in which its last event was ingested; the version that
-decides a MERGE is end_timestamp.
+A session is exported in the window in which its last event was ingested; the versions that
+decide a MERGE are end_timestamp, then max_inserted_at (a late event ingested later can leave
+the end as it was).
 """
 
 import pyarrow as pa
@@ -55,6 +56,9 @@ FIELDS = (
     # The instant in a UUIDv7 session id (NULL for other ids): unlike start_timestamp it never
     # changes for a session, so new tables are partitioned by it (README: Write modes and cost).
     ModelField("session_id_time", "TIMESTAMP", repetitive=False),
+    # When the newest of the session's events was ingested: of two rows with the same
+    # end_timestamp, the one that knows more (a late event) has the later value.
+    ModelField("max_inserted_at", "TIMESTAMP", repetitive=False),
 )
 
 # PostHog's sessions (sessions_v3, see README: Models) take a session's entry attribution from
@@ -181,12 +185,16 @@ FROM (
 """
         + _session_columns(session_id)
         + f"""    FROM (
-        SELECT uuid, event, {PARSEABLE_PROPERTIES} AS properties, timestamp, team_id, distinct_id
+        SELECT uuid, event, {PARSEABLE_PROPERTIES} AS properties, timestamp, team_id, distinct_id,
+            window_sessions.last_ingested AS last_ingested
         FROM events
+        -- a join, not IN: it also brings each session's last ingestion (over every copy)
+        INNER JOIN (SELECT session_id AS window_session_id, last_ingested
+                    FROM sessions_in_window) AS window_sessions
+            ON {raw_session_id} = window_sessions.window_session_id
         WHERE team_id = {{team_id:Int64}}
             AND timestamp >= (SELECT low FROM scan_from)
             AND {ingested_before_end}
-            AND {raw_session_id} IN (SELECT session_id FROM sessions_in_window)
         LIMIT 1 BY uuid
     )
     GROUP BY session_id
@@ -202,13 +210,13 @@ def _sessions_in_window(raw_session_id: str, start: str, end: str) -> str:
     return f"""
 WITH sessions_in_window AS (
     SELECT {raw_session_id} AS session_id, min(timestamp) AS first_seen,
-        {uuid7_start("session_id")} AS id_start
+        {uuid7_start("session_id")} AS id_start, max({INGESTED_AT}) AS last_ingested
     FROM events
     WHERE team_id = {{team_id:Int64}} AND session_id != ''
         -- ingested since the window's start, as plain ranges a skip index can prune with
         AND (inserted_at >= {start} OR (inserted_at IS NULL AND _timestamp >= toDateTime({start})))
     GROUP BY session_id
-    HAVING max({INGESTED_AT}) < {end}
+    HAVING last_ingested < {end}
 ),
 -- Where the scan of the sessions' events starts. A UUIDv7 id's events lie after the id's
 -- instant (less the clock margin), so the primary key (team_id, toDate(timestamp), …) skips
@@ -259,7 +267,8 @@ def _session_columns(session_id: str) -> str:
         session_duration AS duration,
         {LAST_EXTERNAL_CLICK_URL} AS last_external_click_url,
         {VITALS_LCP} AS vitals_lcp,
-        {uuid7_start("session_id")} AS session_id_time
+        {uuid7_start("session_id")} AS session_id_time,
+        any(last_ingested) AS max_inserted_at
 """
 
 
@@ -289,4 +298,5 @@ SESSIONS = ExportModel(
     full_history_note=full_history_note,
     partition_nullable=True,
     cluster_fields=("team_id", "session_id"),
+    later_version_fields=("max_inserted_at",),
 )

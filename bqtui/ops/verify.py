@@ -4,7 +4,8 @@ Events are compared per day of their timestamp (BigQuery's partitions): rows, di
 and a checksum both engines compute the same way (the sum of the timestamps in microseconds).
 A day that differs is narrowed to hours, then to the exact uuids missing, duplicated or extra.
 Persons (one row per distinct_id) and sessions (one row per session_id) are compared key by
-key: missing, extra, and rows older than ClickHouse's latest.
+key: missing, extra, and rows older than ClickHouse's latest (in append mode, in the table's
+``_latest`` view, which is what its readers see).
 
 Only what should be there counts: the export's team and event filters, and rows ingested in
 windows recorded done (persons and sessions: as of the end of the unbroken run of done
@@ -18,8 +19,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bqtui.core.config import ExportConfig, Model
+from bqtui.core.cost import WriteMode
 from bqtui.core.errors import BqtuiError, ConfigError
 from bqtui.destination.bigquery import BigQueryDestination
+from bqtui.destination.latest_view import latest_view_ref
 from bqtui.destination.statements import QueryParameters
 from bqtui.models.base import INGESTED_AT, PARSEABLE_PROPERTIES
 from bqtui.models.events import event_filters
@@ -69,6 +72,9 @@ class Verifier:
         self.listed = listed
         self.max_bytes = max_bytes
         self.table = destination.table_ref(export.dataset_id, export.table_id)
+        # Append mode keeps every version in the table: its _latest view is what readers see.
+        appends = export.model != Model.EVENTS and export.write_mode == WriteMode.APPEND
+        self.keyed_table = latest_view_ref(self.table) if appends else self.table
 
     # -- the two engines -------------------------------------------------------------------
 
@@ -103,7 +109,7 @@ class Verifier:
 
     def run(self, start: datetime | None = None, end: datetime | None = None) -> VerifyReport:
         through = export_status(self.store, self.export, self.now()).exported_through
-        report = VerifyReport(self.export.name, self.export.model.value, self.table, through)
+        report = VerifyReport(self.export.name, self.export.model.value, self.keyed_table, through)
         ranges = done_ranges(self.store, self.export)
         if not ranges:
             report.compared_through = None
@@ -299,7 +305,7 @@ class Verifier:
         )
         bq_sql = (
             f"SELECT {key} AS k, {', '.join(versions)}, COUNT(*) OVER (PARTITION BY {key}) "
-            f"AS copies FROM `{self.table}` WHERE team_id = @team"
+            f"AS copies FROM `{self.keyed_table}` WHERE team_id = @team"
         )
         team: QueryParameters = {"team": self.export.team_id}
         self.guard(report, [(bq_sql, team)])

@@ -7,6 +7,7 @@ import json
 
 from bqtui.core.cost import projected_month_usd
 from tests.faults.conftest import PROJECT, World
+from tests.harness.job_statistics import query_job_record
 
 
 def test_the_guard_refuses_before_anything_is_written_and_costs_are_recorded(
@@ -48,3 +49,32 @@ def test_the_guard_refuses_before_anything_is_written_and_costs_are_recorded(
     assert status["projected_month_usd"] == projected_month_usd(billed, 1.0, None)
     shown = json.loads(world.bqtui("show", "ev", "--json").out)
     assert (shown["write_mode"], shown["max_bytes_billed"]) == ("merge", None)
+
+
+def test_a_backfill_of_a_partitioned_table_is_estimated_from_the_days_it_merges(
+    events_world: World,
+):
+    world = events_world
+    assert world.bqtui("run", "ev").code == 0  # the table exists, partitioned by day
+    assert world.bqtui("set-cost", "ev", "--max-bytes-billed", "15MiB").code == 0
+    world.google.proxy.reset_calls()
+    backfill = world.bqtui("run", "ev", "--start", "2024-05-01", "--end", "2024-05-01T02:00")
+    estimate = backfill.err.splitlines()[0]
+    assert estimate == (
+        "Estimate: 1 MERGE(s), 21.0 MB billed in all (about $0.00; the largest 21.0 MB), from "
+        "dry runs of the partitions each MERGE names (its windows' days ± 1; rows whose "
+        "timestamp lies further back add their days)."
+    ), backfill.err
+    # Above the guard: said before the run, as the run then finds.
+    assert "Each MERGE may bill up to 21.0 MB, more than the export's" in backfill.err
+    [dry_run] = [
+        record
+        for call in world.google.proxy.calls
+        if (record := query_job_record(call.operation, call.json, call.account, call.status))
+        and record.dry_run
+    ]
+    # Constant bounds on the partition column: BigQuery prunes to those days.
+    assert dry_run.query.endswith(
+        "WHERE `timestamp` BETWEEN TIMESTAMP '2024-04-30T00:00:00.000000+00:00' "
+        "AND TIMESTAMP '2024-05-02T02:00:00.000000+00:00'"
+    ), dry_run.query

@@ -121,7 +121,10 @@ def expected_sessions(events: list[dict]) -> dict[str, dict]:
     by_session: dict[str, list[dict]] = {}
     for event in events:
         by_session.setdefault(event["properties"]["$session_id"], []).append(event)
-    return {sid: build_session(1, sid, evs) for sid, evs in by_session.items()}
+    return {
+        sid: {**build_session(1, sid, evs), "max_inserted_at": max(e["ingested"] for e in evs)}
+        for sid, evs in by_session.items()
+    }
 
 
 def assert_exact(world: World, events: list[dict]) -> None:

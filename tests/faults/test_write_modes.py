@@ -290,9 +290,39 @@ def test_persons_in_append_mode_run_no_query_and_the_view_is_the_newest_version(
     assert query_jobs(world) == []
     assert len(rows_of(world, "persons")) == len(raw)
     assert {(r["team_id"], r["distinct_id"]): r for r in rows_of(world, "persons_latest")} == view
+    verified = world.bqtui("verify", "people", "--json", BQTUI_NOW=iso(later))
+    assert verified.code == 0, verified.out + verified.err
+    assert json.loads(verified.out)["table"].endswith(".persons_latest")
+
+
+def test_append_mode_with_json_columns_loads_properties_as_json(world: World):
+    ada = str(uuid.UUID(int=1, version=4))
+    nasty = {"name": "Ada", "nested": {"list": [1, 2.5, None]}, "emoji": "🚀", "big": 2**70}
+    world.chdb(
+        "command",
+        "INSERT INTO person (id, created_at, team_id, properties, is_identified, is_deleted, "
+        f"version, _timestamp) VALUES ('{ada}', '2024-05-01 00:30:00', 1, "
+        f"'{json.dumps(nasty)}', 1, 0, 1, '{T0:%Y-%m-%d %H:%M:%S}')",
+    )
+    map_distinct_id(world, "ada@example.com", ada, 1, T0)
+    world.add("people", "--write-mode", "append", "--json-type", model="persons", table="persons")
+    world.google.proxy.reset_calls()
+    run(world, "people", T0 + timedelta(hours=2))
+    assert_no_query_job(world, "people")
+    table = world.google.admin_client(PROJECT).get_table(f"{PROJECT}.{world.dataset}.persons")
+    assert {f.name: f.field_type for f in table.schema}["properties"] == "JSON"
+    [row] = rows_of(world, "persons_latest")
+    properties = row["properties"]
+    if isinstance(properties, str):
+        properties = json.loads(properties)
+    assert properties["name"] == "Ada" and properties["emoji"] == "🚀"
+    assert properties["nested"] == {"list": [1, 2.5, None]}
+    checked = world.bqtui("verify", "people", BQTUI_NOW=iso(T0 + timedelta(hours=2)))
+    assert checked.code == 0, checked.out + checked.err
 
 
 SESSION_KEY = ("team_id", "session_id")
+SESSION_VERSIONS = ("end_timestamp", "max_inserted_at")
 SESSION_TIES = ("distinct_id", "start_timestamp", "urls")
 
 
@@ -313,10 +343,10 @@ def test_sessions_in_append_mode_run_no_query_and_the_view_equals_the_oracle(wor
     expected = expected_sessions(events)
     assert len(raw) > len(expected)  # sessions re-exported as they grew: every version kept
     # Two sessions were re-exported with the same end (late events moved their starts
-    # earlier): ties in the version, decided by the tie-breakers.
+    # earlier): ties in end_timestamp, decided by what each row knows (max_inserted_at).
     ends = [(r["session_id"], r["end_timestamp"]) for r in raw]
     assert len(ends) - len(set(ends)) >= 2
-    oracle = newest_per_key(raw, SESSION_KEY, ("end_timestamp",), SESSION_TIES)
+    oracle = newest_per_key(raw, SESSION_KEY, SESSION_VERSIONS, SESSION_TIES)
     assert {(r["team_id"], r["session_id"]): r for r in view} == oracle
     assert sorted(r["session_id"] for r in view) == sorted(expected)
     for row in view:
@@ -328,6 +358,24 @@ def test_sessions_in_append_mode_run_no_query_and_the_view_equals_the_oracle(wor
     run(world, "sess", NOW_2)  # nothing due: nothing loaded, nothing queried
     assert query_jobs(world) == []
     assert len(rows_of(world, "sessions")) == len(raw)
+    # verify compares what readers see: the view, one row per session (the table has more).
+    verified = world.bqtui("verify", "sess", "--json", BQTUI_NOW=iso(NOW_2))
+    assert verified.code == 0, verified.out + verified.err
+    report = json.loads(verified.out)
+    assert report["table"].endswith(".sessions_latest")
+    assert report["duplicated"]["count"] == 0 and report["bigquery_rows"] == len(expected)
+
+    # Same end, the newer row sorting last by every tie-breaker: the later ingestion wins,
+    # as a MERGE (which updates on an equal end) leaves it.
+    table = f"`{PROJECT}.{world.dataset}.sessions`"
+    world.google.admin_client(PROJECT).query(
+        f"INSERT INTO {table} (team_id, session_id, distinct_id, end_timestamp, "
+        "max_inserted_at) VALUES "
+        "(1, 'tied', 'zzz-newer', TIMESTAMP '2024-05-09 10:00:00', TIMESTAMP '2024-05-09 12:00:00'),"
+        "(1, 'tied', 'aaa-older', TIMESTAMP '2024-05-09 10:00:00', TIMESTAMP '2024-05-09 11:00:00')"
+    ).result()
+    [tied] = [r for r in rows_of(world, "sessions_latest") if r["session_id"] == "tied"]
+    assert tied["distinct_id"] == "zzz-newer"
 
 
 def test_an_existing_unpartitioned_sessions_table_is_left_as_it_is_and_check_says_how_to_migrate(

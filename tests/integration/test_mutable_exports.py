@@ -415,6 +415,7 @@ SESSION_COLUMNS = {
     "last_external_click_url",
     "vitals_lcp",
     "session_id_time",
+    "max_inserted_at",
 }
 
 
@@ -447,7 +448,11 @@ def source_sessions(dsn, start=DEMO_START, end=DEMO_END, team_id=1) -> dict[str,
             },
         )
     return {
-        session_id: build_session(team_id, session_id, list(by_uuid.values()))
+        session_id: {
+            **build_session(team_id, session_id, list(by_uuid.values())),
+            # when the newest of its events (any copy) was ingested
+            "max_inserted_at": last_ingested[session_id],
+        }
         for session_id, by_uuid in events.items()
         if start <= last_ingested[session_id] < end
     }
@@ -574,6 +579,7 @@ EDGE_SESSION = {
     "last_external_click_url": "https://ext.example/2",
     "vitals_lcp": 1234.5,
     "session_id_time": None,
+    "max_inserted_at": datetime(2024, 5, 1, 11, tzinfo=UTC),
 }
 
 

@@ -54,6 +54,23 @@ def test_events_keep_their_filter():
     assert partition_filter(plan_of(PERSONS), PERSONS, None) is None
 
 
+def test_sessions_of_equal_end_are_ordered_by_what_they_know_in_the_merge_and_the_view():
+    plan = plan_of(SESSIONS, ref="p.d.sessions")
+    merge = merge_statement(plan, "p.d.stage", SESSIONS, (LOW, HIGH))
+    assert (
+        "WHEN MATCHED AND (((final.`end_timestamp` IS NULL OR stage.`end_timestamp` > "
+        "final.`end_timestamp`)) OR (stage.`end_timestamp` = final.`end_timestamp` AND "
+        "(final.`max_inserted_at` IS NULL OR stage.`max_inserted_at` >= "
+        "final.`max_inserted_at`))) THEN UPDATE" in merge
+    ), merge
+    order = "ORDER BY `end_timestamp` DESC, `max_inserted_at` DESC, "
+    assert order in merge and order in latest_view_query(plan, SESSIONS)
+    # A table made before the column: the end alone, the later load winning a tie.
+    older = plan_of(SESSIONS, drop=("max_inserted_at",))
+    assert "max_inserted_at" not in merge_statement(older, "p.d.stage", SESSIONS, (LOW, HIGH))
+    assert "max_inserted_at" in older.missing_fields
+
+
 def test_the_latest_view_ranks_as_the_merge_does():
     plan = plan_of(PERSONS, ref="p.d.persons")
     assert latest_view_id("persons") == "persons_latest"

@@ -74,7 +74,7 @@ def _say_estimate(export: ExportConfig, start: datetime, end: datetime) -> None:
     from bqtui.pipeline.runner import bigquery_destination, retry_deadline_from_env
     from bqtui.state.windows import backfill_windows
 
-    windows = len(backfill_windows(export, start, end, now())[0])
+    windows = backfill_windows(export, start, end, now())[0]
     try:
         destination = bigquery_destination(export, retry_deadline_from_env())
         try:

@@ -14,7 +14,7 @@ from textual.widgets import Button, Input, Static
 
 from bqtui.core.config import ExportConfig, parse_timestamp
 from bqtui.core.errors import ConfigError
-from bqtui.state.windows import STEP, backfill_windows
+from bqtui.state.windows import STEP, Window, backfill_windows
 from bqtui.tui.context import Period, bqtui_context
 from bqtui.tui.messages import BackfillEstimated
 from bqtui.tui.widgets.form_field import FormField
@@ -29,7 +29,7 @@ class BackfillDialog(ModalScreen[Period | None]):
     def __init__(self, export: ExportConfig):
         super().__init__(classes="dialog-screen")
         self.export = export
-        self.estimating: tuple[Period, int] | None = None  # the range and windows to estimate
+        self.estimating: tuple[Period, list[Window]] | None = None  # range, windows to estimate
         self.estimate_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -92,11 +92,11 @@ class BackfillDialog(ModalScreen[Period | None]):
         if later:
             text += f"; {len(later)} not yet ended and settled are left for the schedule"
         self.query_one("#backfill-windows", Static).update(text)
-        self.estimate_later(((start, end), len(due)) if due else None)
+        self.estimate_later(((start, end), due) if due else None)
 
     # -- what the range will bill ------------------------------------------------------------
 
-    def estimate_later(self, estimating: tuple[Period, int] | None) -> None:
+    def estimate_later(self, estimating: tuple[Period, list[Window]] | None) -> None:
         """Estimate once the user stops typing; forget the estimate of another range."""
         if estimating == self.estimating:
             return
@@ -114,7 +114,7 @@ class BackfillDialog(ModalScreen[Period | None]):
             self.estimate_in_thread(period, windows)
 
     @work(thread=True, exclusive=True, group="estimate", exit_on_error=False)
-    def estimate_in_thread(self, period: Period, windows: int) -> None:
+    def estimate_in_thread(self, period: Period, windows: list[Window]) -> None:
         from bqtui.ops.cost_estimate import estimate_backfill
         from bqtui.pipeline.runner import bigquery_destination, retry_deadline_from_env
 
