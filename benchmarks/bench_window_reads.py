@@ -1,5 +1,6 @@
 """What one 5-minute window costs ClickHouse as the history grows: rows read, bytes read and
-time of bqtui's own events query, with and without a skip index on inserted_at.
+time of bqtui's own events query, for each layout a user can add to the events table (none, a
+skip index on inserted_at, projections sorted by ingestion time), and the disk each adds.
 
     .venv/bin/python benchmarks/bench_window_reads.py [--base 1000000] [--factors 1 30]
 
@@ -8,6 +9,8 @@ team, so a longer history is more days, as it grows in production; PostHog's lay
 team_id, toDate(timestamp), …; ingestion a few seconds after the event), in the embedded
 ClickHouse. The window is the same 5 minutes on the last day. Rows and bytes read are
 the engine's own statistics (chdb's progress callback: what the query read from storage).
+Each layout is added to the same table, measured, checked to return exactly the rows the
+table returns without it, and dropped before the next.
 """
 
 import argparse
@@ -16,10 +19,12 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import chdb
+import pyarrow as pa
 from clickhouse_connect.driver.binding import bind_query
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from bqtui.core.config import ExportConfig  # noqa: E402
 from bqtui.demo.data import SOURCE_DDL  # noqa: E402
 from bqtui.models import get_model  # noqa: E402
+from bqtui.source.check import WINDOW_PROJECTION, projection_statements  # noqa: E402
 from bqtui.source.clickhouse import STREAM_SETTINGS, with_settings  # noqa: E402
 
 WINDOW = (datetime(2024, 4, 29, 12, 0, tzinfo=UTC), datetime(2024, 4, 29, 12, 5, tzinfo=UTC))
@@ -111,11 +117,121 @@ def read_stats(connection, sql: str, parameters: dict, runs: int = 5, keep: bool
     }
 
 
-def measure(connection, runs: int = 5) -> dict:
+def measure(connection, runs: int = 5, keep: bool = False) -> dict:
     export = ExportConfig(name="bench", dataset_id="d", table_id="t")
     model = get_model("events")
     parameters = model.query_parameters(export, *WINDOW)
-    return read_stats(connection, model.build_query(export), parameters, runs)
+    return read_stats(connection, model.build_query(export), parameters, runs, keep)
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    add: tuple[str, ...]  # statements; a MATERIALIZE waits for its mutation
+    drop: tuple[str, ...]
+
+
+REBUILD_ON_MERGE = "ALTER TABLE events MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild'"
+PROJECTION_KEY = "team_id, inserted_at, _timestamp"
+
+
+def projection_layout(name: str, projection: str, select: str) -> Layout:
+    return Layout(
+        name,
+        (
+            REBUILD_ON_MERGE,
+            f"ALTER TABLE events ADD PROJECTION {projection} (SELECT {select} "
+            f"ORDER BY ({PROJECTION_KEY}))",
+            f"ALTER TABLE events MATERIALIZE PROJECTION {projection}",
+        ),
+        (f"ALTER TABLE events DROP PROJECTION {projection}",),
+    )
+
+
+SKIP_INDEX = (
+    "ALTER TABLE events ADD INDEX bqtui_inserted_at inserted_at TYPE minmax GRANULARITY 1",
+    "ALTER TABLE events MATERIALIZE INDEX bqtui_inserted_at",
+)
+# What `bqtui check` prints, as it prints it.
+CHECKS_PROJECTION = tuple(
+    statement.strip()
+    for statement in projection_statements("events").split(";")
+    if statement.strip()
+)
+LAYOUTS = (
+    Layout("none", (), ()),
+    Layout(
+        "skip index (minmax on inserted_at)",
+        SKIP_INDEX,
+        ("ALTER TABLE events DROP INDEX bqtui_inserted_at",),
+    ),
+    projection_layout("part-offset projection", "bench_offsets", "_part_offset"),
+    Layout(
+        "projection of the columns read (`bqtui check`)",
+        CHECKS_PROJECTION,
+        (f"ALTER TABLE events DROP PROJECTION {WINDOW_PROJECTION}",),
+    ),
+    Layout(
+        "skip index + projection of the columns read",
+        SKIP_INDEX + CHECKS_PROJECTION,
+        (
+            "ALTER TABLE events DROP INDEX bqtui_inserted_at",
+            f"ALTER TABLE events DROP PROJECTION {WINDOW_PROJECTION}",
+        ),
+    ),
+    projection_layout("full projection (SELECT *)", "bench_all", "*"),
+)
+
+
+def run_statements(connection, statements: tuple[str, ...]) -> None:
+    for statement in statements:
+        waits = " MATERIALIZE " in statement or " DROP " in statement
+        connection.query(statement + (" SETTINGS mutations_sync = 2" if waits else ""))
+
+
+def storage(connection) -> dict:
+    """Bytes on disk of the table's parts, of its skip indexes and of its projections."""
+
+    def total(sql: str) -> int:
+        return int(connection.query(sql, "TSV").data().strip() or 0)
+
+    where = "database = currentDatabase() AND table = 'events'"
+    return {
+        "table": total(f"SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND {where}"),
+        "added": total(
+            "SELECT sum(data_compressed_bytes + marks_bytes) FROM system.data_skipping_indices "
+            f"WHERE {where}"
+        )
+        + total(f"SELECT sum(bytes_on_disk) FROM system.projection_parts WHERE active AND {where}"),
+    }
+
+
+def as_sorted_table(batches: list) -> pa.Table:
+    return pa.Table.from_batches(batches).sort_by("uuid")
+
+
+def measure_layouts(connection, label: str) -> None:
+    """Each layout in turn on the same table: its reads, its disk, the same rows as none."""
+    expected = None
+    table_bytes = storage(connection)["table"]
+    for layout in LAYOUTS:
+        started = time.monotonic()
+        run_statements(connection, layout.add)
+        built = time.monotonic() - started
+        m = measure(connection, keep=True)
+        rows = as_sorted_table(m["batches"])
+        expected = rows if expected is None else expected
+        assert rows.equals(expected), f"{layout.name}: the window's rows differ from none's"
+        added = storage(connection)["added"]
+        shown = f"{added / 1e6:.1f} MB" if added >= 100_000 else f"{added / 1e3:.0f} kB"
+        print(
+            f"| {label} | {layout.name} | {m['exported']:,} | {m['read_rows']:,} "
+            f"| {m['read_rows'] / m['exported']:.0f}× | {m['read_bytes'] / 1e6:.1f} MB "
+            f"| {shown} ({added / table_bytes:.1%}) | {built:.0f} s "
+            f"| {m['ms']:.1f} ms |",
+            flush=True,
+        )
+        run_statements(connection, layout.drop)
 
 
 def main() -> int:
@@ -123,8 +239,11 @@ def main() -> int:
     parser.add_argument("--base", type=int, default=1_000_000)
     parser.add_argument("--factors", type=int, nargs="+", default=[1, 30])
     args = parser.parse_args()
-    print("| history | index on inserted_at | exported | rows read | bytes read | median time |")
-    print("|---:|---|---:|---:|---:|---:|")
+    print(
+        "| history | layout | exported | rows read | read / exported | bytes read "
+        "| disk added (of the table) | build | median time |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for factor in args.factors:
         path = Path(tempfile.mkdtemp(prefix="bqtui-bench-reads-"))
         connection = chdb.connect(str(path))
@@ -133,21 +252,13 @@ def main() -> int:
             started = time.monotonic()
             generate(connection, rows, DAYS_PER_BASE * factor)
             optimize(connection)
+            table_bytes = storage(connection)["table"]
             print(
-                f"<!-- {rows:,} rows generated in {time.monotonic() - started:.0f} s -->",
+                f"<!-- {rows:,} rows generated in {time.monotonic() - started:.0f} s, "
+                f"{table_bytes / 1e6:.0f} MB on disk -->",
                 file=sys.stderr,
             )
-            for indexed in (False, True):
-                if indexed:
-                    add_inserted_at_index(connection)
-                m = measure(connection)
-                print(
-                    f"| {rows:,} ({factor}×, {DAYS_PER_BASE * factor} days) | "
-                    f"{'yes' if indexed else 'no'} | "
-                    f"{m['exported']:,} | {m['read_rows']:,} | {m['read_bytes'] / 1e6:.1f} MB "
-                    f"| {m['ms']:.1f} ms |",
-                    flush=True,
-                )
+            measure_layouts(connection, f"{rows:,} ({factor}×, {DAYS_PER_BASE * factor} days)")
         finally:
             connection.close()
             shutil.rmtree(path, ignore_errors=True)

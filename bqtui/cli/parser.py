@@ -21,6 +21,7 @@ HELP_ORDER = (
     "set-auth",
     "set-cost",
     "set-source",
+    "set-stage",
     "run",
     "verify",
     "schedule",

@@ -8,6 +8,7 @@ from enum import StrEnum
 from bqtui.core.cost import WriteMode
 from bqtui.core.errors import ConfigError
 from bqtui.core.ids import validate_dataset_id, validate_project_id, validate_table_id
+from bqtui.core.stage_uri import parse_hmac_id, parse_stage_uri
 
 EXPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 EVENT_NAME_LIST_LIMIT = 1000
@@ -102,6 +103,10 @@ class ExportConfig:
     write_mode: WriteMode = WriteMode.MERGE  # persons and sessions only
     max_bytes_billed: int | None = None  # BigQuery's maximumBytesBilled on every query job
     price_per_tib: float | None = None  # None: DEFAULT_PRICE_PER_TIB
+    # gs://BUCKET/PREFIX that ClickHouse writes Parquet to and BigQuery loads from; None: the
+    # rows pass through bqtui. The HMAC key's access ID is here, its secret in the keyring.
+    stage: str | None = None
+    stage_hmac_id: str | None = None
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -279,8 +284,11 @@ def validate_export(config: ExportConfig) -> ExportConfig:
         raise ConfigError(
             f'BigQuery endpoint "{endpoint}" is not an http(s) URL, e.g. http://127.0.0.1:9050.'
         )
+    stage, stage_hmac_id = _validate_stage(config)
     return replace(
         config,
+        stage=stage,
+        stage_hmac_id=stage_hmac_id,
         name=validate_export_name(config.name),
         dataset_id=validate_dataset_id(config.dataset_id),
         table_id=validate_table_id(config.table_id),
@@ -291,3 +299,16 @@ def validate_export(config: ExportConfig) -> ExportConfig:
         bigquery_endpoint=endpoint,
         project_id=validate_project_id(config.project_id),
     )
+
+
+def _validate_stage(config: ExportConfig) -> tuple[str | None, str | None]:
+    """The stage URI and its HMAC access ID, both or neither."""
+    if not config.stage:
+        return None, None
+    stage = parse_stage_uri(config.stage)
+    if not config.stage_hmac_id:
+        raise ConfigError(
+            "--stage needs the HMAC key that ClickHouse writes with: add --stage-hmac-id ID "
+            "(its secret comes from --stage-hmac-secret-file FILE or a prompt)."
+        )
+    return stage, parse_hmac_id(config.stage_hmac_id)

@@ -36,6 +36,8 @@ EMULATOR_REQUIREMENTS = ("bqemulator==1.4.0", "duckdb==1.5.6", "numpy==2.4.6")
 # anything the emulator pulls in cannot change the tests or the demo.
 EMULATOR_LOCK = Path(__file__).with_name("emulator-requirements.txt")
 VENV_ENV_VAR = "BQTUI_BQEMULATOR_VENV"
+# The emulator loads gs://BUCKET/PATH from ROOT/BUCKET/PATH under this folder.
+GCS_LOCAL_ROOT_ENV_VAR = "BQEMU_GCS_LOCAL_ROOT"
 
 _INSTALLED_MARKER = ".bqtui-installed"
 _LAUNCHER = Path(__file__).with_name("_emulator_launcher.py")
@@ -118,11 +120,13 @@ def start_emulator(
     data_dir: Path | None = None,
     log_file: Path | None = None,
     timeout: float = 30,
+    gcs_local_root: Path | None = None,
 ) -> Emulator:
     """Start the emulator and wait until it is healthy.
 
     In-memory when ``data_dir`` is None, persisted in ``data_dir`` otherwise. Its output
-    goes to ``log_file`` (appended) or is discarded.
+    goes to ``log_file`` (appended) or is discarded. With ``gcs_local_root`` its loads read
+    ``gs://BUCKET/PATH`` from the file ``gcs_local_root/BUCKET/PATH``.
     """
     rest_port = port or _free_port()
     command = [
@@ -141,6 +145,9 @@ def start_emulator(
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         command += ["--persistent", "--data-dir", str(data_dir)]
     env = {**os.environ, "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false"}
+    if gcs_local_root is not None:
+        Path(gcs_local_root).mkdir(parents=True, exist_ok=True)
+        env[GCS_LOCAL_ROOT_ENV_VAR] = str(Path(gcs_local_root).resolve())
     with _output_target(log_file) as output:
         process = subprocess.Popen(
             command,

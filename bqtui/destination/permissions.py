@@ -48,15 +48,14 @@ class Fix:
     """How to grant one permission: where, which role, and commands to paste."""
 
     permission: str
-    level: str  # "project" or "dataset"
+    level: str  # "project", "dataset" or "bucket" (the Cloud Storage stage's)
     role: str
     role_title: str
     commands: tuple[str, ...]
 
     def lines(self) -> list[str]:
-        where = "project" if self.level == "project" else "dataset"
         return [
-            f"Grant {self.permission} on the {where}: the built-in role {self.role_title} "
+            f"Grant {self.permission} on the {self.level}: the built-in role {self.role_title} "
             f"({self.role}) includes it, or add it to your custom role.",
             *self.commands,
         ]

@@ -21,8 +21,9 @@ BEGIN = "# >>> bqtui schedule (managed by `bqtui schedule`; edit with it) >>>"
 END = "# <<< bqtui schedule <<<"
 UNIT = "bqtui-run-all"
 # Carried into the scheduled environment when set here: where the key is, which database,
-# and what Application Default Credentials and impersonation find (cron starts with almost
-# no environment, so a login found here would not be found there).
+# what Application Default Credentials and impersonation find, and which Cloud Storage
+# endpoints the stage uses (cron starts with almost no environment, so a login found here
+# would not be found there).
 CARRIED = (
     "PYTHON_KEYRING_BACKEND",
     "BQTUI_DB",
@@ -37,6 +38,8 @@ CARRIED = (
     "GCE_METADATA_IP",
     "BQTUI_OAUTH_TOKEN_ENDPOINT",
     "BQTUI_IAM_CREDENTIALS_ENDPOINT",
+    "BQTUI_GCS_ENDPOINT",
+    "BQTUI_GCS_JSON_ENDPOINT",
 )
 
 

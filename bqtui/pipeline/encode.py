@@ -6,21 +6,30 @@ Python, several times slower, and loses nothing we need. JSON columns travel as 
 parsed by BigQuery in the MERGE, so one file format serves STRING and JSON exports alike.
 """
 
+import functools
+import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bqtui.models.base import ModelField
+from bqtui.destination.table_plan import TablePlan
+from bqtui.models.base import ExportModel, ModelField
 from bqtui.models.json_text import repair_json_column
+from bqtui.models.load_ready import PARQUET_SETTINGS, host_rows_select, load_ready_select
 
 # A file per ~256 MB of Arrow data bounds local disk use and makes each load job retryable.
 FILE_MAX_BYTES = 256 * 1024 * 1024
 PARQUET_COMPRESSION = "zstd"
+# Rows that only the host encodes exactly are inlined into ClickHouse's SELECT up to this size
+# (the rare nasty JSON text); a window with more is encoded here whole, as before.
+HOST_ROWS_MAX_CHARS = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -92,3 +101,122 @@ def write_parquet_files(
         if writer is not None:  # interrupted: remove the partial file
             writer.close()
             path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class ClickHouseFile:
+    """A Parquet file that ClickHouse wrote; its rows and partition range from the footer."""
+
+    load_file: LoadFile
+    low: Any = None
+    high: Any = None
+
+
+def clickhouse_parquet_file(
+    write: Callable[[Path], None], directory: Path, partition_field: str | None
+) -> ClickHouseFile | None:
+    """Have ClickHouse write one load file (``write(path)``), reading back only its footer:
+    the row count and the partition column's min and max; None (and no file) for no rows."""
+    handle, name = tempfile.mkstemp(prefix="bqtui-", suffix=".parquet", dir=directory)
+    os.close(handle)
+    path = Path(name)
+    try:
+        write(path)
+        metadata = pq.read_metadata(path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if metadata.num_rows == 0:
+        path.unlink(missing_ok=True)
+        return None
+    low, high = _footer_range(metadata, partition_field)
+    return ClickHouseFile(LoadFile(path, metadata.num_rows, path.stat().st_size), low, high)
+
+
+def _footer_range(metadata: pq.FileMetaData, column: str | None) -> tuple[Any, Any]:
+    """The column's lowest and highest values from the row groups' statistics."""
+    if column is None or metadata.num_row_groups == 0:
+        return None, None
+    first = metadata.row_group(0)
+    leaves = [first.column(i).path_in_schema for i in range(first.num_columns)]
+    if column not in leaves:
+        return None, None
+    index = leaves.index(column)
+    lows, highs = [], []
+    for group in range(metadata.num_row_groups):
+        stats = metadata.row_group(group).column(index).statistics
+        if stats is None:
+            raise ValueError(f"The Parquet file has no statistics for {column}.")
+        if stats.has_min_max:  # else every value is NULL in this row group
+            lows.append(stats.min)
+            highs.append(stats.max)
+    return (min(lows), max(highs)) if lows else (None, None)
+
+
+def host_rows_json(
+    batches: Iterable[pa.RecordBatch],
+    fields: list[ModelField],
+    json_fields: set[str],
+    max_chars: int | None = None,
+) -> str:
+    """Rows encoded here (conformed, their JSON text repaired) as ASCII JSONEachRow text, for
+    ClickHouse to write into the window's Parquet beside its own rows."""
+    lines, size = [], 0
+    for batch in batches:
+        for row in conform_batch(batch, fields, json_fields).to_pylist():
+            values = {name: _json_value(value) for name, value in row.items()}
+            lines.append(json.dumps(values, ensure_ascii=True, allow_nan=False))
+            size += len(lines[-1]) + 1
+            if max_chars is not None and size > max_chars:
+                raise TooManyHostRows(f"{size:,} characters of rows only the host repairs")
+    return "\n".join(lines)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):  # timestamp[us, UTC]: ClickHouse's basic text form
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, list):
+        return [_json_value(item) for item in value]
+    return value
+
+
+class TooManyHostRows(Exception):
+    """A window holds more text that only the host repairs than is worth inlining into SQL:
+    the host encodes the whole window instead."""
+
+
+def clickhouse_window_file(
+    source: Any,
+    model: ExportModel,
+    plan: TablePlan,
+    query: str,
+    parameters: dict,
+    work_dir: Path,
+) -> tuple[ClickHouseFile | None, Any]:
+    """A window's load file written by ClickHouse (None for no rows), with what its queries
+    read. The few rows whose JSON text only the host repairs exactly are encoded here first
+    and written by ClickHouse in their place; raises ``TooManyHostRows`` past the limit."""
+    fields, json_fields = plan.source_fields, plan.json_fields
+    host_rows, read = None, None
+    host_sql = host_rows_select(model, query)
+    if host_sql is not None:
+        with source.stream(host_sql, parameters) as stream:
+            batches: Iterable[pa.RecordBatch] = stream
+            if model.repair_batch:
+                batches = map(model.repair_batch, batches)
+            host_rows = host_rows_json(batches, fields, json_fields, HOST_ROWS_MAX_CHARS)
+        read = source.last_read
+    sql = load_ready_select(model, fields, query, host_rows or None)
+    written = clickhouse_parquet_file(
+        functools.partial(source.write_parquet, sql, parameters, PARQUET_SETTINGS),
+        work_dir,
+        model.partition_field,
+    )
+    return written, _added_reads(read, source.last_read)
+
+
+def _added_reads(first: Any, second: Any) -> Any:
+    """What two queries of a window read together (None where the engine said nothing)."""
+    if first is None or second is None:
+        return second or first
+    return type(first)(first.rows + second.rows, first.bytes + second.bytes)

@@ -25,10 +25,16 @@ from bqtui.core.config import ExportConfig
 from bqtui.core.errors import Cancelled, DestinationError, LockLost
 from bqtui.destination.bigquery import TablePlan
 from bqtui.models import ExportModel, ModelField
+from bqtui.models.load_ready import clickhouse_encodes
 from bqtui.pipeline.attempt import Attempt
 from bqtui.pipeline.batch_counter import BatchCounter
 from bqtui.pipeline.earlier_merge import resolve_earlier_merge
-from bqtui.pipeline.encode import LoadFile
+from bqtui.pipeline.encode import (
+    LoadFile,
+    TooManyHostRows,
+    clickhouse_window_file,
+    write_parquet_files,
+)
 from bqtui.pipeline.ports import Destination, Source
 from bqtui.pipeline.run_book import RunBook
 from bqtui.source.clickhouse import ReadStats
@@ -154,12 +160,7 @@ class WindowGroup:
         self.taken = 0
         work_dir = tempfile.mkdtemp(prefix=work_dir_prefix(self.export), dir=self.setup.work_dir)
         try:
-            batches: Iterable[pa.RecordBatch] = self._batches(windows)
-            if self.model.repair_batch:
-                batches = map(self.model.repair_batch, batches)
-            files = self.setup.write_files(
-                batches, self.plan.source_fields, self.plan.json_fields, Path(work_dir)
-            )
+            files = self._files(windows, Path(work_dir))
             # The first file replaces the stage's contents; the others are appended, several
             # uploads at once, while the next file is written.
             with ThreadPoolExecutor(LOAD_PARALLELISM, thread_name_prefix="bqtui-load") as pool:
@@ -177,10 +178,81 @@ class WindowGroup:
             shutil.rmtree(work_dir, ignore_errors=True)
         return self.taken
 
-    def _batches(self, windows: list[Window]) -> Iterator[pa.RecordBatch]:
+    def _files(self, windows: list[Window], work_dir: Path) -> Iterator[LoadFile]:
+        """The group's load files: ClickHouse's own Parquet where it encodes the model's rows
+        exactly (see ``load_ready``), else Arrow batches encoded here."""
+        if not self._clickhouse_encodes(windows):
+            batches: Iterable[pa.RecordBatch] = self._batches(windows)
+            if self.model.repair_batch:
+                batches = map(self.model.repair_batch, batches)
+            yield from self.setup.write_files(
+                batches, self.plan.source_fields, self.plan.json_fields, work_dir
+            )
+            return
+        for member in self._members(windows):
+            try:
+                load_file = self._clickhouse_file(member, work_dir)
+            except TooManyHostRows:  # mostly nasty JSON text: the window is encoded here
+                batches = self._member_batches(member, self.model.build_query(self.export))
+                if self.model.repair_batch:
+                    batches = map(self.model.repair_batch, batches)
+                yield from self.setup.write_files(
+                    batches, self.plan.source_fields, self.plan.json_fields, work_dir
+                )
+                load_file = None
+            if self.cancelled is not None:
+                return
+            if load_file is not None:
+                yield load_file
+            self._log_read(member)
+
+    def _clickhouse_encodes(self, windows: list[Window]) -> bool:
+        """The default path: ClickHouse writes the Parquet (``BQTUI_ENCODE=host``, a source
+        without ``write_parquet`` or another file writer keep the host encoding). ClickHouse
+        writes a file per window: a group of several windows (a backfill) is encoded here into
+        files of ~256 MB, so that it still costs BigQuery a load job per file, not per window."""
+        one_window = len(windows) == 1 or group_limits_from_env()[0] == 1
+        return (
+            one_window
+            and os.environ.get("BQTUI_ENCODE", "clickhouse") != "host"
+            and self.setup.write_files is write_parquet_files
+            and callable(getattr(self.source, "write_parquet", None))
+            and clickhouse_encodes(self.model)
+        )
+
+    def _clickhouse_file(self, member: GroupMember, work_dir: Path) -> LoadFile | None:
+        """The window's rows as one Parquet file that ClickHouse wrote (None: no rows, or a
+        cancel before any row of the window: then the window is left for the next run)."""
+        window = member.attempt.window
+        written, member.read = clickhouse_window_file(
+            self.source,
+            self.model,
+            self.plan,
+            self.model.build_query(self.export),
+            self.model.query_parameters(self.export, window.start, window.end),
+            work_dir,
+        )
+        if written is None:
+            return None
+        counter = member.counter
+        counter.rows, counter.batches = written.load_file.rows, 1
+        counter.low, counter.high = written.low, written.high
+        try:
+            self._on_rows(member, counter.rows)
+        except Cancelled as cancelled:
+            written.load_file.path.unlink(missing_ok=True)
+            self.members.remove(member)
+            self.cancelled = CancelledWindow(member.attempt, cancelled)
+            return None
+        return written.load_file
+
+    def _members(self, windows: list[Window]) -> Iterator[GroupMember]:
+        """The windows this group takes, each begun as a new attempt, until the group is full."""
         max_windows, max_rows = group_limits_from_env()
         for window in windows:
             if self.taken and (self.taken >= max_windows or self.rows >= max_rows):
+                return
+            if self.cancelled is not None:
                 return
             self.taken += 1
             if window.start in self.book.done_in_run:
@@ -195,24 +267,36 @@ class WindowGroup:
             self.book.log(
                 "info", f"Window {window.label()}: extracting (attempt {attempt.number})."
             )
-            with self.source.stream(
-                self.model.build_query(self.export),
-                self.model.query_parameters(self.export, window.start, window.end),
-            ) as stream:
-                counted = member.counter.count(stream, functools.partial(self._on_rows, member))
-                try:
-                    first = next(counted, None)
-                except Cancelled as cancelled:
-                    # Nothing of this window was written yet: the windows before it in the
-                    # group are complete, and are merged; this one is left for the next run.
-                    self.members.remove(member)
-                    self.cancelled = CancelledWindow(attempt, cancelled)
-                    return
-                if first is not None:
-                    yield first
-                    yield from counted
-            member.read = self.source.last_read
+            yield member
+
+    def _batches(self, windows: list[Window]) -> Iterator[pa.RecordBatch]:
+        query = self.model.build_query(self.export)
+        for member in self._members(windows):
+            yield from self._member_batches(member, query)
+            if self.cancelled is not None:
+                return
             self._log_read(member)
+
+    def _member_batches(self, member: GroupMember, sql: str) -> Iterator[pa.RecordBatch]:
+        """The window's batches of a query, counted; a cancel before the window's first
+        batch leaves the window out of the group (``self.cancelled``)."""
+        window = member.attempt.window
+        with self.source.stream(
+            sql, self.model.query_parameters(self.export, window.start, window.end)
+        ) as stream:
+            counted = member.counter.count(stream, functools.partial(self._on_rows, member))
+            try:
+                first = next(counted, None)
+            except Cancelled as cancelled:
+                # Nothing of this window was written yet: the windows before it in the
+                # group are complete, and are merged; this one is left for the next run.
+                self.members.remove(member)
+                self.cancelled = CancelledWindow(member.attempt, cancelled)
+                return
+            if first is not None:
+                yield first
+                yield from counted
+        member.read = self.source.last_read
 
     def _log_read(self, member: GroupMember) -> None:
         window, counter = member.attempt.window, member.counter

@@ -1,12 +1,15 @@
 """What `bqtui check` and the wizard's "Test connection" say about the ClickHouse side: the
-server, the database, whether the tables and columns the model reads exist, and whether a skip
-index keeps each window from reading the team's whole history."""
+server, the database, whether the tables and columns the model reads exist, whether a skip
+index keeps each window from reading the team's whole history, and whether a projection keeps
+an events window from reading its whole day."""
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bqtui.core.config import ExportConfig, Model
+from bqtui.core.config import ExportConfig, Interval, Model
 from bqtui.core.errors import BqtuiError
 from bqtui.source.clickhouse import ClickHouseSource
 
@@ -50,6 +53,17 @@ WINDOW_COLUMNS = {
     "person": ("_timestamp",),
     "person_distinct_id2": ("_timestamp",),
 }
+# The events projection that keeps a window to its own rows: the columns the events model
+# reads, sorted by ingestion time (_timestamp last, for rows without inserted_at). PostHog's
+# sort key spreads a day's ingestion times over all of that day's granules, so an index on the
+# table itself can at best bring a window down to its day (benchmarks/README.md).
+WINDOW_PROJECTION = "bqtui_window"
+WINDOW_PROJECTION_KEY = ("team_id", "inserted_at", "_timestamp")
+# Below this many rows read per window, reading the window's day is cheaper than the
+# projection's disk (it stores the columns bqtui reads once more).
+PROJECTION_ADVICE_ROWS = 1_000_000
+# Windows shorter than a day, which the projection shrinks (a day's window reads its day).
+SHORT_WINDOWS = {Interval.FIVE_MINUTES: ("5-minute", 300), Interval.HOUR: ("hourly", 3600)}
 
 
 @dataclass
@@ -87,6 +101,23 @@ def index_statements(table: str, column: str) -> str:
     )
 
 
+def projection_statements(table: str, dedupes: bool = True) -> str:
+    """The statements that add the window projection to ``table`` and build it for the parts
+    it already has. Tables whose merges drop rows (ReplacingMergeTree…) must rebuild it."""
+    columns = ", ".join(READS[Model.EVENTS]["events"])
+    statements = []
+    if dedupes:
+        statements.append(
+            f"ALTER TABLE {table} MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild';"
+        )
+    statements += [
+        f"ALTER TABLE {table} ADD PROJECTION {WINDOW_PROJECTION} (SELECT {columns} "
+        f"ORDER BY ({', '.join(WINDOW_PROJECTION_KEY)}));",
+        f"ALTER TABLE {table} MATERIALIZE PROJECTION {WINDOW_PROJECTION};",
+    ]
+    return " ".join(statements)
+
+
 def check_source(export: ExportConfig, secrets: dict | None = None) -> SourceReport:
     """Connect, and report; never raises for a finding (a failed connection is one)."""
     with ClickHouseSource(export.source_dsn, secrets, busy_wait=5) as source:
@@ -96,6 +127,7 @@ def check_source(export: ExportConfig, secrets: dict | None = None) -> SourceRep
                 source, "SELECT version(), currentDatabase()"
             )
             _check_tables(source, export, report)
+            _window_projection_note(source, export, report)
             if Model(export.model) == Model.SESSIONS and "events" in report.tables:
                 _sessions_note(source, export, report)
         except BqtuiError as error:
@@ -189,3 +221,66 @@ def _check_tables(source: ClickHouseSource, export: ExportConfig, report: Source
                     f"for the team's whole history. Add one once (a metadata change, then a "
                     f"background build): {index_statements(table, column)}"
                 )
+
+
+def _window_projection_note(
+    source: ClickHouseSource, export: ExportConfig, report: SourceReport
+) -> None:
+    """Advise the window projection where an events window reads many more rows than it holds:
+    at least PROJECTION_ADVICE_ROWS by the engine's own estimate of the latest window."""
+    window = SHORT_WINDOWS.get(Interval(export.interval))
+    columns = READS[Model.EVENTS]["events"]
+    found = report.tables.get("events", [])
+    if Model(export.model) != Model.EVENTS or window is None or set(columns) - set(found):
+        return
+    try:  # system.projections lists projections since ClickHouse 24.x; older: no advice
+        projections = source.client.query(
+            "SELECT sorting_key, query FROM system.projections "
+            "WHERE database = currentDatabase() AND table = 'events'"
+        ).result_rows
+    except Exception:  # noqa: BLE001 - advice only, never a finding
+        return
+    if any(_serves_windows(list(key), text, columns) for key, text in projections):
+        return
+    label, seconds = window
+    rows = _window_rows_estimate(source, export, seconds)
+    if rows < PROJECTION_ADVICE_ROWS:
+        return
+    engine, sorting_key = _first_row(
+        source,
+        "SELECT engine, sorting_key FROM system.tables "
+        "WHERE database = currentDatabase() AND name = 'events'",
+    )
+    dedupes = engine.removeprefix("Replicated").removeprefix("Shared") != "MergeTree"
+    report.notes.append(
+        f"events: each {label} window reads about {rows:,} rows, at best the granules of its "
+        f"whole day: the sort key ({sorting_key}) spreads a day's ingestion times over all of "
+        "them. A projection of the columns bqtui reads, sorted by ingestion time, keeps a "
+        "window to its own rows (it stores those columns once more). Add it once (a metadata "
+        f"change, then a background build): {projection_statements('events', dedupes)}"
+    )
+
+
+def _serves_windows(key: list[str], query: str, columns: Sequence[str]) -> bool:
+    """A projection sorted by team then ingestion time that holds every column read."""
+    selected = query.split(" ORDER BY ")[0]
+    names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", selected))
+    holds = "*" in selected or set(columns) <= names
+    return key[:2] == list(WINDOW_PROJECTION_KEY[:2]) and holds
+
+
+def _window_rows_estimate(source: ClickHouseSource, export: ExportConfig, seconds: int) -> int:
+    """The rows the export's latest window reads (ClickHouse's estimate from its indexes and
+    projections: whole granules, nothing read), 0 where the server cannot say."""
+    from bqtui.models import get_model
+
+    model = get_model(export.model)
+    end = datetime.now(UTC)
+    parameters = model.query_parameters(export, end - timedelta(seconds=seconds), end)
+    try:
+        estimates = source.client.query(
+            f"EXPLAIN ESTIMATE {model.build_query(export)}", parameters=parameters
+        ).result_rows
+    except Exception:  # noqa: BLE001 - advice only, never a finding
+        return 0
+    return sum(int(row[3]) for row in estimates)  # database, table, parts, rows, marks

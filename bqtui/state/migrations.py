@@ -145,6 +145,14 @@ def _migration_7(db: sqlite_utils.Database) -> None:
     db.table("job_costs").create_index(["export_id", "finished_at"])
 
 
+def _migration_8(db: sqlite_utils.Database) -> None:
+    # The Cloud Storage stage per export and its HMAC key's access ID (the secret is in the
+    # keyring); NULL: no stage, rows pass through bqtui.
+    exports = db.table("exports")
+    exports.add_column("stage", str)
+    exports.add_column("stage_hmac_id", str)
+
+
 # Each migration takes the schema from version N-1 to N; never edit one that has shipped.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
@@ -154,5 +162,6 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_5,
     _migration_6,
     _migration_7,
+    _migration_8,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

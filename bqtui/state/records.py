@@ -82,6 +82,8 @@ def export_row(config: ExportConfig) -> dict:
         "write_mode": config.write_mode.value,
         "max_bytes_billed": config.max_bytes_billed,
         "price_per_tib": config.price_per_tib,
+        "stage": config.stage,
+        "stage_hmac_id": config.stage_hmac_id,
     }
 
 
@@ -115,6 +117,8 @@ def export_from_row(row: dict) -> ExportConfig:
         write_mode=WriteMode(row.get("write_mode") or WriteMode.MERGE),
         max_bytes_billed=row.get("max_bytes_billed"),
         price_per_tib=row.get("price_per_tib"),
+        stage=row.get("stage"),
+        stage_hmac_id=row.get("stage_hmac_id"),
     )
 
 

@@ -1,4 +1,5 @@
-"""The keyring: the only place where service-account keys and ClickHouse passwords live.
+"""The keyring: the only place where service-account keys, ClickHouse passwords and the
+Cloud Storage stage's HMAC secrets live.
 
 Entries are named by the export's ``uid`` so renaming an export keeps its secrets.
 """
@@ -171,9 +172,42 @@ def load_clickhouse_secrets(export_uid: str, export_name: str = "") -> dict[str,
     return {"password": password} if password is not None else {}
 
 
+def _stage_hmac_entry(export_uid: str) -> str:
+    return f"export:{export_uid}:stage-hmac-secret"
+
+
+def store_stage_hmac_secret(export_uid: str, secret: str) -> None:
+    """The secret of the HMAC key ClickHouse writes the Cloud Storage stage with (its access
+    ID is in the export's configuration)."""
+    _set(_stage_hmac_entry(export_uid), secret)
+
+
+def find_stage_hmac_secret(export_uid: str) -> str | None:
+    """The stage's HMAC secret, or None when the keyring holds none for this export."""
+    return _get(_stage_hmac_entry(export_uid))
+
+
+def load_stage_hmac_secret(export_uid: str, export_name: str = "") -> str:
+    secret = find_stage_hmac_secret(export_uid)
+    if secret is None:
+        label = f'export "{export_name}"' if export_name else "this export"
+        raise SecretsError(
+            f"The Cloud Storage stage's HMAC secret of {label} is not in the keyring "
+            f"({backend_name()}). It may have been stored under another keyring backend or "
+            f"user. Set it again: bqtui set-stage {export_name or 'NAME'} --stage gs://BUCKET/"
+            "PREFIX --stage-hmac-id ID --stage-hmac-secret-file FILE"
+        )
+    return secret
+
+
+def delete_stage_hmac_secret(export_uid: str) -> None:
+    _delete(_stage_hmac_entry(export_uid))
+
+
 def delete_export_secrets(export_uid: str) -> None:
     check_backend()
     _delete(_key_entry(export_uid))
     _delete(_password_entry(export_uid))
     _delete(_credentials_entry(export_uid))
     _delete(_credential_file_entry(export_uid))
+    _delete(_stage_hmac_entry(export_uid))

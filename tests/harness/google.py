@@ -24,6 +24,7 @@ from google.cloud import bigquery
 from google.oauth2 import service_account
 
 from tests.harness.bq_proxy import BigQueryProxy
+from tests.harness.bucket_iam import BucketIam
 from tests.harness.grants import Grantee, principal_of
 from tests.harness.iam_credentials import IamCredentials, ImpersonationCall
 from tests.harness.keys import make_service_account_key, public_key_pem
@@ -117,6 +118,7 @@ class FakeGoogle:
         self.user_logins = UserLogins(self.token_server)
         self.iam_credentials = IamCredentials(self.token_server)
         self.sts = SecurityTokenService(self.token_server)
+        self.bucket_iam = BucketIam(self.token_server)
         self._admins: dict[str, ServiceAccount] = {}
         self._projects: list[str] = []
         self._metadata_servers: list[MetadataServer] = []
@@ -124,11 +126,13 @@ class FakeGoogle:
     def start(self) -> FakeGoogle:
         self.token_server.start()
         self.proxy.start()
+        self.bucket_iam.start()
         return self
 
     def stop(self) -> None:
         for metadata_server in self._metadata_servers:
             metadata_server.stop()
+        self.bucket_iam.stop()
         self.proxy.stop()
         self.token_server.stop()
 
@@ -157,6 +161,19 @@ class FakeGoogle:
         """The IAM Credentials base URL (``BQTUI_IAM_CREDENTIALS_ENDPOINT``); the product
         appends ``/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken``."""
         return self.iam_credentials.base_url
+
+    @property
+    def storage_json_endpoint(self) -> str:
+        """Cloud Storage's JSON API base URL (``BQTUI_GCS_JSON_ENDPOINT``): it answers
+        ``GET /storage/v1/b/BUCKET/iam/testPermissions`` from ``grant_bucket``'s grants."""
+        return self.bucket_iam.url
+
+    def grant_bucket(self, who: Grantee | str, bucket: str, permissions: Iterable[str]) -> None:
+        """Grant storage permissions (``storage.objects.create`` …) on a bucket."""
+        self.bucket_iam.grant(principal_of(who), bucket, permissions)
+
+    def revoke_bucket(self, who: Grantee | str, bucket: str, permissions: Iterable[str]) -> None:
+        self.bucket_iam.revoke(principal_of(who), bucket, permissions)
 
     @property
     def sts_endpoint(self) -> str:

@@ -48,6 +48,7 @@ def test_every_package_says_what_it_may_import():
         "ops",
         "pipeline",
         "source",
+        "stage",
         "state",
         "tui",
     }

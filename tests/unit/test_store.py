@@ -67,6 +67,8 @@ def test_export_round_trip(db_path):
         "write_mode",
         "max_bytes_billed",
         "price_per_tib",
+        "stage",
+        "stage_hmac_id",
     }
     created = datetime(2024, 1, 1, tzinfo=UTC)
     store = Store(db_path)

@@ -1,8 +1,10 @@
 """Commands that create, show, change and delete exports: add, list, show, pause, resume,
-remove, set-key, set-source."""
+remove, set-key, set-source, set-stage."""
 
 import argparse
+import getpass
 import json
+import sys
 
 from bqtui.cli.clock import now
 from bqtui.cli.command import Command, add_json_option, add_name_argument, with_store
@@ -21,11 +23,22 @@ from bqtui.core.config import (
     parse_settle_seconds,
     parse_team_id,
     parse_timestamp,
+    validate_export,
 )
+from bqtui.core.errors import ConfigError
 from bqtui.core.paths import default_source_dsn
+from bqtui.core.stage_uri import parse_hmac_id, parse_stage_uri
 from bqtui.destination.keyfile import load_key_file
 from bqtui.ops.credential_setup import CredentialChoice
-from bqtui.ops.export_setup import create_export, remove_export
+from bqtui.ops.export_setup import (
+    NO_STAGE_SECRET,
+    create_export,
+    load_hmac_secret_file,
+    remove_export,
+    remove_export_stage,
+    set_export_stage,
+    typed_hmac_secret,
+)
 from bqtui.ops.status import alert_after
 from bqtui.source.dsn import redact_dsn, split_secrets
 from bqtui.state import secrets
@@ -82,8 +95,56 @@ def add_arguments_of_add(add: argparse.ArgumentParser) -> None:
         "--location", help="BigQuery location of the dataset, e.g. US or EU (default: inferred)"
     )
     add_cost_arguments(add)
+    add_stage_arguments(add)
     add.add_argument("--include-events", help="only these event names, comma-separated")
     add.add_argument("--exclude-events", help="all but these event names, comma-separated")
+
+
+def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stage",
+        metavar="gs://BUCKET/PREFIX",
+        help="ClickHouse writes Parquet here and BigQuery loads it (no rows through bqtui)",
+    )
+    parser.add_argument(
+        "--stage-hmac-id",
+        metavar="ID",
+        help="access ID of the HMAC key ClickHouse writes the stage with",
+    )
+    parser.add_argument(
+        "--stage-hmac-secret-file",
+        metavar="PATH",
+        help="file holding that HMAC key's secret (kept in the keyring); default: a prompt",
+    )
+
+
+def stage_hmac_key(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(access ID, secret) from the stage flags, or (None, None) when none is given.
+
+    The secret is asked for last, once everything else is known to be valid."""
+    hmac_id, secret_file = args.stage_hmac_id, args.stage_hmac_secret_file
+    if hmac_id is None and secret_file is None:
+        return None, None
+    if not args.stage:
+        raise ConfigError(
+            "--stage-hmac-id and --stage-hmac-secret-file go with --stage gs://BUCKET/PREFIX; "
+            "give --stage too, or leave them out."
+        )
+    if hmac_id is None:
+        raise ConfigError(
+            "--stage-hmac-secret-file needs --stage-hmac-id ID: a secret goes with its key's "
+            "access ID."
+        )
+    hmac_id = parse_hmac_id(hmac_id)
+    if secret_file is not None:
+        return hmac_id, load_hmac_secret_file(secret_file)
+    if not sys.stdin.isatty():
+        raise ConfigError(NO_STAGE_SECRET)
+    try:
+        typed = getpass.getpass(f"Secret of the HMAC key {hmac_id} (not shown): ")
+    except EOFError:
+        typed = ""
+    return hmac_id, typed_hmac_secret(typed)
 
 
 def cmd_add(args: argparse.Namespace, store: Store) -> int:
@@ -108,8 +169,15 @@ def cmd_add(args: argparse.Namespace, store: Store) -> int:
         include_events=parse_event_names(args.include_events),
         exclude_events=parse_event_names(args.exclude_events),
         start_at=first_window_start(utcnow(), interval, start),
+        stage=args.stage,
+        stage_hmac_id=args.stage_hmac_id,
     )
-    export = create_export(store, with_cost(config, args), credentials, source_secrets)
+    config = with_cost(config, args)
+    validate_export(credentials.configured(config))  # before a secret is asked for
+    hmac_id, hmac_secret = stage_hmac_key(args)
+    export = create_export(
+        store, config.with_changes(stage_hmac_id=hmac_id), credentials, source_secrets, hmac_secret
+    )
     project = export.project_id or credentials.default_project
     print(
         f'Added export "{export.name}": {export.model} from team {export.team_id} to '
@@ -117,6 +185,8 @@ def cmd_add(args: argparse.Namespace, store: Store) -> int:
         f"{export.interval}, first window from {export.start_at:%Y-%m-%d %H:%M} UTC."
     )
     print(credentials.summary)
+    if export.stage:
+        print(f"Stage {export.stage}, HMAC key {export.stage_hmac_id} (secret in the keyring).")
     print(f"Check permissions with: bqtui check {export.name}")
     return EXIT_OK
 
@@ -139,6 +209,8 @@ def export_summary(store: Store, export: ExportConfig) -> dict:
         "json_type": export.json_type,
         "team_id": export.team_id,
         "source_dsn": redact_dsn(export.source_dsn),
+        "stage": export.stage,
+        "stage_hmac_id": export.stage_hmac_id,
         "bigquery_endpoint": export.bigquery_endpoint,
         "include_events": list(export.include_events),
         "exclude_events": list(export.exclude_events),
@@ -268,6 +340,43 @@ def cmd_set_key(args: argparse.Namespace, store: Store) -> int:
     return EXIT_OK
 
 
+def add_arguments_of_set_stage(set_stage: argparse.ArgumentParser) -> None:
+    set_stage.add_argument("name")
+    add_stage_arguments(set_stage)
+    set_stage.add_argument(
+        "--no-stage",
+        action="store_true",
+        help="no stage: rows pass through bqtui again (the HMAC secret leaves the keyring)",
+    )
+
+
+def cmd_set_stage(args: argparse.Namespace, store: Store) -> int:
+    export = store.require_export(args.name)
+    if args.no_stage:
+        if args.stage or args.stage_hmac_id is not None or args.stage_hmac_secret_file:
+            raise ConfigError(
+                "Give --stage gs://BUCKET/PREFIX or --no-stage, not both (--no-stage takes no "
+                "HMAC key)."
+            )
+        remove_export_stage(store, export)
+        print(f'Export "{export.name}" has no stage: its rows pass through bqtui to BigQuery.')
+        return EXIT_OK
+    if not args.stage:
+        raise ConfigError(
+            "bqtui set-stage needs --stage gs://BUCKET/PREFIX (with --stage-hmac-id ID for a "
+            "new HMAC key) or --no-stage."
+        )
+    stage = parse_stage_uri(args.stage)
+    hmac_id, hmac_secret = stage_hmac_key(args)
+    changed = set_export_stage(store, export, stage, hmac_id, hmac_secret)
+    key = "new HMAC key" if hmac_id else "HMAC key kept"
+    print(
+        f'Export "{export.name}" stages through {changed.stage} ({key} '
+        f"{changed.stage_hmac_id}, secret in the keyring)."
+    )
+    return EXIT_OK
+
+
 def add_arguments_of_show(show: argparse.ArgumentParser) -> None:
     show.add_argument("name")
     add_json_option(show)
@@ -300,5 +409,11 @@ COMMANDS = (
         "replace an export's ClickHouse DSN (its credentials go to the keyring)",
         add_arguments_of_set_source,
         with_store(cmd_set_source),
+    ),
+    Command(
+        "set-stage",
+        "write through a Cloud Storage stage (gs://BUCKET/PREFIX, HMAC key) or --no-stage",
+        add_arguments_of_set_stage,
+        with_store(cmd_set_stage),
     ),
 )
