@@ -76,6 +76,21 @@ def job_labels(export_name: str, export_uid: str, window: str) -> dict[str, str]
     }
 
 
+def parquet_load_config(labels: dict[str, str], *, first: bool) -> bigquery.LoadJobConfig:
+    """A Parquet load into an existing table; the first load of a stage replaces it."""
+    disposition = bigquery.WriteDisposition
+    config = bigquery.LoadJobConfig(
+        source_format=bigquery.SourceFormat.PARQUET,
+        write_disposition=disposition.WRITE_TRUNCATE if first else disposition.WRITE_APPEND,
+        create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
+        labels=labels,
+    )
+    parquet_options = bigquery.ParquetOptions()
+    parquet_options.enable_list_inference = True  # REPEATED fields from Parquet LISTs
+    config.parquet_options = parquet_options
+    return config
+
+
 class BigQueryDestination:
     """One BigQuery project reached as one principal (a key's, a login's, an impersonated
     service account's: see ``credentials``)."""
@@ -313,16 +328,7 @@ class BigQueryDestination:
         self, path: Path, stage_ref: str, job_id: str, labels: dict[str, str], *, first: bool
     ) -> Job:
         """Load a Parquet file into the stage; the window's first file replaces its contents."""
-        disposition = bigquery.WriteDisposition
-        config = bigquery.LoadJobConfig(
-            source_format=bigquery.SourceFormat.PARQUET,
-            write_disposition=disposition.WRITE_TRUNCATE if first else disposition.WRITE_APPEND,
-            create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
-            labels=labels,
-        )
-        parquet_options = bigquery.ParquetOptions()
-        parquet_options.enable_list_inference = True  # REPEATED fields from Parquet LISTs
-        config.parquet_options = parquet_options
+        config = parquet_load_config(labels, first=first)
 
         def submit() -> Job:
             # Retries are ours (the whole upload again): a job created by a lost final
@@ -338,6 +344,23 @@ class BigQueryDestination:
                 )
 
         doing, dataset_id = f"loading into {stage_ref}", stage_ref.split(".")[1]
+        job = self._submit(submit, job_id, doing, dataset_id)
+        checkpoints.reached("load_submitted")
+        return self.wait_for(job, doing, dataset_id)
+
+    def load_uris(
+        self, uris: list[str], target_ref: str, job_id: str, labels: dict[str, str], *, first: bool
+    ) -> Job:
+        """Load Parquet objects from Cloud Storage (wildcard URIs) in one job, as the export's
+        principal; rows go from the bucket to BigQuery, not through this process."""
+        config = parquet_load_config(labels, first=first)
+
+        def submit() -> Job:
+            return self.client.load_table_from_uri(
+                uris, target_ref, job_id=job_id, job_config=config, timeout=REQUEST_TIMEOUT
+            )
+
+        doing, dataset_id = f"loading into {target_ref}", target_ref.split(".")[1]
         job = self._submit(submit, job_id, doing, dataset_id)
         checkpoints.reached("load_submitted")
         return self.wait_for(job, doing, dataset_id)

@@ -1,3 +1,3 @@
 """The runner: resolve an earlier job, select, encode, stage, merge, record, window by window.
 
-May import: core, models, source, destination, state."""
+May import: core, models, source, destination, state, stage."""

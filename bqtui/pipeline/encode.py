@@ -129,11 +129,11 @@ def clickhouse_parquet_file(
     if metadata.num_rows == 0:
         path.unlink(missing_ok=True)
         return None
-    low, high = _footer_range(metadata, partition_field)
+    low, high = footer_range(metadata, partition_field)
     return ClickHouseFile(LoadFile(path, metadata.num_rows, path.stat().st_size), low, high)
 
 
-def _footer_range(metadata: pq.FileMetaData, column: str | None) -> tuple[Any, Any]:
+def footer_range(metadata: pq.FileMetaData, column: str | None) -> tuple[Any, Any]:
     """The column's lowest and highest values from the row groups' statistics."""
     if column is None or metadata.num_row_groups == 0:
         return None, None
@@ -196,6 +196,21 @@ def clickhouse_window_file(
     """A window's load file written by ClickHouse (None for no rows), with what its queries
     read. The few rows whose JSON text only the host repairs exactly are encoded here first
     and written by ClickHouse in their place; raises ``TooManyHostRows`` past the limit."""
+    sql, read = window_load_ready_select(source, model, plan, query, parameters)
+    written = clickhouse_parquet_file(
+        functools.partial(source.write_parquet, sql, parameters, PARQUET_SETTINGS),
+        work_dir,
+        model.partition_field,
+    )
+    return written, added_reads(read, source.last_read)
+
+
+def window_load_ready_select(
+    source: Any, model: ExportModel, plan: TablePlan, query: str, parameters: dict
+) -> tuple[str, Any]:
+    """The window's load-ready SELECT, with the few rows whose JSON text only the host
+    repairs exactly encoded here and inlined (raises ``TooManyHostRows`` past the limit),
+    and what finding those rows read."""
     fields, json_fields = plan.source_fields, plan.json_fields
     host_rows, read = None, None
     host_sql = host_rows_select(model, query)
@@ -206,16 +221,10 @@ def clickhouse_window_file(
                 batches = map(model.repair_batch, batches)
             host_rows = host_rows_json(batches, fields, json_fields, HOST_ROWS_MAX_CHARS)
         read = source.last_read
-    sql = load_ready_select(model, fields, query, host_rows or None)
-    written = clickhouse_parquet_file(
-        functools.partial(source.write_parquet, sql, parameters, PARQUET_SETTINGS),
-        work_dir,
-        model.partition_field,
-    )
-    return written, _added_reads(read, source.last_read)
+    return load_ready_select(model, fields, query, host_rows or None), read
 
 
-def _added_reads(first: Any, second: Any) -> Any:
+def added_reads(first: Any, second: Any) -> Any:
     """What two queries of a window read together (None where the engine said nothing)."""
     if first is None or second is None:
         return second or first

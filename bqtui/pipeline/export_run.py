@@ -18,6 +18,7 @@ from bqtui.destination.bigquery import BigQueryDestination, TablePlan
 from bqtui.destination.latest_view import ensure_latest_view, latest_view_ref
 from bqtui.destination.table_layout import create_table_if_missing
 from bqtui.models import ExportModel
+from bqtui.pipeline.cloud_stage import ExportStage
 from bqtui.pipeline.events import RunResult
 from bqtui.pipeline.group import GroupSetup, WindowGroup, WriteFiles
 from bqtui.pipeline.ports import Destination, Source
@@ -61,11 +62,12 @@ class ExportRun:
     def execute(self) -> RunResult:
         book, result = self.book, self.book.result
         self._announce()
-        destination = None
+        destination = stage = None
         try:
             self.source.open()
             destination = self.open_destination()
             plan = self._prepare_table(destination)
+            stage = self._open_stage()
             self._export_windows(
                 GroupSetup(
                     self.model,
@@ -75,6 +77,7 @@ class ExportRun:
                     self.work_dir,
                     self.write_files,
                     append=self.appends,
+                    stage=stage,
                 )
             )
             result.status = "succeeded"
@@ -83,6 +86,8 @@ class ExportRun:
         finally:
             if destination is not None:
                 destination.close()
+            if stage is not None:
+                self._sweep_stage(stage)
             book.close_fence_store()
         book.record_end()
         if result.status == "succeeded":
@@ -136,6 +141,33 @@ class ExportRun:
                 "info",
                 f"Created view {latest_view_ref(plan.table_ref)}: the newest version per "
                 "key of the table (append mode).",
+            )
+
+    def _open_stage(self) -> ExportStage | None:
+        """The export's Cloud Storage stage, checked writable before ClickHouse writes."""
+        stage = ExportStage.of(self.export)
+        if stage is not None:
+            stage.check_can_write(self.export)
+            self.book.log(
+                "info",
+                f"Staging through {stage.location.uri}: ClickHouse writes the Parquet, "
+                "BigQuery loads it from there.",
+            )
+        return stage
+
+    def _sweep_stage(self, stage: ExportStage) -> None:
+        """Objects of windows recorded done that a dead runner (or a failed delete) left."""
+        try:
+            done = set(self.book.store.done_window_starts(self.export.saved_id))
+            removed = stage.sweep_done_windows(self.export, done)
+        except BqtuiError as error:
+            self.book.log("warning", f"Could not clean the Cloud Storage stage: {error}")
+            return
+        if removed:
+            self.book.log(
+                "info",
+                f"Deleted {removed} Cloud Storage object(s) left by earlier runs of windows "
+                "already done.",
             )
 
     def _stop_for(self, error: Exception) -> None:

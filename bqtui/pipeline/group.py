@@ -8,6 +8,7 @@ row count and record, and is recorded done only after the group's MERGE. In appe
 """
 
 import functools
+import itertools
 import os
 import shutil
 import tempfile
@@ -28,6 +29,7 @@ from bqtui.models import ExportModel, ModelField
 from bqtui.models.load_ready import clickhouse_encodes
 from bqtui.pipeline.attempt import Attempt
 from bqtui.pipeline.batch_counter import BatchCounter
+from bqtui.pipeline.cloud_stage import ExportStage
 from bqtui.pipeline.earlier_merge import resolve_earlier_merge
 from bqtui.pipeline.encode import (
     LoadFile,
@@ -38,6 +40,8 @@ from bqtui.pipeline.encode import (
 from bqtui.pipeline.ports import Destination, Source
 from bqtui.pipeline.run_book import RunBook
 from bqtui.source.clickhouse import ReadStats
+from bqtui.stage.errors import StageError
+from bqtui.stage.location import StageAttempt
 from bqtui.state.windows import Window
 
 # Consecutive small windows share one stage and one MERGE, up to these limits.
@@ -87,6 +91,8 @@ class GroupSetup:
     # Append mode: every file is loaded into the table itself (never truncating it), no stage
     # table and no MERGE; the table's ``_latest`` view returns the newest version per key.
     append: bool = False
+    # A Cloud Storage stage: ClickHouse writes the windows' Parquet there, BigQuery loads it.
+    stage: ExportStage | None = None
 
 
 @dataclass
@@ -156,6 +162,8 @@ class WindowGroup:
 
     def fill(self, windows: list[Window]) -> int:
         """Extract and load windows until the group is full; return how many were taken."""
+        if self.setup.stage is not None:
+            return self._fill_through_stage(windows, self.setup.stage)
         book = self.book
         self.taken = 0
         work_dir = tempfile.mkdtemp(prefix=work_dir_prefix(self.export), dir=self.setup.work_dir)
@@ -205,6 +213,175 @@ class WindowGroup:
             if load_file is not None:
                 yield load_file
             self._log_read(member)
+
+    # -- through a Cloud Storage stage -------------------------------------------------------
+
+    def _fill_through_stage(self, windows: list[Window], stage: ExportStage) -> int:
+        """Each window written into its attempt's folder (by ClickHouse where it encodes the
+        model, else by the host), then one load job for the group's folders."""
+        self.taken = 0
+        uris: list[str] = []
+        work_dir = tempfile.mkdtemp(prefix=work_dir_prefix(self.export), dir=self.setup.work_dir)
+        try:
+            if self._clickhouse_writes_stage():
+                for member in self._members(windows):
+                    uri = self._stage_window(member, stage, Path(work_dir))
+                    if self.cancelled is not None:
+                        break
+                    if uri:
+                        uris.append(uri)
+                    self._log_read(member)
+            else:
+                uris = self._stage_host_files(windows, stage, Path(work_dir))
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        if uris:
+            self.book.log("info", self._load_stage_folders(uris))
+        return self.taken
+
+    def _clickhouse_writes_stage(self) -> bool:
+        return (
+            os.environ.get("BQTUI_ENCODE", "clickhouse") != "host"
+            and self.setup.write_files is write_parquet_files
+            and callable(getattr(self.source, "run_insert", None))
+            and clickhouse_encodes(self.model)
+        )
+
+    def _stage_window(self, member: GroupMember, stage: ExportStage, work_dir: Path) -> str | None:
+        """ClickHouse writes the window into its attempt's folder; the wildcard URI of the
+        folder, or None when the window has no rows (or was cancelled as it began)."""
+        window, counter = member.attempt.window, member.counter
+        folder = stage.folder(self.export, member.attempt)
+        query = self.model.build_query(self.export)
+        parameters = self.model.query_parameters(self.export, window.start, window.end)
+        checkpoints.reached("staging")
+        try:
+            staged = stage.write_window(
+                self.source, self.model, self.plan, query, parameters, folder
+            )
+        except TooManyHostRows:  # mostly nasty JSON text: the window is encoded here
+            return self._stage_window_from_host(member, stage, folder, query, work_dir)
+        counter.rows, counter.batches = staged.rows, 1
+        counter.low, counter.high = staged.low, staged.high
+        member.read = staged.read
+        checkpoints.reached("staged")
+        try:
+            self._on_rows(member, counter.rows)
+        except Cancelled as cancelled:
+            stage.delete_folder(folder)
+            self.members.remove(member)
+            self.cancelled = CancelledWindow(member.attempt, cancelled)
+            return None
+        return self._staged(member, folder, staged.bytes, "ClickHouse wrote")
+
+    def _stage_window_from_host(
+        self,
+        member: GroupMember,
+        stage: ExportStage,
+        folder: StageAttempt,
+        query: str,
+        work_dir: Path,
+    ) -> str | None:
+        """The window encoded here and put into its folder (rows counted as they are read)."""
+        batches: Iterable[pa.RecordBatch] = self._member_batches(member, query)
+        if self.model.repair_batch:
+            batches = map(self.model.repair_batch, batches)
+        files = self.setup.write_files(
+            batches, self.plan.source_fields, self.plan.json_fields, work_dir
+        )
+        stage.put_files(files, folder, lambda load_file: None)
+        if self.cancelled is not None:  # before the window's first row: nothing of it is up
+            stage.delete_folder(folder)
+            return None
+        checkpoints.reached("staged")
+        written = stage.read_folder(folder, None).bytes
+        return self._staged(member, folder, written, "encoded here and put")
+
+    def _staged(
+        self, member: GroupMember, folder: StageAttempt, written: int, how: str
+    ) -> str | None:
+        with self._bookkeeping:
+            self.uploaded += written
+        rows = member.counter.rows
+        self.book.log(
+            "info",
+            f"Window {member.attempt.window.label()}: {how} {rows:,} rows "
+            f"({written / 1e6:.1f} MB) to {folder.uri}.",
+        )
+        return folder.load_uri if rows else None
+
+    def _stage_host_files(
+        self, windows: list[Window], stage: ExportStage, work_dir: Path
+    ) -> list[str]:
+        """The host encodes the group's rows (a model ClickHouse cannot write exactly) and
+        puts the files into the first window's attempt folder."""
+        batches: Iterable[pa.RecordBatch] = self._batches(windows)
+        if self.model.repair_batch:
+            batches = map(self.model.repair_batch, batches)
+        files = self.setup.write_files(
+            batches, self.plan.source_fields, self.plan.json_fields, work_dir
+        )
+        folder: list[StageAttempt] = []
+
+        def checked(load_files: Iterable[LoadFile]) -> Iterator[LoadFile]:
+            for load_file in load_files:
+                if self.cancelled is None:
+                    self.book.check_stop()
+                if not folder:
+                    folder.append(stage.folder(self.export, self.lead))
+                yield load_file
+
+        def counted(load_file: LoadFile) -> None:
+            self.uploaded += load_file.bytes
+
+        files = checked(files)
+        first = next(files, None)
+        if first is None:
+            return []
+        stage.put_files(itertools.chain([first], files), folder[0], counted)
+        checkpoints.reached("staged")
+        self.book.log(
+            "info",
+            f"{self.label()}: put {self.rows:,} rows ({self.uploaded / 1e6:.1f} MB) encoded "
+            f"here into {folder[0].uri}.",
+        )
+        return [folder[0].load_uri]
+
+    def _load_stage_folders(self, uris: list[str]) -> str:
+        """One load job for the group's folders, into its stage table (or in append mode the
+        table itself); return the line to log."""
+        lead = self.lead
+        target = self.plan.table_ref if self.setup.append else self._stage_for(lead)
+        job_id = lead.load_job_id(0)
+        if self.cancelled is None:
+            self.book.check_stop()
+        checkpoints.reached("uploading")
+        self.book.fence([m.attempt for m in self.members])
+        self.destination.load_uris(uris, target, job_id, lead.labels, first=not self.setup.append)
+        self.job_ids.append(job_id)
+        into = f"into {target}" if self.setup.append else "into the stage table"
+        return (
+            f"{self.label()}: BigQuery loaded {self.rows:,} rows from {len(uris)} Cloud "
+            f"Storage folder(s) {into}."
+        )
+
+    def delete_stage_folders(self) -> None:
+        """After the group's windows are recorded done: their folders go (every attempt)."""
+        stage = self.setup.stage
+        if stage is None:
+            return
+        deleted = 0
+        try:
+            for member in self.members:
+                deleted += stage.delete_window(self.export, member.attempt.window.start)
+        except StageError as error:
+            self.book.log(
+                "warning",
+                f"{self.label()}: the Cloud Storage objects were not deleted ({error}); the "
+                "next run deletes them.",
+            )
+            return
+        checkpoints.reached("stage_deleted")
 
     def _clickhouse_encodes(self, windows: list[Window]) -> bool:
         """The default path: ClickHouse writes the Parquet (``BQTUI_ENCODE=host``, a source
@@ -402,6 +579,7 @@ class WindowGroup:
                 self.job_ids,
                 member.read,
             )
+        self.delete_stage_folders()
 
     def _wait_for_merge(self) -> None:
         job = self.destination.wait_for(

@@ -32,6 +32,12 @@ class Source(Protocol):
         self, sql: str, parameters: dict
     ) -> AbstractContextManager[Iterator[pa.RecordBatch]]: ...
 
+    def write_parquet(self, sql: str, parameters: dict, settings: dict, path: Path) -> None: ...
+
+    def run_insert(
+        self, sql: str, parameters: dict, settings: dict, *, hidden: str = ""
+    ) -> ReadStats | None: ...
+
 
 class Destination(Protocol):
     def table_ref(self, dataset_id: str, table_id: str) -> str: ...
@@ -46,6 +52,10 @@ class Destination(Protocol):
     # untyped here, so that each destination names its own.
     def load_file(
         self, path: Path, stage_ref: str, job_id: str, labels: dict[str, str], *, first: bool
+    ) -> object: ...
+
+    def load_uris(
+        self, uris: list[str], target_ref: str, job_id: str, labels: dict[str, str], *, first: bool
     ) -> object: ...
 
     def submit_merge(

@@ -93,6 +93,14 @@ def _summary_read(headers: Any) -> "ReadStats | None":
         return None
 
 
+def _command_read(summary: Any) -> "ReadStats | None":
+    """What an HTTP command read, from the summary clickhouse-connect returns for it."""
+    counts = getattr(summary, "summary", None)
+    if not isinstance(counts, dict) or "read_rows" not in counts:
+        return None
+    return ReadStats(int(counts.get("read_rows") or 0), int(counts.get("read_bytes") or 0))
+
+
 def _open_client(dsn: str, secrets: dict, busy_wait: float) -> Client:
     """A client for the DSN; an embedded engine held by another process is waited for."""
     path = embedded_path(dsn)
@@ -348,6 +356,37 @@ class ClickHouseSource:
         except Exception as error:  # noqa: BLE001 - chdb raises plain RuntimeErrors
             raise SourceError(f"ClickHouse query failed: {first_line(str(error))}") from None
         self.last_read = ReadStats(int(result.rows_read()), int(result.bytes_read()))
+
+    def run_insert(
+        self, sql: str, parameters: dict, settings: dict, *, hidden: str = ""
+    ) -> ReadStats | None:
+        """Run an INSERT … SELECT that writes elsewhere (``INSERT INTO FUNCTION s3(…)``) and
+        return what it read. ``hidden`` (the HMAC secret the statement carries) is replaced
+        by ``[HIDDEN]`` in any error: it reaches no message, log or store."""
+        with self._lock:
+            self.last_read = None
+            try:
+                if is_embedded(self.dsn) and self._engine_path() not in ("", ":memory:"):
+                    client = self.client
+                    connection = self._embedded_connection()
+                    bound, bound_parameters = bind_query(sql, parameters, client.server_tz)
+                    assert isinstance(bound, str)  # a str query binds to a str
+                    params = {k.removeprefix("param_"): v for k, v in bound_parameters.items()}
+                    result = connection.query(with_settings(bound, settings), "CSV", params=params)
+                    self.last_read = ReadStats(int(result.rows_read()), int(result.bytes_read()))
+                else:
+                    summary = self.client.command(sql, parameters=parameters, settings=settings)
+                    self.last_read = _command_read(summary)
+            except Exception as error:  # noqa: BLE001 - chdb, driver and network errors alike
+                message = (
+                    query_failure(self.dsn, error)
+                    if not is_embedded(self.dsn)
+                    else (f"ClickHouse query failed: {first_line(str(error))}")
+                )
+                if hidden:
+                    message = message.replace(hidden, "[HIDDEN]")
+                raise SourceError(message) from None
+            return self.last_read
 
     def _note_progress(self, progress: dict) -> None:
         """chdb reports the query's cumulative progress: what it read from storage."""

@@ -72,13 +72,16 @@ class StageLocation:
             raise ValueError(f"not an export uid: {export_uid!r}")
         return _joined(self.prefix, export_uid) + "/"
 
+    def window_prefix(self, export_uid: str, window_start: datetime) -> str:
+        """The folder of every attempt at one window (ends with "/")."""
+        return f"{self.export_prefix(export_uid)}{window_label(window_start)}/"
+
     def attempt(self, export_uid: str, window_start: datetime, number: int) -> StageAttempt:
         """The folder of attempt ``number`` (1, 2, …) at the window (or group) starting at
         ``window_start``."""
         if isinstance(number, bool) or not isinstance(number, int) or number < 1:
             raise ValueError(f"attempt numbers start at 1, got {number!r}")
-        label = window_label(window_start)
-        prefix = f"{self.export_prefix(export_uid)}{label}/attempt_{number}/"
+        prefix = f"{self.window_prefix(export_uid, window_start)}attempt_{number}/"
         return StageAttempt(self.bucket, prefix)
 
 
@@ -115,6 +118,19 @@ def window_label(window_start: datetime) -> str:
     if start.microsecond:
         return start.strftime("%Y%m%dT%H%M%S%fZ")
     return start.strftime("%Y%m%dT%H%M%SZ" if start.second else "%Y%m%dT%H%MZ")
+
+
+LABEL_FORMATS = ("%Y%m%dT%H%MZ", "%Y%m%dT%H%M%SZ", "%Y%m%dT%H%M%S%fZ")
+
+
+def window_of_label(label: str) -> datetime | None:
+    """The window start a folder's label names (None: not a label bqtui writes)."""
+    for layout in LABEL_FORMATS:
+        try:
+            return datetime.strptime(label, layout).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
 
 
 def _joined(*parts: str) -> str:

@@ -14,6 +14,7 @@ import uuid
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import urllib3
 
@@ -125,6 +126,19 @@ class StageClient:
                 refusal = Refusal(403, _text(error, "Code"), _text(error, "Message"))
                 raise self._error(refusal, Action.DELETE)
         return True
+
+    # -- reading and writing objects -------------------------------------------------
+
+    def put_file(self, name: str, path: Path) -> None:
+        """Upload a local file as one object (one PUT: Cloud Storage takes up to 5 TiB so;
+        only files the host encoded itself go up this way)."""
+        self._request("PUT", name, body=path.read_bytes(), action=Action.WRITE)
+
+    def read_range(self, name: str, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` (inclusive) of an object."""
+        return self._request(
+            "GET", name, headers={"Range": f"bytes={start}-{end}"}, action=Action.READ
+        )
 
     # -- the write check -------------------------------------------------------------
 

@@ -1,0 +1,195 @@
+"""An export's Cloud Storage stage: ClickHouse writes each window's Parquet into its attempt's
+folder (``INSERT INTO FUNCTION s3(…)``), BigQuery loads the folders by wildcard URI. bqtui's
+process sends SQL and reads Parquet footers (a few kilobytes per object), never the rows.
+
+Layout: ``gs://BUCKET/PREFIX/<export uid>/<window>/attempt_<n>/part_<k>.parquet``. An attempt
+writes only into its own folder and the load names only the folders of the attempts that
+wrote successfully. A window's folder (every attempt) is deleted once the window is recorded
+done; folders of windows done by a runner that died before deleting them go at the end of the
+next run (``sweep_done_windows``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bqtui.core.config import ExportConfig
+from bqtui.destination.bigquery import TablePlan
+from bqtui.models import ExportModel
+from bqtui.models.load_ready import PARQUET_SETTINGS
+from bqtui.pipeline.attempt import Attempt
+from bqtui.pipeline.encode import (
+    LoadFile,
+    added_reads,
+    footer_range,
+    window_load_ready_select,
+)
+from bqtui.stage.clickhouse_sql import insert_statement
+from bqtui.stage.endpoints import xml_api_base
+from bqtui.stage.errors import StageError
+from bqtui.stage.footers import object_metadata
+from bqtui.stage.hmac_key import HmacKey
+from bqtui.stage.location import StageAttempt, StageLocation, window_of_label
+from bqtui.stage.xml_client import PROBE_NAME, StageClient
+from bqtui.state import secrets
+
+# Objects per window: ClickHouse writes them with parallel writers (a cluster's nodes, or one
+# server's threads); BigQuery loads them in parallel.
+DEFAULT_PARTS = 4
+# A retried attempt with the same object names overwrites them instead of failing.
+WRITE_SETTINGS: dict[str, int | str] = {**PARQUET_SETTINGS, "s3_truncate_on_insert": 1}
+
+
+def parts_from_env() -> int:
+    """``BQTUI_STAGE_PARTS``: Parquet objects per window (default 4)."""
+    try:
+        return max(int(os.environ.get("BQTUI_STAGE_PARTS", DEFAULT_PARTS)), 1)
+    except ValueError:
+        return DEFAULT_PARTS
+
+
+@dataclass(frozen=True)
+class StagedWindow:
+    """What one attempt wrote into its folder, from the objects' footers."""
+
+    rows: int
+    bytes: int
+    objects: int
+    low: Any = None  # the partition column's lowest and highest values
+    high: Any = None
+    read: Any = None  # what ClickHouse read (ReadStats), where it says
+
+
+@dataclass(frozen=True)
+class ExportStage:
+    """One export's stage: where, and the HMAC key that ClickHouse and bqtui write with."""
+
+    location: StageLocation
+    key: HmacKey
+    client: StageClient
+    endpoint: str
+    parts: int
+
+    @classmethod
+    def of(cls, export: ExportConfig) -> ExportStage | None:
+        """The export's stage (None without one); the secret comes from the keyring."""
+        if not export.stage:
+            return None
+        location = StageLocation.parse(export.stage)
+        secret = secrets.load_stage_hmac_secret(export.uid, export.name)
+        key = HmacKey(export.stage_hmac_id or "", secret)
+        endpoint = xml_api_base()
+        client = StageClient(location.bucket, key, endpoint=endpoint)
+        return cls(location, key, client, endpoint, parts_from_env())
+
+    def __repr__(self) -> str:
+        return f"ExportStage({self.location.uri!r}, key={self.key!r})"
+
+    def folder(self, export: ExportConfig, attempt: Attempt) -> StageAttempt:
+        return self.location.attempt(export.uid, attempt.window.start, attempt.number)
+
+    def check_can_write(self, export: ExportConfig) -> None:
+        """Before ClickHouse writes: its s3() errors do not say why Cloud Storage refused,
+        this probe does (wrong secret, no bucket, no permission)."""
+        self.client.check_can_write(self.location.export_prefix(export.uid))
+
+    # -- writing --------------------------------------------------------------------------
+
+    def write_window(
+        self,
+        source: Any,
+        model: ExportModel,
+        plan: TablePlan,
+        query: str,
+        parameters: dict,
+        folder: StageAttempt,
+    ) -> StagedWindow:
+        """Have ClickHouse write the window's load-ready Parquet into ``folder`` (raises
+        ``TooManyHostRows`` where the host must encode the window)."""
+        sql, read = window_load_ready_select(source, model, plan, query, parameters)
+        statement = insert_statement(
+            folder, self.key, sql, parts=self.parts, endpoint=self.endpoint
+        )
+        inserted = source.run_insert(
+            statement.sql, parameters, WRITE_SETTINGS, hidden=self.key.secret
+        )
+        staged = self.read_folder(folder, model.partition_field)
+        return StagedWindow(
+            staged.rows,
+            staged.bytes,
+            staged.objects,
+            staged.low,
+            staged.high,
+            added_reads(read, inserted),
+        )
+
+    def put_files(
+        self, files: Iterable[LoadFile], folder: StageAttempt, on_put: Callable[[LoadFile], None]
+    ) -> int:
+        """Upload files the host encoded into ``folder`` (``host_<n>.parquet``); return how
+        many. Each local file is removed once it is up."""
+        count = 0
+        for count, load_file in enumerate(files, start=1):
+            self.client.put_file(f"{folder.prefix}host_{count - 1}.parquet", load_file.path)
+            load_file.path.unlink(missing_ok=True)
+            on_put(load_file)
+        return count
+
+    def read_folder(self, folder: StageAttempt, partition_field: str | None) -> StagedWindow:
+        """Rows, bytes and the partition column's range of the folder's Parquet objects, from
+        their footers. Objects with no rows are deleted: BigQuery gets only rows to load."""
+        rows = size = objects = 0
+        lows, highs, empty = [], [], []
+        for stored in self.client.list_objects(folder.prefix):
+            if not stored.name.endswith(".parquet"):
+                continue
+            try:
+                metadata = object_metadata(self.client, stored)
+            except ValueError as error:
+                raise StageError(
+                    f"ClickHouse's INSERT succeeded but {folder.uri} holds an object that is "
+                    f"not whole Parquet ({error}); the window is exported again."
+                ) from None
+            if metadata.num_rows == 0:
+                empty.append(stored.name)
+                continue
+            rows += metadata.num_rows
+            size += stored.size
+            objects += 1
+            low, high = footer_range(metadata, partition_field)
+            if low is not None:
+                lows.append(low)
+                highs.append(high)
+        if empty:
+            self.client.delete_objects(empty)
+        return StagedWindow(
+            rows, size, objects, min(lows) if lows else None, max(highs) if highs else None
+        )
+
+    # -- cleaning up ----------------------------------------------------------------------
+
+    def delete_window(self, export: ExportConfig, window_start: datetime) -> int:
+        """Delete every attempt's objects of a window that is recorded done."""
+        return self.client.delete_prefix(self.location.window_prefix(export.uid, window_start))
+
+    def delete_folder(self, folder: StageAttempt) -> int:
+        return self.client.delete_prefix(folder.prefix)
+
+    def sweep_done_windows(self, export: ExportConfig, done: set[datetime]) -> int:
+        """Delete the folders of windows recorded done that are still in the bucket (a runner
+        died between recording and deleting); return how many objects went. Folders of
+        windows not done are left: a runner may be writing them, or will export them again."""
+        export_prefix = self.location.export_prefix(export.uid)
+        names = []
+        for stored in self.client.iter_objects(export_prefix):
+            label = stored.name.removeprefix(export_prefix).split("/", 1)[0]
+            if PROBE_NAME in stored.name:
+                continue
+            start = window_of_label(label)
+            if start is not None and start in done:
+                names.append(stored.name)
+        return self.client.delete_objects(names) if names else 0
