@@ -36,6 +36,9 @@ from bqtui.destination.permissions import describe_token_error
 from bqtui.destination.small_files import read_small_text_file
 
 BIGQUERY_SCOPE = "https://www.googleapis.com/auth/bigquery"
+# An export with a Cloud Storage stage: BigQuery's load job reads the gs:// objects with the
+# caller's token, and Google refuses a token scoped to BigQuery only.
+STORAGE_READ_SCOPE = "https://www.googleapis.com/auth/devstorage.read_only"
 # Asking IAM for an impersonated token needs this scope on the caller's token.
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 GOOGLE_TOKEN_ENDPOINT = "https://oauth2.googleapis.com/token"
@@ -148,9 +151,14 @@ def resolve_credentials(
     credential_file: CredentialFile | None = None,
     impersonate: str | None = None,
     project_id: str | None = None,
+    stage: bool = False,
 ) -> GoogleCredentials:
-    """The credentials an export runs with. Nothing is fetched here but ADC discovery."""
-    scopes = [CLOUD_PLATFORM_SCOPE] if impersonate else [BIGQUERY_SCOPE]
+    """The credentials an export runs with. Nothing is fetched here but ADC discovery.
+
+    ``stage``: the export loads from a Cloud Storage stage, so its token also needs to read
+    Cloud Storage."""
+    job_scopes = export_scopes(stage=stage)
+    scopes = [CLOUD_PLATFORM_SCOPE] if impersonate else job_scopes
     if auth == AuthKind.KEY:
         if key_info is None:
             raise ValueError("a key export needs its key")
@@ -162,9 +170,15 @@ def resolve_credentials(
             raise ValueError("a credentials-file export needs its file")
         resolved = _from_file(credential_file, scopes, "credentials file")
     if impersonate:
-        resolved = _impersonating(resolved, impersonate)
+        resolved = _impersonating(resolved, impersonate, job_scopes)
     resolved.project_id = project_id or resolved.project_id or _project_of(resolved.principal)
     return resolved
+
+
+def export_scopes(*, stage: bool = False) -> list[str]:
+    """The scopes an export's token carries: BigQuery, and reading Cloud Storage with a
+    stage."""
+    return [BIGQUERY_SCOPE, STORAGE_READ_SCOPE] if stage else [BIGQUERY_SCOPE]
 
 
 def _from_file(file: CredentialFile, scopes: list[str], origin: str) -> GoogleCredentials:
@@ -234,7 +248,9 @@ def _impersonation_file(file: CredentialFile, scopes: list[str], origin: str) ->
     source = _from_file(source_file, [CLOUD_PLATFORM_SCOPE], origin)
     target = file.impersonation_target or ""
     endpoint = _iam_endpoint(target) or file.info["service_account_impersonation_url"]
-    impersonated = _impersonated(source.credentials, target, endpoint, file.info.get("delegates"))
+    impersonated = _impersonated(
+        source.credentials, target, endpoint, file.info.get("delegates"), scopes
+    )
     return GoogleCredentials(
         impersonated,
         Principal("service_account", target, origin),
@@ -244,14 +260,18 @@ def _impersonation_file(file: CredentialFile, scopes: list[str], origin: str) ->
     )
 
 
-def _impersonating(resolved: GoogleCredentials, email: str) -> GoogleCredentials:
+def _impersonating(
+    resolved: GoogleCredentials, email: str, target_scopes: list[str]
+) -> GoogleCredentials:
     # The caller needs cloud-platform to ask IAM; a user login keeps its own scopes.
     caller_credentials = resolved.credentials
     if isinstance(caller_credentials, auth_credentials.Scoped) and not isinstance(
         caller_credentials, user_credentials.Credentials
     ):
         caller_credentials = caller_credentials.with_scopes([CLOUD_PLATFORM_SCOPE])
-    credentials = _impersonated(caller_credentials, email, _iam_endpoint(email), None)
+    credentials = _impersonated(
+        caller_credentials, email, _iam_endpoint(email), None, target_scopes
+    )
     return GoogleCredentials(
         credentials,
         Principal("service_account", email, resolved.principal.origin),
@@ -262,12 +282,16 @@ def _impersonating(resolved: GoogleCredentials, email: str) -> GoogleCredentials
 
 
 def _impersonated(
-    source: auth_credentials.Credentials, email: str, endpoint: str | None, delegates: Any
+    source: auth_credentials.Credentials,
+    email: str,
+    endpoint: str | None,
+    delegates: Any,
+    target_scopes: list[str],
 ) -> impersonated_credentials.Credentials:
     return impersonated_credentials.Credentials(
         source_credentials=source,
         target_principal=email,
-        target_scopes=[BIGQUERY_SCOPE],
+        target_scopes=list(target_scopes),
         delegates=list(delegates or []),
         iam_endpoint_override=endpoint,
     )

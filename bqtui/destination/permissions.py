@@ -35,6 +35,17 @@ MUTABLE_MODEL_PERMISSIONS = ("bigquery.tables.delete",)
 PROJECT_LEVEL_PERMISSIONS = {"bigquery.jobs.create"}
 JOB_USER_ROLE = ("roles/bigquery.jobUser", "BigQuery Job User")
 DATA_EDITOR_ROLE = ("roles/bigquery.dataEditor", "BigQuery Data Editor")
+# The stage's objects: bqtui (with the HMAC key) writes, reads footers, lists and deletes
+# them; BigQuery's load job lists and reads them as the export's principal.
+BUCKET_PERMISSIONS = (
+    "storage.objects.create",
+    "storage.objects.get",
+    "storage.objects.list",
+    "storage.objects.delete",
+)
+# What the export's principal itself needs on the bucket (the load job's reads).
+PRINCIPAL_BUCKET_PERMISSIONS = frozenset({"storage.objects.get", "storage.objects.list"})
+OBJECT_ADMIN_ROLE = ("roles/storage.objectAdmin", "Storage Object Admin")
 PERMISSION_IN_MESSAGE = re.compile(r"\b(bigquery\.[A-Za-z]+\.[A-Za-z]+)\b")
 
 
@@ -92,6 +103,23 @@ def fix_for(permission: str, project: str, dataset: str | None, member: str) -> 
             f"bq query --nouse_legacy_sql 'GRANT `{role}` ON SCHEMA "
             f'`{project}.{dataset_name}` TO "{principal}"\'',
             custom_role,
+        ),
+    )
+
+
+def bucket_fix(permission: str, bucket: str, member: str) -> Fix:
+    """How to grant a storage permission on the stage's bucket to ``member`` (an IAM member,
+    or a service account's email)."""
+    principal = member if ":" in member else f"serviceAccount:{member}"
+    role, title = OBJECT_ADMIN_ROLE
+    return Fix(
+        permission,
+        "bucket",
+        role,
+        title,
+        (
+            f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member={principal} "
+            f"--role={role}",
         ),
     )
 

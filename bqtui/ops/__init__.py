@@ -1,3 +1,3 @@
 """Operations on exports: setup, the permission check, verify and repair, status, schedule.
 
-May import: core, models, source, destination, state, pipeline."""
+May import: core, models, source, destination, state, pipeline, stage."""

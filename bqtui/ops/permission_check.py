@@ -5,6 +5,11 @@ Each permission is tested on its own: ``tables.testIamPermissions`` where a tabl
 real probes for the rest (get the dataset, list tables, create an expiring probe table, load a
 row into it, read it back, a dry-run query, delete the probe). The probe table expires within
 the hour even when deleting it is not allowed.
+
+An export with a Cloud Storage stage also gets its bucket checked: Cloud Storage's
+testPermissions says which object permissions the export's principal holds there (BigQuery's
+load job lists and reads the objects as that principal), and the stage's HMAC key writes,
+lists and deletes a probe object under the export's folder (as bqtui and ClickHouse do).
 """
 
 import json
@@ -14,20 +19,30 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bqtui.core.config import AuthKind, ExportConfig
-from bqtui.core.errors import CredentialProblem
+from bqtui.core.errors import BqtuiError, CredentialProblem
 from bqtui.destination.bigquery import BigQueryDestination
+from bqtui.destination.bucket_access import BucketCheckFailed, NoSuchBucket, bucket_permissions
 from bqtui.destination.credentials import GoogleCredentials, resolve_credentials
 from bqtui.destination.keyfile import ServiceAccountKey
 from bqtui.destination.permission_probe import PermissionProbe, ProbeFailure
 from bqtui.destination.permissions import (
+    BUCKET_PERMISSIONS,
+    PRINCIPAL_BUCKET_PERMISSIONS,
     REQUIRED_PERMISSIONS,
     Fix,
+    bucket_fix,
     fix_for,
     required_permissions,
 )
 from bqtui.destination.table_layout import layout_advice, read_layout
 from bqtui.destination.table_plan import missing_key_message
 from bqtui.models import get_model
+from bqtui.stage.endpoints import json_api_base
+from bqtui.stage.errors import StageAccessProblem
+from bqtui.stage.hmac_key import HmacKey
+from bqtui.stage.location import StageLocation
+from bqtui.stage.xml_client import StageClient
+from bqtui.state import secrets
 
 PROBE_TTL = timedelta(hours=1)
 ALL_CHECKED = tuple(sorted({*REQUIRED_PERMISSIONS, "bigquery.tables.delete"}))
@@ -56,8 +71,20 @@ class PermissionResult:
 class Problem:
     """A finding that is not one permission: the key, the project, the dataset."""
 
-    subject: str  # key | project | dataset | table
+    subject: str  # key | project | dataset | table | bucket | stage
     detail: str
+
+
+@dataclass
+class StageCheck:
+    """The Cloud Storage stage: where, and whether its HMAC key may write there (the key's
+    secret is never kept here)."""
+
+    uri: str  # gs://BUCKET/PREFIX
+    bucket: str
+    hmac_id: str
+    status: str = UNKNOWN  # granted | missing | unknown: the HMAC key writes, lists, deletes
+    detail: str = "not tested"
 
 
 @dataclass
@@ -71,6 +98,7 @@ class CheckReport:
     permissions: list[PermissionResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     runs_as: str = ""  # "runs as X (ADC)", "runs as SA, impersonated by Y (key file)"
+    stage: StageCheck | None = None  # exports with a Cloud Storage stage
 
     @property
     def ok(self) -> bool:
@@ -108,6 +136,7 @@ class CheckReport:
             "problems": [asdict(p) for p in self.problems],
             "permissions": [permission(p) for p in self.permissions],
             "notes": self.notes,
+            "stage": asdict(self.stage) if self.stage else None,
         }
 
     def lines(self) -> list[str]:
@@ -117,13 +146,30 @@ class CheckReport:
         ]
         if self.runs_as:
             out.append(f"  The export {self.runs_as}.")
+        if self.stage:
+            out.append(
+                f"  It stages through {self.stage.uri}: ClickHouse and bqtui write there with "
+                f"HMAC key {self.stage.hmac_id}, BigQuery loads from there as the export's "
+                "principal."
+            )
         for problem in self.problems:
             out.append(f"  ✗ {problem.subject:<28} {problem.detail}")
+        marks = {GRANTED: "✓", MISSING: "✗", UNKNOWN: "?"}
         for p in self.permissions:
-            mark = {GRANTED: "✓", MISSING: "✗", UNKNOWN: "?"}[p.status]
-            need = "" if p.required else " (not needed by this model)"
+            need = ""
+            if not p.required:
+                need = (
+                    " (not needed by the principal: bqtui uses the HMAC key for it)"
+                    if p.level == "bucket"
+                    else " (not needed by this model)"
+                )
             where = f" on the {p.level}" if p.status == MISSING else ""
-            out.append(f"  {mark} {p.permission:<28} {p.status}{where}{need}: {p.detail}")
+            out.append(
+                f"  {marks[p.status]} {p.permission:<28} {p.status}{where}{need}: {p.detail}"
+            )
+        if self.stage and not any(p.subject == "stage" for p in self.problems):
+            key = f"HMAC key {self.stage.hmac_id}"
+            out.append(f"  {marks[self.stage.status]} {key:<28} {self.stage.detail}")
         fixes = [p.fix for p in self.permissions if p.fix and p.status == MISSING and p.required]
         if fixes:
             out.append("How to fix:")
@@ -160,6 +206,16 @@ class _Checker:
             permissions=[PermissionResult(p, p in required) for p in ALL_CHECKED],
         )
         self.dataset_ref = f"{destination.project}.{export.dataset_id}"
+        self.stage: StageLocation | None = None
+        if export.stage:
+            self.stage = StageLocation.parse(export.stage)
+            self.report.stage = StageCheck(
+                self.stage.uri, self.stage.bucket, export.stage_hmac_id or ""
+            )
+            self.report.permissions.extend(
+                PermissionResult(p, p in PRINCIPAL_BUCKET_PERMISSIONS, level="bucket")
+                for p in BUCKET_PERMISSIONS
+            )
 
     def result(self, permission: str) -> PermissionResult:
         return next(p for p in self.report.permissions if p.permission == permission)
@@ -200,11 +256,18 @@ class _Checker:
 
     def run(self) -> CheckReport:
         self.result("bigquery.jobs.create").level = "project"
-        if not self.check_credential():
+        has_token = self.check_credential()
+        if has_token:
+            self.check_bigquery()
+        else:
             self.undetermined(f"{self.credential_name} cannot get an access token")
-            return self.report
+        if self.stage is not None:
+            self.check_stage(self.stage, has_token)
+        return self.report
+
+    def check_bigquery(self) -> None:
         if not self.check_dataset():
-            return self.report
+            return
         self.check_list_tables()
         table_exists = self.check_destination_table()
         probe = self.create_probe_table()
@@ -221,7 +284,6 @@ class _Checker:
             result = self.result(permission)
             if result.status == UNKNOWN and result.detail == "not tested":
                 result.detail = "could not be tested: no table to test it on"
-        return self.report
 
     def undetermined(self, why: str) -> None:
         for p in self.report.permissions:
@@ -406,6 +468,86 @@ class _Checker:
             return
         self.mark("bigquery.jobs.create", GRANTED, "ran a dry-run query")
 
+    # -- the Cloud Storage stage ------------------------------------------------------------
+
+    def check_stage(self, stage: StageLocation, has_token: bool) -> None:
+        bucket_exists = True
+        if has_token:
+            bucket_exists = self.check_bucket_permissions(stage.bucket)
+        if bucket_exists:
+            self.check_hmac_key(stage)
+        elif self.report.stage is not None:
+            self.report.stage.detail = f"not tested: bucket {stage.bucket} does not exist"
+
+    def mark_bucket(self, permission: str, status: str, detail: str) -> None:
+        result = self.result(permission)
+        result.status, result.detail, result.level = status, detail, "bucket"
+        result.fix = None
+        if status == MISSING and self.stage is not None:
+            result.fix = bucket_fix(permission, self.stage.bucket, self.google.principal.member)
+
+    def check_bucket_permissions(self, bucket: str) -> bool:
+        """testPermissions on the bucket as the export's principal; False: no such bucket."""
+        self.step(f"Asking Cloud Storage which permissions are granted on bucket {bucket}")
+        try:
+            access = bucket_permissions(self.google.credentials, bucket, json_api_base())
+        except NoSuchBucket as missing:
+            self.report.problems.append(Problem("bucket", str(missing)))
+            for permission in BUCKET_PERMISSIONS:
+                self.mark_bucket(
+                    permission, UNKNOWN, f"could not be tested: bucket {bucket} does not exist"
+                )
+            return False
+        except BucketCheckFailed as failure:
+            for permission in BUCKET_PERMISSIONS:
+                self.mark_bucket(permission, UNKNOWN, f"could not be tested: {failure}")
+            return True
+        for permission in BUCKET_PERMISSIONS:
+            if not access.may_ask:
+                self.mark_bucket(
+                    permission,
+                    MISSING,
+                    f"Cloud Storage refused to say whether it is granted on bucket {bucket} "
+                    f"(403: {access.refused})",
+                )
+            elif permission in access.granted:
+                self.mark_bucket(permission, GRANTED, f"per testPermissions on bucket {bucket}")
+            else:
+                self.mark_bucket(
+                    permission, MISSING, f"not granted, per testPermissions on bucket {bucket}"
+                )
+        return True
+
+    def check_hmac_key(self, stage: StageLocation) -> None:
+        """Write, list and delete a probe object with the stage's HMAC key, as a run does."""
+        result = self.report.stage
+        if result is None:
+            return
+        hmac_id = self.export.stage_hmac_id or ""
+        prefix = stage.export_prefix(self.export.uid) if self.export.uid else stage.prefix
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        self.step(
+            f"Writing a probe object under gs://{stage.bucket}/{prefix} with HMAC key {hmac_id}"
+        )
+        try:
+            key = HmacKey(
+                hmac_id, secrets.load_stage_hmac_secret(self.export.uid, self.export.name)
+            )
+            client = StageClient(stage.bucket, key)
+            client.check_can_write(prefix)
+            next(iter(client.iter_objects(prefix)), None)  # one page: may it list?
+        except BqtuiError as refused:  # StageError: wrong secret, unknown key, no bucket …
+            self.report.problems.append(Problem("stage", str(refused)))
+            access_problem = isinstance(refused, StageAccessProblem)
+            result.status = MISSING if access_problem else UNKNOWN
+            result.detail = str(refused)
+            return
+        result.status = GRANTED
+        result.detail = (
+            f"wrote, listed and deleted a probe object under gs://{stage.bucket}/{prefix}"
+        )
+
 
 def check_permissions(
     export: ExportConfig,
@@ -418,7 +560,10 @@ def check_permissions(
     finding."""
     if isinstance(credentials, ServiceAccountKey):
         credentials = resolve_credentials(
-            AuthKind.KEY, key_info=credentials.info, project_id=export.project_id
+            AuthKind.KEY,
+            key_info=credentials.info,
+            project_id=export.project_id,
+            stage=bool(export.stage),
         )
     try:
         destination = BigQueryDestination(
@@ -445,7 +590,6 @@ def run_check_command(export: ExportConfig, *, as_json: bool) -> int:
     """``bqtui check NAME``: print the report; exit 0 only when every permission is granted."""
     from bqtui.pipeline.export_credentials import export_credentials
     from bqtui.source.check import check_source
-    from bqtui.state import secrets
 
     try:
         credentials = export_credentials(export)

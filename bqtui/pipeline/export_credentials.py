@@ -9,8 +9,8 @@ from bqtui.state import secrets
 
 
 def export_credentials(export: ExportConfig) -> GoogleCredentials:
-    """What the export's BigQuery calls run with; nothing is fetched until a call needs it
-    (ADC discovery aside)."""
+    """What the export's BigQuery calls run with (able to read its Cloud Storage stage, if it
+    has one); nothing is fetched until a call needs it (ADC discovery aside)."""
     if export.auth == AuthKind.KEY:
         key = _stored_key(export)
         return resolve_credentials(
@@ -18,6 +18,7 @@ def export_credentials(export: ExportConfig) -> GoogleCredentials:
             key_info=key,
             impersonate=export.impersonate,
             project_id=export.project_id,
+            stage=bool(export.stage),
         )
     if export.auth == AuthKind.CREDENTIALS_FILE:
         text = export.credential_config or secrets.load_credential_file(export.uid, export.name)
@@ -33,9 +34,13 @@ def export_credentials(export: ExportConfig) -> GoogleCredentials:
             credential_file=file,
             impersonate=export.impersonate,
             project_id=export.project_id,
+            stage=bool(export.stage),
         )
     return resolve_credentials(
-        AuthKind.ADC, impersonate=export.impersonate, project_id=export.project_id
+        AuthKind.ADC,
+        impersonate=export.impersonate,
+        project_id=export.project_id,
+        stage=bool(export.stage),
     )
 
 

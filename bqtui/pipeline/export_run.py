@@ -23,6 +23,7 @@ from bqtui.pipeline.events import RunResult
 from bqtui.pipeline.group import GroupSetup, WindowGroup, WriteFiles
 from bqtui.pipeline.ports import Destination, Source
 from bqtui.pipeline.run_book import RunBook
+from bqtui.stage.errors import StageAccessProblem
 from bqtui.state.windows import Window
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ class ExportRun:
             self.book.end("cancelled", str(error), "warning")
         elif isinstance(error, BqtuiError):
             self.book.end("failed", str(error), "error")
-            if isinstance(error, PermissionProblem):
+            if isinstance(error, PermissionProblem | StageAccessProblem):
                 self.book.log("error", error.stop_note)
         else:  # a bug: record it, and let the other exports run
             log.exception("export %s failed unexpectedly", self.export.name)

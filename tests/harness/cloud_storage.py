@@ -68,6 +68,9 @@ class CloudStorage:
         self._secrets: dict[str, str] = {}
         self._denied: dict[str, set[str]] = {}
         self._uploads: dict[str, dict[int, bytes]] = {}
+        # Writes under a prefix after the first N are held until released (a writer "during"
+        # its INSERT, for kill tests): (prefix, writes let through, the release).
+        self._hold: tuple[str, int, threading.Event] | None = None
         self._calls: list[StorageCall] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
@@ -114,9 +117,32 @@ class CloudStorage:
     def deny_writes(self, access_id: str) -> None:
         self.deny(access_id, CREATE)
 
+    def hold_writes(self, prefix: str, after: int) -> threading.Event:
+        """Let ``after`` object writes under ``prefix`` through, then hold every later one
+        until the returned event is set (``reset`` sets it)."""
+        release = threading.Event()
+        with self._lock:
+            self._hold = (prefix, after, release)
+        return release
+
+    def _wait_if_held(self, name: str) -> None:
+        with self._lock:
+            hold = self._hold
+            if hold is None or not name.startswith(hold[0]):
+                return
+            prefix, after, release = hold
+            if after > 0:
+                self._hold = (prefix, after - 1, release)
+                return
+        release.wait(timeout=120)
+
     def reset(self) -> None:
         """Forget keys, denials, uploads in progress, calls and settings (objects stay)."""
         self.page_size, self.multi_object_delete = 1000, True
+        with self._lock:
+            hold, self._hold = self._hold, None
+        if hold is not None:
+            hold[2].set()
         with self._lock:
             self._secrets.clear()
             self._denied.clear()
@@ -192,6 +218,8 @@ class CloudStorage:
                 path.unlink()
             return 204, {}, b""
         self._check(access_id, CREATE)
+        if method == "PUT":
+            self._wait_if_held(name)
         if method == "PUT" and "uploadId" in query:
             return self._put_part(query, body)
         if method == "PUT":

@@ -1,7 +1,7 @@
 """Drive the new-export wizard step by step, as a user would with the keyboard."""
 
 from textual.pilot import Pilot
-from textual.widgets import Checkbox, Input, RadioButton, Select, Static
+from textual.widgets import Checkbox, Collapsible, Input, RadioButton, Select, Static
 
 from bqtui.core.config import AuthKind
 from bqtui.tui.screens.wizard.screen import NewExportScreen
@@ -92,3 +92,14 @@ async def finish_permission_check(pilot: Pilot) -> PermissionReport:
     await wait_until(pilot, lambda: report.report is not None and not report.running)
     await pilot.pause()
     return report
+
+
+async def stage_fields(pilot: Pilot, uri: str = "", hmac_id: str = "", secret: str = "") -> None:
+    """Unfold the destination step's Cloud Storage stage and type into its fields."""
+    stage = wizard(pilot).query_one("#stage", Collapsible)
+    stage.collapsed = False
+    await pilot.pause()
+    type_into(pilot, "#stage-uri", uri)
+    type_into(pilot, "#stage-hmac-id", hmac_id)
+    type_into(pilot, "#stage-hmac-secret", secret)
+    await pilot.pause()

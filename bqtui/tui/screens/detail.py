@@ -54,6 +54,13 @@ def destination_project(export: ExportConfig) -> str:
     return service_account_project(export.impersonate) or "(the credentials' project)"
 
 
+def stage_text(export: ExportConfig) -> str:
+    """The Cloud Storage stage and its HMAC access ID (the secret stays in the keyring)."""
+    if not export.stage:
+        return "none: rows pass through bqtui"
+    return f"{export.stage}, HMAC key {export.stage_hmac_id} (secret in the keyring)"
+
+
 def configuration_text(export: ExportConfig, cost_line: str) -> str:
     """The export's settings, then what BigQuery billed it (``export_cost(...).line()``)."""
     rows = [
@@ -69,6 +76,7 @@ def configuration_text(export: ExportConfig, cost_line: str) -> str:
         ("Exclude events", ", ".join(export.exclude_events) or "none"),
         ("Source", redact_dsn(export.source_dsn)),
         ("BigQuery endpoint", export.bigquery_endpoint or "Google (default)"),
+        ("Stage", stage_text(export)),
         ("Location", export.location or "inferred from the dataset"),
         ("State", "enabled" if export.enabled else "paused"),
         *cost_settings_rows(export),

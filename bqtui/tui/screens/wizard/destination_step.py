@@ -23,6 +23,7 @@ from bqtui.core.errors import ConfigError
 from bqtui.core.ids import validate_dataset_id, validate_project_id, validate_table_id
 from bqtui.tui.cost_text import WRITE_MODE_TRADES
 from bqtui.tui.screens.wizard.draft import WizardDraft
+from bqtui.tui.screens.wizard.stage_pane import StagePane
 from bqtui.tui.screens.wizard.step import WizardStep
 from bqtui.tui.widgets.form_field import ErrorLine, FieldParser, FormField
 from bqtui.tui.widgets.wrapping_checkbox import WrappingCheckbox
@@ -145,6 +146,7 @@ class DestinationStep(WizardStep):
                 "Only for emulators and private endpoints; empty: Google's.",
                 id="field-bigquery-endpoint",
             )
+        yield StagePane(d, id="stage-pane")
         yield ErrorLine(id="destination-error")
 
     def on_mount(self) -> None:
@@ -213,6 +215,7 @@ class DestinationStep(WizardStep):
         include_events = fields.parse("include-events", parse_event_names, draft.include_events)
         exclude_events = fields.parse("exclude-events", parse_event_names, draft.exclude_events)
         name = fields.parse("export-name", export_name, "")
+        stage = self.query_one(StagePane).parse(fields)
         step_error = self.query_one("#destination-error", ErrorLine)
         step_error.show(None)
         if not fields.ok:
@@ -232,6 +235,11 @@ class DestinationStep(WizardStep):
         draft.exclude_events = exclude_events
         draft.name = name
         draft.bigquery_endpoint = self.value("bigquery-endpoint").strip() or None
+        draft.stage, draft.stage_hmac_id, draft.stage_secret = (
+            stage.uri,
+            stage.hmac_id,
+            stage.secret,
+        )
         try:  # what spans fields: include/exclude overlap, the endpoint's form
             validate_export(draft.export_config(self.bqtui.clock()))
         except ConfigError as problem:

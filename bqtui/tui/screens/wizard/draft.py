@@ -35,7 +35,11 @@ class WizardDraft:
     exclude_events: tuple[str, ...] = ()
     bigquery_endpoint: str | None = None
     source_dsn: str = ""  # without its password
-    source_secrets: dict = field(default_factory=dict)  # the DSN's credentials: keyring only
+    source_secrets: dict = field(default_factory=dict, repr=False)  # the DSN's: keyring only
+    stage: str | None = None  # gs://BUCKET/PREFIX ClickHouse writes to; None: rows pass here
+    stage_hmac_id: str | None = None
+    # The stage's HMAC secret: in memory only, until create_export puts it in the keyring.
+    stage_secret: str = field(default="", repr=False)
     report: CheckReport | None = None  # the last permission check
 
     @property
@@ -63,6 +67,8 @@ class WizardDraft:
             project_id=self.project_id,
             start_at=first_window_start(now, self.interval, self.start),
             write_mode=self.write_mode if self.model.is_mutable else WriteMode.MERGE,
+            stage=self.stage,
+            stage_hmac_id=self.stage_hmac_id,
         )
         # How it authenticates belongs to the export too (the check names the credential by it).
         return self.credentials.configured(config) if self.credentials else config

@@ -44,6 +44,16 @@ def what_create_stores(choice: CredentialChoice | None) -> str:
     return "Create stores the export in bqtui's database; bqtui stores no credential."
 
 
+def stage_rows(config: ExportConfig) -> list[tuple[str, str]]:
+    """The Cloud Storage stage, when there is one: its URI and HMAC access ID, never the secret."""
+    if not config.stage:
+        return []
+    return [
+        ("Stage", f"{config.stage} (ClickHouse writes, BigQuery loads)"),
+        ("Stage HMAC key", f"{config.stage_hmac_id} (secret → keyring)"),
+    ]
+
+
 def write_mode_rows(config: ExportConfig) -> list[tuple[str, str]]:
     """Persons and sessions only: events have one way to be written."""
     if not config.model.is_mutable:
@@ -92,6 +102,7 @@ class ReviewStep(WizardStep):
                 + (" (credentials → keyring)" if draft.source_secrets else ""),
             ),
             ("BigQuery endpoint", config.bigquery_endpoint or "Google (default)"),
+            *stage_rows(config),
         ]
         summary = Text()
         for label, value in rows:
@@ -100,6 +111,8 @@ class ReviewStep(WizardStep):
         summary.append(f"{'Permissions':<18} ", style="bold")
         summary.append(check)
         summary.append(f"\n\n{what_create_stores(draft.credentials)}")
+        if config.stage:
+            summary.append(" The stage's HMAC secret goes to the keyring too.")
         self.query_one("#review-summary", Static).update(summary)
         self.show_error(None)
 

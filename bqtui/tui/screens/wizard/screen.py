@@ -148,17 +148,26 @@ class NewExportScreen(BqtuiScreen):
         if credentials is not None and not self.creating:
             self.creating = True  # one export, however often Create is pressed meanwhile
             config = self.draft.export_config(self.bqtui.clock())
-            self.create_in_thread(config, credentials, dict(self.draft.source_secrets))
+            self.create_in_thread(
+                config,
+                credentials,
+                dict(self.draft.source_secrets),
+                self.draft.stage_secret or None,
+            )
 
     @work(thread=True, exclusive=True, group="create", exit_on_error=False, description="Creating")
     def create_in_thread(
-        self, config: ExportConfig, credentials: CredentialChoice, source_secrets: dict[str, str]
+        self,
+        config: ExportConfig,
+        credentials: CredentialChoice,
+        source_secrets: dict[str, str],
+        stage_secret: str | None,
     ) -> None:
         # The keyring and SQLite may block: not on the UI thread. The same call as `bqtui add`:
-        # the export and its secrets, or nothing.
+        # the export and its secrets (the stage's HMAC secret too), or nothing.
         store = Store(self.bqtui.store.path)  # this thread's own connection
         try:
-            export = create_export(store, config, credentials, source_secrets)
+            export = create_export(store, config, credentials, source_secrets, stage_secret)
         except BqtuiError as error:
             self.post_message(ExportCreated(None, str(error)))
             return
