@@ -32,6 +32,11 @@ PARQUET_COMPRESSION = "zstd"
 HOST_ROWS_MAX_CHARS = 64 * 1024 * 1024
 
 
+def host_rows_max_chars() -> int:
+    """``BQTUI_HOST_ROWS_MAX_CHARS`` overrides the limit (0: every such window on the host)."""
+    return int(os.environ.get("BQTUI_HOST_ROWS_MAX_CHARS", HOST_ROWS_MAX_CHARS))
+
+
 @dataclass(frozen=True)
 class LoadFile:
     path: Path
@@ -219,7 +224,7 @@ def window_load_ready_select(
             batches: Iterable[pa.RecordBatch] = stream
             if model.repair_batch:
                 batches = map(model.repair_batch, batches)
-            host_rows = host_rows_json(batches, fields, json_fields, HOST_ROWS_MAX_CHARS)
+            host_rows = host_rows_json(batches, fields, json_fields, host_rows_max_chars())
         read = source.last_read
     return load_ready_select(model, fields, query, host_rows or None), read
 

@@ -11,7 +11,12 @@ import uuid
 import pytest
 
 from bqtui.core.config import AuthKind
-from bqtui.destination.credentials import resolve_credentials
+from bqtui.destination.credentials import (
+    BIGQUERY_SCOPE,
+    CLOUD_PLATFORM_SCOPE,
+    STORAGE_READ_SCOPE,
+    resolve_credentials,
+)
 from bqtui.ops.permission_check import check_permissions
 from bqtui.state.store import Store
 from tests.faults.conftest import World
@@ -254,3 +259,24 @@ def test_a_token_without_a_storage_scope_cannot_ask_and_all_four_are_missing(
     assert all(p.fix and p.fix.role == "roles/storage.objectAdmin" for p in bucket)
     assert not report.ok
     assert staged_token.ok, staged_token.lines()
+
+
+def test_a_stage_adds_the_storage_read_scope_also_when_impersonating(staged: Staged):
+    """Without a stage the token stays scoped to BigQuery; an impersonated token carries the
+    export's scopes (its caller asks IAM with cloud-platform)."""
+    key = staged.account.key
+    bigquery, storage = BIGQUERY_SCOPE, STORAGE_READ_SCOPE
+
+    plain = resolve_credentials(AuthKind.KEY, key_info=key)
+    staged_key = resolve_credentials(AuthKind.KEY, key_info=key, stage=True)
+    impersonating = resolve_credentials(
+        AuthKind.KEY,
+        key_info=key,
+        impersonate="other@bqtui-test.iam.gserviceaccount.com",
+        stage=True,
+    )
+
+    assert plain.credentials.scopes == [bigquery]
+    assert staged_key.credentials.scopes == [bigquery, storage]
+    assert impersonating.credentials._target_scopes == [bigquery, storage]
+    assert impersonating.caller_credentials.scopes == [CLOUD_PLATFORM_SCOPE]
