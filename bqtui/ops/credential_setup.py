@@ -87,15 +87,16 @@ class CredentialChoice:
         else:
             secrets.delete_credential_file(export_uid)
 
-    def resolve(self, project_id: str | None = None) -> GoogleCredentials:
+    def resolve(self, project_id: str | None = None, *, stage: bool = False) -> GoogleCredentials:
         """The credentials this choice gives (before the export exists, e.g. for the
-        wizard's permission check)."""
+        wizard's permission check); ``stage``: with Cloud Storage's read scope too."""
         return resolve_credentials(
             self.auth,
             key_info=self.key.info if self.key else None,
             credential_file=self.file,
             impersonate=self.impersonate,
             project_id=project_id,
+            stage=stage,
         )
 
     @property

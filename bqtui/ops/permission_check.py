@@ -190,8 +190,11 @@ class _Checker:
         export: ExportConfig,
         destination: BigQueryDestination,
         on_step: Callable[[str], None],
+        stage_secret: str | None = None,
     ):
         self.export = export
+        # The wizard checks before the export (and its keyring entry) exists.
+        self.stage_secret = stage_secret
         self.destination = destination
         self.google = destination.google
         self.probe = PermissionProbe(destination)
@@ -531,9 +534,10 @@ class _Checker:
             f"Writing a probe object under gs://{stage.bucket}/{prefix} with HMAC key {hmac_id}"
         )
         try:
-            key = HmacKey(
-                hmac_id, secrets.load_stage_hmac_secret(self.export.uid, self.export.name)
+            secret = self.stage_secret or secrets.load_stage_hmac_secret(
+                self.export.uid, self.export.name
             )
+            key = HmacKey(hmac_id, secret)
             client = StageClient(stage.bucket, key)
             client.check_can_write(prefix)
             next(iter(client.iter_objects(prefix)), None)  # one page: may it list?
@@ -555,9 +559,10 @@ def check_permissions(
     *,
     retry_deadline: float = 30.0,
     on_step: Callable[[str], None] | None = None,
+    stage_secret: str | None = None,
 ) -> CheckReport:
     """Check the credential and each permission the export needs; never raises for a
-    finding."""
+    finding. ``stage_secret``: the HMAC secret where the keyring does not hold it yet."""
     if isinstance(credentials, ServiceAccountKey):
         credentials = resolve_credentials(
             AuthKind.KEY,
@@ -581,7 +586,7 @@ def check_permissions(
         report.runs_as = credentials.runs_as
         return report
     try:
-        return _Checker(export, destination, on_step or (lambda text: None)).run()
+        return _Checker(export, destination, on_step or (lambda text: None), stage_secret).run()
     finally:
         destination.close()
 

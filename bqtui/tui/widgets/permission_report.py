@@ -121,9 +121,13 @@ class PermissionReport(WorkerErrors, Vertical):
             self.query_one(part).display = False
 
     def start_check(
-        self, export: ExportConfig, credentials: GoogleCredentials | CredentialChoice
+        self,
+        export: ExportConfig,
+        credentials: GoogleCredentials | CredentialChoice,
+        stage_secret: str | None = None,
     ) -> None:
-        """Check ``export`` as ``credentials``; a choice is resolved in the worker first."""
+        """Check ``export`` as ``credentials``; a choice is resolved in the worker first.
+        ``stage_secret``: the wizard's HMAC secret, not in the keyring yet."""
         self.report, self.export = None, export
         if isinstance(credentials, CredentialChoice):
             principal, project = chosen_principal(credentials), chosen_project(export, credentials)
@@ -131,7 +135,7 @@ class PermissionReport(WorkerErrors, Vertical):
             principal, project = credentials.principal.label, export_project(export, credentials)
         self.show_checking(PermissionCheckAs(principal, project))
         self.hide_findings()
-        self.check_in_thread(export, credentials)
+        self.check_in_thread(export, credentials, stage_secret)
 
     def show_checking(self, subject: PermissionCheckAs) -> None:
         where = self.export.destination_label if self.export else "?"
@@ -152,14 +156,17 @@ class PermissionReport(WorkerErrors, Vertical):
         description="The permission check",
     )
     def check_in_thread(
-        self, export: ExportConfig, credentials: GoogleCredentials | CredentialChoice
+        self,
+        export: ExportConfig,
+        credentials: GoogleCredentials | CredentialChoice,
+        stage_secret: str | None = None,
     ) -> None:
         def on_step(text: str) -> None:
             self.post_message(PermissionCheckStep(text))
 
         if isinstance(credentials, CredentialChoice):
             try:
-                credentials = credentials.resolve(export.project_id)
+                credentials = credentials.resolve(export.project_id, stage=bool(export.stage))
             except BqtuiError as problem:
                 self.post_message(PermissionCheckDone(unusable_report(export, str(problem))))
                 return
@@ -167,7 +174,9 @@ class PermissionReport(WorkerErrors, Vertical):
                 PermissionCheckAs(credentials.principal.label, export_project(export, credentials))
             )
         self.post_message(
-            PermissionCheckDone(check_permissions(export, credentials, on_step=on_step))
+            PermissionCheckDone(
+                check_permissions(export, credentials, on_step=on_step, stage_secret=stage_secret)
+            )
         )
 
     def on_permission_check_as(self, message: PermissionCheckAs) -> None:

@@ -71,7 +71,7 @@ class PermissionsStep(WizardStep):
         self.checked = (draft.credentials, export)
         draft.report = None
         # Resolved in the check's worker: finding ADC may wait for a metadata server.
-        self.query_one(PermissionReport).start_check(export, draft.credentials)
+        self.query_one(PermissionReport).start_check(export, draft.credentials, draft.stage_secret)
 
     def on_permission_check_done(self, message: PermissionCheckDone) -> None:
         if self.draft is not None:
