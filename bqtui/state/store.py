@@ -7,6 +7,7 @@ keyring entries.
 import json
 import os
 import sqlite3
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime
@@ -81,6 +82,20 @@ def describe_database_error(path: Path, error: sqlite3.Error) -> str:
     return f"Cannot use the database {path}: {text}."
 
 
+def _use_write_ahead_log(conn: sqlite3.Connection, attempts: int = 100) -> None:
+    """Switch to WAL. The switch needs the file to itself and SQLite answers "database is
+    locked" at once, without waiting, when another process opens a new database at the same
+    instant (several runners started together): try again for a few seconds."""
+    for attempt in range(attempts):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+
+
 class Store:
     """All reads and writes of bqtui's SQLite database."""
 
@@ -101,7 +116,7 @@ class Store:
             conn = sqlite3.connect(
                 str(self.path), timeout=30, check_same_thread=False, isolation_level=None
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            _use_write_ahead_log(conn)
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
             self.db = sqlite_utils.Database(conn)
