@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 from bqtui.core.config import AuthKind, ExportConfig, validate_export
-from bqtui.core.errors import ConfigError, ExportBusy, SecretsError
+from bqtui.core.errors import BqtuiError, ConfigError, ExportBusy, SecretsError
 from bqtui.destination.keyfile import ServiceAccountKey
 from bqtui.destination.small_files import Problem, read_small_text_file
 from bqtui.ops.credential_setup import CredentialChoice
+from bqtui.pipeline.cloud_stage import ExportStage
 from bqtui.state import secrets
 from bqtui.state.locks import live_holder, request_cancel
 from bqtui.state.store import Store
@@ -67,8 +68,9 @@ REMOVE_FORCE_WAIT = 120.0  # seconds for a running export to reach a safe point
 
 def remove_export(
     store: Store, export: ExportConfig, *, force: bool = False, wait: float = REMOVE_FORCE_WAIT
-) -> None:
-    """Forget the export: its keyring entries, then its config and history.
+) -> str | None:
+    """Forget the export: its stage's leftover objects, its keyring entries, then its config
+    and history; return a note on the stage's objects, if any.
 
     A running export is not pulled from under its runner: refused, or with ``force`` its run
     is asked to stop at the next safe point (nothing half written) and awaited first.
@@ -90,8 +92,29 @@ def remove_export(
                     "job it waits for has not finished); nothing was removed. Try again later."
                 )
             time.sleep(0.2)
+    note = delete_stage_objects(export)  # with the HMAC secret, before it goes
     secrets.delete_export_secrets(export.uid)
     store.remove_export(export.saved_id)
+    return note
+
+
+def delete_stage_objects(export: ExportConfig) -> str | None:
+    """Best effort: what runs left in the export's Cloud Storage stage goes with it. Returns
+    a line for the user (None: no stage, nothing there)."""
+    if not export.stage:
+        return None
+    where = f"{export.stage.rstrip('/')}/{export.uid}/"
+    try:
+        stage = ExportStage.of(export)
+        if stage is None:
+            return None
+        deleted = stage.client.delete_prefix(stage.location.export_prefix(export.uid))
+    except BqtuiError as error:
+        return (
+            f"The export's Cloud Storage objects under {where} were not deleted ({error}); "
+            "delete them, or let the bucket's lifecycle rule do it."
+        )
+    return f"Deleted {deleted} Cloud Storage object(s) under {where}." if deleted else None
 
 
 def _forget_secrets(export_uid: str) -> None:

@@ -306,3 +306,23 @@ def test_rows_only_the_host_repairs_go_through_the_stage_exactly(stage_world: St
     nasty = [r for r in through_stage if r["distinct_id"] == "nasty"]
     assert len(nasty) == 2
     assert stage_world.objects() == []
+
+
+def test_removing_an_export_deletes_what_its_runs_left_in_the_bucket(stage_world: StageWorld):
+    world = stage_world.world
+    world.insert_hours(T0, HOURS)
+    stage_world.add_staged("ev", model="events")
+    killed = world.bqtui("run", "ev", BQTUI_TEST_FAULT="uploading:die")
+    assert killed.code == -signal.SIGKILL
+    left = stage_world.objects()
+    assert left
+
+    removed = world.bqtui("remove", "ev")
+
+    assert removed.code == 0, removed.err
+    (uid,) = {name.split("/")[1] for name in left}
+    assert (
+        f"Deleted {len(left)} Cloud Storage object(s) under {stage_world.uri}/{uid}/."
+        in removed.out
+    )
+    assert stage_world.objects() == []

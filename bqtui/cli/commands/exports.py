@@ -304,8 +304,10 @@ def add_arguments_of_remove(remove: argparse.ArgumentParser) -> None:
 
 def cmd_remove(args: argparse.Namespace, store: Store) -> int:
     export = store.require_export(args.name)
-    remove_export(store, export, force=args.force)
+    note = remove_export(store, export, force=args.force)
     print(f'Removed export "{export.name}" and its keyring entries. BigQuery data is untouched.')
+    if note:
+        print(note)
     return EXIT_OK
 
 
