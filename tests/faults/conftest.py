@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.google import DATA_EDITOR, JOB_USER, FakeGoogle, unique_id
+from tests.harness.google import DATA_EDITOR, JOB_USER, FakeGoogle, ServiceAccount, unique_id
 
 PROJECT = "bqtui-test"
 BQTUI = str(Path(sys.executable).parent / "bqtui")
@@ -82,6 +82,7 @@ class World:
     key_file: Path
     source_dsn: str
     env: dict = field(default_factory=dict)
+    account: ServiceAccount | None = None  # whose key the exports use
 
     @property
     def db_path(self) -> Path:
@@ -228,23 +229,31 @@ class World:
         assert {t for t in remaining if "_bqtui_stage_" in t} <= stage_ids
 
 
-@pytest.fixture
-def world(fake_google: FakeGoogle, tmp_path) -> World:
-    dataset = unique_id("faults")
+def new_world(fake_google: FakeGoogle, root: Path, name: str = "faults", **env: str) -> World:
+    """A dataset that a new service account may edit, its key, and a private embedded
+    ClickHouse with the source tables."""
+    dataset = unique_id(name)
     fake_google.admin_client(PROJECT).create_dataset(f"{PROJECT}.{dataset}")
     account = fake_google.new_account(
         PROJECT, project_permissions=JOB_USER, dataset_permissions={dataset: DATA_EDITOR}
     )
     world = World(
         fake_google,
-        tmp_path,
+        root,
         dataset,
-        account.write_key(tmp_path / "key.json"),
-        f"chdb://{tmp_path / 'clickhouse'}",
+        account.write_key(root / "key.json"),
+        f"chdb://{root / 'clickhouse'}",
+        env=dict(env),
+        account=account,
     )
     world.tmp.mkdir()
     world.chdb("create")
     return world
+
+
+@pytest.fixture
+def world(fake_google: FakeGoogle, tmp_path) -> World:
+    return new_world(fake_google, tmp_path)
 
 
 @pytest.fixture

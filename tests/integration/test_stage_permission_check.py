@@ -19,9 +19,9 @@ from bqtui.destination.credentials import (
 )
 from bqtui.ops.permission_check import check_permissions
 from bqtui.state.store import Store
-from tests.faults.conftest import World
+from tests.faults.conftest import World, new_world
 from tests.harness.cloud_storage import CloudStorage
-from tests.harness.google import DATA_EDITOR, JOB_USER, FakeGoogle, ServiceAccount, unique_id
+from tests.harness.google import FakeGoogle, ServiceAccount
 
 PROJECT = "bqtui-test"
 HMAC_ID = "GOOG1ECHECKKEY0001"
@@ -58,24 +58,15 @@ class Staged:
 def staged(fake_google: FakeGoogle, cloud_storage: CloudStorage, tmp_path) -> Staged:
     """An export whose principal may write its dataset, with a stage bucket the stand-in
     serves and the HMAC key registered there; no bucket grants yet."""
-    dataset = unique_id("stagecheck")
-    fake_google.admin_client(PROJECT).create_dataset(f"{PROJECT}.{dataset}")
-    account = fake_google.new_account(
-        PROJECT, project_permissions=JOB_USER, dataset_permissions={dataset: DATA_EDITOR}
-    )
-    world = World(
+    world = new_world(
         fake_google,
         tmp_path,
-        dataset,
-        account.write_key(tmp_path / "key.json"),
-        f"chdb://{tmp_path / 'clickhouse'}",
-        env={
-            "BQTUI_GCS_ENDPOINT": cloud_storage.url,
-            "BQTUI_GCS_JSON_ENDPOINT": fake_google.storage_json_endpoint,
-        },
+        "stagecheck",
+        BQTUI_GCS_ENDPOINT=cloud_storage.url,
+        BQTUI_GCS_JSON_ENDPOINT=fake_google.storage_json_endpoint,
     )
-    world.tmp.mkdir()
-    world.chdb("create")
+    account = world.account
+    assert account is not None
     bucket = f"stage-{uuid.uuid4().hex[:12]}"
     cloud_storage.add_bucket(bucket)
     fake_google.bucket_iam.add_bucket(bucket)
