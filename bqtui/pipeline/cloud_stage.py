@@ -11,11 +11,16 @@ next run (``sweep_done_windows``).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import pyarrow.parquet as pq
 
 from bqtui.core.config import ExportConfig
 from bqtui.destination.bigquery import TablePlan
@@ -34,12 +39,14 @@ from bqtui.stage.errors import StageError
 from bqtui.stage.footers import object_metadata
 from bqtui.stage.hmac_key import HmacKey
 from bqtui.stage.location import StageAttempt, StageLocation, window_of_label
-from bqtui.stage.xml_client import PROBE_NAME, StageClient
+from bqtui.stage.xml_client import PROBE_NAME, StageClient, StoredObject
 from bqtui.state import secrets
 
 # Objects per window: ClickHouse writes them with parallel writers (a cluster's nodes, or one
 # server's threads); BigQuery loads them in parallel.
 DEFAULT_PARTS = 4
+# Footers read at once (a few kilobytes each: latency, not bandwidth, is their cost).
+FOOTER_READS = 4
 # A retried attempt with the same object names overwrites them instead of failing.
 WRITE_SETTINGS: dict[str, int | str] = {**PARQUET_SETTINGS, "s3_truncate_on_insert": 1}
 
@@ -58,7 +65,7 @@ class StagedWindow:
 
     rows: int
     bytes: int
-    objects: int
+    names: tuple[str, ...]  # the objects that hold rows (deleted once the window is done)
     low: Any = None  # the partition column's lowest and highest values
     high: Any = None
     read: Any = None  # what ClickHouse read (ReadStats), where it says
@@ -118,48 +125,36 @@ class ExportStage:
             statement.sql, parameters, WRITE_SETTINGS, hidden=self.key.secret
         )
         staged = self.read_folder(folder, model.partition_field)
-        return StagedWindow(
-            staged.rows,
-            staged.bytes,
-            staged.objects,
-            staged.low,
-            staged.high,
-            added_reads(read, inserted),
-        )
+        return dataclasses.replace(staged, read=added_reads(read, inserted))
 
     def put_files(
         self, files: Iterable[LoadFile], folder: StageAttempt, on_put: Callable[[LoadFile], None]
-    ) -> int:
-        """Upload files the host encoded into ``folder`` (``host_<n>.parquet``); return how
-        many. Each local file is removed once it is up."""
-        count = 0
-        for count, load_file in enumerate(files, start=1):
-            self.client.put_file(f"{folder.prefix}host_{count - 1}.parquet", load_file.path)
+    ) -> list[str]:
+        """Upload files the host encoded into ``folder`` (``host_<n>.parquet``); return their
+        object names. Each local file is removed once it is up."""
+        names = []
+        for number, load_file in enumerate(files):
+            names.append(f"{folder.prefix}host_{number}.parquet")
+            self.client.put_file(names[-1], load_file.path)
             load_file.path.unlink(missing_ok=True)
             on_put(load_file)
-        return count
+        return names
 
     def read_folder(self, folder: StageAttempt, partition_field: str | None) -> StagedWindow:
         """Rows, bytes and the partition column's range of the folder's Parquet objects, from
         their footers. Objects with no rows are deleted: BigQuery gets only rows to load."""
-        rows = size = objects = 0
-        lows, highs, empty = [], [], []
-        for stored in self.client.list_objects(folder.prefix):
-            if not stored.name.endswith(".parquet"):
-                continue
-            try:
-                metadata = object_metadata(self.client, stored)
-            except ValueError as error:
-                raise StageError(
-                    f"ClickHouse's INSERT succeeded but {folder.uri} holds an object that is "
-                    f"not whole Parquet ({error}); the window is exported again."
-                ) from None
+        stored = [o for o in self.client.list_objects(folder.prefix) if o.name.endswith(".parquet")]
+        with ThreadPoolExecutor(FOOTER_READS, thread_name_prefix="bqtui-footers") as pool:
+            footers = list(pool.map(functools.partial(self._footer, folder), stored))
+        rows = size = 0
+        names, lows, highs, empty = [], [], [], []
+        for stored_object, metadata in zip(stored, footers, strict=True):
             if metadata.num_rows == 0:
-                empty.append(stored.name)
+                empty.append(stored_object.name)
                 continue
             rows += metadata.num_rows
-            size += stored.size
-            objects += 1
+            size += stored_object.size
+            names.append(stored_object.name)
             low, high = footer_range(metadata, partition_field)
             if low is not None:
                 lows.append(low)
@@ -167,10 +162,26 @@ class ExportStage:
         if empty:
             self.client.delete_objects(empty)
         return StagedWindow(
-            rows, size, objects, min(lows) if lows else None, max(highs) if highs else None
+            rows,
+            size,
+            tuple(names),
+            min(lows) if lows else None,
+            max(highs) if highs else None,
         )
 
+    def _footer(self, folder: StageAttempt, stored: StoredObject) -> pq.FileMetaData:
+        try:
+            return object_metadata(self.client, stored)
+        except ValueError as error:
+            raise StageError(
+                f"ClickHouse's INSERT succeeded but {folder.uri} holds an object that is "
+                f"not whole Parquet ({error}); the window is exported again."
+            ) from None
+
     # -- cleaning up ----------------------------------------------------------------------
+
+    def delete_objects(self, names: Iterable[str]) -> int:
+        return self.client.delete_objects(names)
 
     def delete_window(self, export: ExportConfig, window_start: datetime) -> int:
         """Delete every attempt's objects of a window that is recorded done."""

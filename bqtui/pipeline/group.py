@@ -133,6 +133,7 @@ class WindowGroup:
         self.merge_job: object = None
         self._bookkeeping = threading.Lock()  # parallel loads report here
         self.cancelled: CancelledWindow | None = None
+        self.staged_objects: list[str] = []  # in Cloud Storage: deleted once recorded done
 
     @property
     def rows(self) -> int:
@@ -264,6 +265,7 @@ class WindowGroup:
         counter.rows, counter.batches = staged.rows, 1
         counter.low, counter.high = staged.low, staged.high
         member.read = staged.read
+        self.staged_objects.extend(staged.names)
         checkpoints.reached("staged")
         try:
             self._on_rows(member, counter.rows)
@@ -294,8 +296,9 @@ class WindowGroup:
             stage.delete_folder(folder)
             return None
         checkpoints.reached("staged")
-        written = stage.read_folder(folder, None).bytes
-        return self._staged(member, folder, written, "encoded here and put")
+        staged = stage.read_folder(folder, None)
+        self.staged_objects.extend(staged.names)
+        return self._staged(member, folder, staged.bytes, "encoded here and put")
 
     def _staged(
         self, member: GroupMember, folder: StageAttempt, written: int, how: str
@@ -338,7 +341,8 @@ class WindowGroup:
         first = next(files, None)
         if first is None:
             return []
-        stage.put_files(itertools.chain([first], files), folder[0], counted)
+        names = stage.put_files(itertools.chain([first], files), folder[0], counted)
+        self.staged_objects.extend(names)
         checkpoints.reached("staged")
         self.book.log(
             "info",
@@ -370,10 +374,11 @@ class WindowGroup:
         stage = self.setup.stage
         if stage is None:
             return
-        deleted = 0
         try:
-            for member in self.members:
-                deleted += stage.delete_window(self.export, member.attempt.window.start)
+            stage.delete_objects(self.staged_objects)  # one request per 1,000 objects
+            for member in self.members:  # an earlier attempt's folder, if any is left
+                if member.attempt.number > 1:
+                    stage.delete_window(self.export, member.attempt.window.start)
         except StageError as error:
             self.book.log(
                 "warning",
