@@ -122,6 +122,10 @@ async def test_a_stage_is_stored_with_the_export_and_its_secret_only_in_the_keyr
         assert report is not None and report.stage is not None
         assert report.stage.status == "granted", report.stage.detail
         assert report.ok, report.lines()
+        checklist = text_of(wizard(pilot).query_one("#perm-list", Static))
+        assert f"✓ HMAC key {HMAC_ID}" in checklist
+        assert "granted: wrote, listed and deleted a probe object under gs://" in checklist
+        assert "storage.objects.list" in checklist
         await next_step(pilot)
         assert not isinstance(app.screen, ConfirmDialog)
         assert wizard(pilot).index == 4

@@ -42,6 +42,12 @@ def checklist_text(report: CheckReport) -> Text:
             f"{result.status}{where}{need}: {result.detail}\n",
             style=style if result.status == MISSING else "",
         )
+    stage = report.stage
+    if stage is not None and not any(p.subject == "stage" for p in report.problems):
+        mark, style = MARKS[stage.status]  # a refusal is shown once, among the problems
+        text.append(f"{mark} ", style=style)
+        text.append(f"{'HMAC key ' + (stage.hmac_id or ''):<{width}}", style="bold")
+        text.append(f"{stage.status}: {stage.detail}\n")
     text.rstrip()
     return text
 
