@@ -29,7 +29,7 @@ from bqtui.models import ExportModel, ModelField
 from bqtui.models.load_ready import clickhouse_encodes
 from bqtui.pipeline.attempt import Attempt
 from bqtui.pipeline.batch_counter import BatchCounter
-from bqtui.pipeline.cloud_stage import ExportStage
+from bqtui.pipeline.cloud_stage import ExportStage, parts_for
 from bqtui.pipeline.earlier_merge import resolve_earlier_merge
 from bqtui.pipeline.encode import (
     LoadFile,
@@ -134,6 +134,7 @@ class WindowGroup:
         self._bookkeeping = threading.Lock()  # parallel loads report here
         self.cancelled: CancelledWindow | None = None
         self.staged_objects: list[str] = []  # in Cloud Storage: deleted once recorded done
+        self.previous_window_rows: int | None = None  # how the next window is split
 
     @property
     def rows(self) -> int:
@@ -257,12 +258,14 @@ class WindowGroup:
         parameters = self.model.query_parameters(self.export, window.start, window.end)
         checkpoints.reached("staging")
         try:
+            parts = parts_for(self.previous_window_rows, stage.parts)
             staged = stage.write_window(
-                self.source, self.model, self.plan, query, parameters, folder
+                self.source, self.model, self.plan, query, parameters, folder, parts
             )
         except TooManyHostRows:  # mostly nasty JSON text: the window is encoded here
             return self._stage_window_from_host(member, stage, folder, query, work_dir)
         counter.rows, counter.batches = staged.rows, 1
+        self.previous_window_rows = staged.rows
         counter.low, counter.high = staged.low, staged.high
         member.read = staged.read
         self.staged_objects.extend(staged.names)
