@@ -27,6 +27,7 @@ from bqtui.core.errors import (
 )
 from bqtui.destination.bigquery import DEFAULT_RETRY_DEADLINE, BigQueryDestination
 from bqtui.models import get_model
+from bqtui.pipeline.cloud_stage import ExportStage
 from bqtui.pipeline.encode import write_parquet_files
 from bqtui.pipeline.events import (
     CancelToken,
@@ -268,14 +269,30 @@ class ExportRunner:
         if is_embedded(export.source_dsn):  # the dead runner's engine left its folder too
             removed += remove_dead_engine_dirs(self.work_dir)
         if dead or runs or windows or removed:
+            objects = self._clean_stage_after_dead_runner(export)
             self._emit_log(
                 export.name,
                 "warning",
                 f"Took over from a runner that stopped without finishing"
                 f"{f' ({dead.describe()})' if dead else ''}: marked {runs} run(s) and "
-                f"{windows} window(s) interrupted, removed {removed} temporary folder(s). "
-                "Its windows are exported again.",
+                f"{windows} window(s) interrupted, removed {removed} temporary folder(s)"
+                f"{f' and {objects} Cloud Storage object(s) of windows it had done' if objects else ''}"
+                ". Its windows are exported again.",
             )
+
+    def _clean_stage_after_dead_runner(self, export: ExportConfig) -> int:
+        """The objects of windows a dead runner recorded done but had not deleted yet (those of
+        windows not done go when the windows are exported again)."""
+        try:
+            stage = ExportStage.of(export)
+            if stage is None:
+                return 0
+            return stage.sweep_done_windows(export, self.store.done_window_starts(export.saved_id))
+        except BqtuiError as error:
+            self._emit_log(
+                export.name, "warning", f"Could not clean the Cloud Storage stage: {error}"
+            )
+            return 0
 
     def _finish(self, result: RunResult, started: float) -> RunResult:
         result.seconds = time.monotonic() - started

@@ -322,3 +322,26 @@ def test_removing_an_export_deletes_what_its_runs_left_in_the_bucket(stage_world
         in removed.out
     )
     assert stage_world.objects() == []
+
+
+def test_a_runner_killed_after_recording_before_deleting_leaves_nothing_after_takeover(
+    stage_world: StageWorld,
+):
+    """The windows are done but their objects are still there: the next runner, taking over,
+    deletes them even when nothing is due."""
+    world = stage_world.world
+    world.insert_hours(T0, HOURS)
+    stage_world.add_staged("ev", model="events")
+    killed = world.bqtui("run", "ev", BQTUI_TEST_FAULT=f"recorded#{HOURS}:die")
+    assert killed.code == -signal.SIGKILL
+    assert len(world.sql("SELECT * FROM windows WHERE status = 'done'")) == HOURS
+    left = stage_world.objects()
+    assert left
+
+    rerun = world.bqtui("run", "ev")
+
+    assert rerun.code == 0, rerun.err
+    assert "Nothing due." in rerun.err
+    assert f"and {len(left)} Cloud Storage object(s) of windows it had done" in rerun.err
+    assert stage_world.objects() == []
+    world.assert_exactly_once_and_clean("ev")
