@@ -87,6 +87,9 @@ class ExportModel:
     # Rows of a batch whose source rows were looked up in the team's whole history (sessions
     # without UUIDv7 ids), and the window's log line about them: what the window cost.
     full_history_rows: Callable[[pa.RecordBatch], int] | None = None
+    # The same count where ClickHouse wrote the Parquet: the rows whose value of this column is
+    # NULL, from the footers' null counts (no row is read back).
+    full_history_null_column: str | None = None
     full_history_note: Callable[[int, int], str] | None = None
     # Rows may have no partition value (NULL): a MERGE then also names the NULL partition.
     partition_nullable: bool = False

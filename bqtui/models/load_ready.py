@@ -134,7 +134,11 @@ def host_rows_select(model: ExportModel, query: str) -> str | None:
     return f"SELECT *\nFROM (\n{query.strip()}\n) AS model_rows\nWHERE {condition}"
 
 
-def clickhouse_encodes(model: ExportModel) -> bool:
-    """Whether the model's rows can be written by ClickHouse: a model that counts something
-    in every row on the host (sessions' ids without UUIDv7) keeps the host path."""
-    return model.full_history_rows is None
+def clickhouse_encodes(model: ExportModel, fields: Iterable[ModelField]) -> bool:
+    """Whether ClickHouse can write the model's rows to the table's ``fields``: a model that
+    counts something in every row (sessions' ids without UUIDv7) needs the column whose NULLs
+    the footers count; a table without it keeps the host path."""
+    if model.full_history_rows is None:
+        return True
+    column = model.full_history_null_column
+    return column is not None and any(f.name == column for f in fields)

@@ -295,6 +295,7 @@ SESSIONS = ExportModel(
     partition_field="session_id_time",
     build_query=build_query,
     full_history_rows=sessions_without_uuid7,
+    full_history_null_column="session_id_time",  # NULL exactly where the id is not UUIDv7
     full_history_note=full_history_note,
     partition_nullable=True,
     cluster_fields=("team_id", "session_id"),

@@ -30,6 +30,7 @@ from bqtui.pipeline.attempt import Attempt
 from bqtui.pipeline.encode import (
     LoadFile,
     added_reads,
+    footer_nulls,
     footer_range,
     window_load_ready_select,
 )
@@ -80,6 +81,7 @@ class StagedWindow:
     names: tuple[str, ...]  # the objects that hold rows (deleted once the window is done)
     low: Any = None  # the partition column's lowest and highest values
     high: Any = None
+    nulls: int = 0  # NULLs in the model's full-history column (see ExportModel)
     read: Any = None  # what ClickHouse read (ReadStats), where it says
 
 
@@ -138,7 +140,7 @@ class ExportStage:
         inserted = source.run_insert(
             statement.sql, parameters, WRITE_SETTINGS, hidden=self.key.secret
         )
-        staged = self.read_folder(folder, model.partition_field)
+        staged = self.read_folder(folder, model.partition_field, model.full_history_null_column)
         return dataclasses.replace(staged, read=added_reads(read, inserted))
 
     def put_files(
@@ -154,13 +156,15 @@ class ExportStage:
             on_put(load_file)
         return names
 
-    def read_folder(self, folder: StageAttempt, partition_field: str | None) -> StagedWindow:
+    def read_folder(
+        self, folder: StageAttempt, partition_field: str | None, null_column: str | None = None
+    ) -> StagedWindow:
         """Rows, bytes and the partition column's range of the folder's Parquet objects, from
         their footers. Objects with no rows are deleted: BigQuery gets only rows to load."""
         stored = [o for o in self.client.list_objects(folder.prefix) if o.name.endswith(".parquet")]
         with ThreadPoolExecutor(FOOTER_READS, thread_name_prefix="bqtui-footers") as pool:
             footers = list(pool.map(functools.partial(self._footer, folder), stored))
-        rows = size = 0
+        rows = size = nulls = 0
         names, lows, highs, empty = [], [], [], []
         for stored_object, metadata in zip(stored, footers, strict=True):
             if metadata.num_rows == 0:
@@ -169,6 +173,7 @@ class ExportStage:
             rows += metadata.num_rows
             size += stored_object.size
             names.append(stored_object.name)
+            nulls += footer_nulls(metadata, null_column)
             low, high = footer_range(metadata, partition_field)
             if low is not None:
                 lows.append(low)
@@ -181,6 +186,7 @@ class ExportStage:
             tuple(names),
             min(lows) if lows else None,
             max(highs) if highs else None,
+            nulls,
         )
 
     def _footer(self, folder: StageAttempt, stored: StoredObject) -> pq.FileMetaData:

@@ -115,10 +115,14 @@ class ClickHouseFile:
     load_file: LoadFile
     low: Any = None
     high: Any = None
+    nulls: int = 0  # NULLs in the model's full-history column (see ExportModel)
 
 
 def clickhouse_parquet_file(
-    write: Callable[[Path], None], directory: Path, partition_field: str | None
+    write: Callable[[Path], None],
+    directory: Path,
+    partition_field: str | None,
+    null_column: str | None = None,
 ) -> ClickHouseFile | None:
     """Have ClickHouse write one load file (``write(path)``), reading back only its footer:
     the row count and the partition column's min and max; None (and no file) for no rows."""
@@ -135,7 +139,26 @@ def clickhouse_parquet_file(
         path.unlink(missing_ok=True)
         return None
     low, high = footer_range(metadata, partition_field)
-    return ClickHouseFile(LoadFile(path, metadata.num_rows, path.stat().st_size), low, high)
+    nulls = footer_nulls(metadata, null_column)
+    return ClickHouseFile(LoadFile(path, metadata.num_rows, path.stat().st_size), low, high, nulls)
+
+
+def footer_nulls(metadata: pq.FileMetaData, column: str | None) -> int:
+    """How many values of the column are NULL, from the row groups' statistics."""
+    if column is None or metadata.num_row_groups == 0:
+        return 0
+    first = metadata.row_group(0)
+    leaves = [first.column(i).path_in_schema for i in range(first.num_columns)]
+    if column not in leaves:
+        return 0
+    index = leaves.index(column)
+    nulls = 0
+    for group in range(metadata.num_row_groups):
+        stats = metadata.row_group(group).column(index).statistics
+        if stats is None or not stats.has_null_count:
+            raise ValueError(f"The Parquet file has no null count for {column}.")
+        nulls += stats.null_count
+    return nulls
 
 
 def footer_range(metadata: pq.FileMetaData, column: str | None) -> tuple[Any, Any]:
@@ -206,6 +229,7 @@ def clickhouse_window_file(
         functools.partial(source.write_parquet, sql, parameters, PARQUET_SETTINGS),
         work_dir,
         model.partition_field,
+        model.full_history_null_column,
     )
     return written, added_reads(read, source.last_read)
 

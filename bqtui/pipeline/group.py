@@ -246,7 +246,7 @@ class WindowGroup:
             os.environ.get("BQTUI_ENCODE", "clickhouse") != "host"
             and self.setup.write_files is write_parquet_files
             and callable(getattr(self.source, "run_insert", None))
-            and clickhouse_encodes(self.model)
+            and clickhouse_encodes(self.model, self.plan.source_fields)
         )
 
     def _stage_window(self, member: GroupMember, stage: ExportStage, work_dir: Path) -> str | None:
@@ -267,6 +267,7 @@ class WindowGroup:
         counter.rows, counter.batches = staged.rows, 1
         self.previous_window_rows = staged.rows
         counter.low, counter.high = staged.low, staged.high
+        counter.full_history = staged.nulls
         member.read = staged.read
         self.staged_objects.extend(staged.names)
         checkpoints.reached("staged")
@@ -402,7 +403,7 @@ class WindowGroup:
             and os.environ.get("BQTUI_ENCODE", "clickhouse") != "host"
             and self.setup.write_files is write_parquet_files
             and callable(getattr(self.source, "write_parquet", None))
-            and clickhouse_encodes(self.model)
+            and clickhouse_encodes(self.model, self.plan.source_fields)
         )
 
     def _clickhouse_file(self, member: GroupMember, work_dir: Path) -> LoadFile | None:
@@ -422,6 +423,7 @@ class WindowGroup:
         counter = member.counter
         counter.rows, counter.batches = written.load_file.rows, 1
         counter.low, counter.high = written.low, written.high
+        counter.full_history = written.nulls
         try:
             self._on_rows(member, counter.rows)
         except Cancelled as cancelled:
