@@ -149,7 +149,7 @@ LEGACY_SESSIONS = (
 )
 
 
-def export_both_ways(stage_world: StageWorld, model: str) -> tuple[Result, Result]:
+def export_both_ways(stage_world: StageWorld, model: str, **env: str) -> tuple[Result, Result]:
     """Demo data exported by two exports, through the stage and uploaded from here; their
     tables must be equal, field by field."""
     world = stage_world.world
@@ -158,7 +158,7 @@ def export_both_ways(stage_world: StageWorld, model: str) -> tuple[Result, Resul
         world.chdb("command", LEGACY_SESSIONS)
     stage_world.add_staged("staged", model=model)
     world.add("uploaded", model=model, table="uploaded")
-    staged = world.bqtui("run", "staged")
+    staged = world.bqtui("run", "staged", **env)
     uploaded = world.bqtui("run", "uploaded")
     assert staged.code == 0, staged.err
     assert uploaded.code == 0, uploaded.err
@@ -182,6 +182,22 @@ def test_every_model_through_the_stage_equals_the_upload_path(stage_world: Stage
     assert "encoded here and put" not in staged.err
     assert stage_world.objects() == []
     stage_world.assert_secret_only_in_the_keyring(staged, uploaded)
+
+
+@pytest.mark.parametrize("model", ["events", "sessions"])
+def test_rows_the_host_encodes_are_put_into_the_stage_and_equal_the_upload_path(
+    stage_world: StageWorld, model
+):
+    """``BQTUI_ENCODE=host`` (as for a sessions table without session_id_time): bqtui encodes
+    the group's rows and puts the files into the first window's folder; one load, no leftovers."""
+    staged, uploaded = export_both_ways(stage_world, model, BQTUI_ENCODE="host")
+
+    assert "encoded here into gs://" in staged.err
+    assert "ClickHouse wrote" not in staged.err
+    assert notes_on_ids(staged.err) == notes_on_ids(uploaded.err)
+    (load,) = stage_world.uri_loads()
+    assert len(load["sourceUris"]) == 1
+    assert stage_world.objects() == []
 
 
 def test_events_window_by_window_exactly_once_and_nothing_left(stage_world: StageWorld):
