@@ -143,42 +143,39 @@ def clickhouse_parquet_file(
     return ClickHouseFile(LoadFile(path, metadata.num_rows, path.stat().st_size), low, high, nulls)
 
 
-def footer_nulls(metadata: pq.FileMetaData, column: str | None) -> int:
-    """How many values of the column are NULL, from the row groups' statistics."""
+def _column_statistics(metadata: pq.FileMetaData, column: str | None) -> list[Any]:
+    """The column's statistics in each row group ([] where the file has no such column)."""
     if column is None or metadata.num_row_groups == 0:
-        return 0
+        return []
     first = metadata.row_group(0)
     leaves = [first.column(i).path_in_schema for i in range(first.num_columns)]
     if column not in leaves:
-        return 0
+        return []
     index = leaves.index(column)
-    nulls = 0
-    for group in range(metadata.num_row_groups):
-        stats = metadata.row_group(group).column(index).statistics
-        if stats is None or not stats.has_null_count:
-            raise ValueError(f"The Parquet file has no null count for {column}.")
-        nulls += stats.null_count
-    return nulls
+    statistics = [
+        metadata.row_group(group).column(index).statistics
+        for group in range(metadata.num_row_groups)
+    ]
+    if any(stats is None for stats in statistics):
+        raise ValueError(f"The Parquet file has no statistics for {column}.")
+    return statistics
+
+
+def footer_nulls(metadata: pq.FileMetaData, column: str | None) -> int:
+    """How many values of the column are NULL, from the row groups' statistics."""
+    statistics = _column_statistics(metadata, column)
+    if not all(stats.has_null_count for stats in statistics):
+        raise ValueError(f"The Parquet file has no null count for {column}.")
+    return sum(stats.null_count for stats in statistics)
 
 
 def footer_range(metadata: pq.FileMetaData, column: str | None) -> tuple[Any, Any]:
     """The column's lowest and highest values from the row groups' statistics."""
-    if column is None or metadata.num_row_groups == 0:
+    # A row group without min and max holds only NULLs in the column.
+    bounded = [s for s in _column_statistics(metadata, column) if s.has_min_max]
+    if not bounded:
         return None, None
-    first = metadata.row_group(0)
-    leaves = [first.column(i).path_in_schema for i in range(first.num_columns)]
-    if column not in leaves:
-        return None, None
-    index = leaves.index(column)
-    lows, highs = [], []
-    for group in range(metadata.num_row_groups):
-        stats = metadata.row_group(group).column(index).statistics
-        if stats is None:
-            raise ValueError(f"The Parquet file has no statistics for {column}.")
-        if stats.has_min_max:  # else every value is NULL in this row group
-            lows.append(stats.min)
-            highs.append(stats.max)
-    return (min(lows), max(highs)) if lows else (None, None)
+    return min(s.min for s in bounded), max(s.max for s in bounded)
 
 
 def host_rows_json(
